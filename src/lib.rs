@@ -1,0 +1,38 @@
+//! # journey-spec
+//!
+//! A formal, executable specification of **request journeys** in an LLM serving scheduler: the
+//! lifecycle events a request goes through (`QUEUED`, `SCHEDULED` `FIRST`/`RESUME`,
+//! `PREEMPTED`, `FIRST_TOKEN`, `FINISHED` with a status) as emitted on one OpenTelemetry span
+//! per request by the vLLM fork that introduced journey tracing.
+//!
+//! The crate is built in layers, with dependencies pointing one way:
+//!
+//! - [`model`]: the pure specification. A lifecycle state machine written as one transition
+//!   table, the rule catalogue `R1` … `R14`, and checkers that turn events into verdicts. No
+//!   I/O, no clock, no OpenTelemetry; reusable by anyone as a test oracle.
+//! - [`wire`]: the wire format — attribute keys and the conversion between model events and
+//!   span event attributes.
+//!
+//! # Checking a journey
+//!
+//! ```
+//! use journey_spec::model::*;
+//!
+//! let p = Progress::new(32, 4);
+//! let after_prefill = Progress { prefill_done: 32, decode_done: 1, ..p };
+//! let journey = [
+//!     JourneyEvent::new(Label::Queued, Step(0), p, 0),
+//!     JourneyEvent::new(Label::Scheduled(ScheduleKind::First), Step(1), p, 0),
+//!     JourneyEvent::new(Label::FirstToken, Step(1), after_prefill, 0),
+//!     JourneyEvent::new(Label::Finished(FinishStatus::Stopped), Step(1), after_prefill, 0),
+//! ];
+//! assert_eq!(check_journey("r1", SpanInfo::default(), &journey), Verdict::Conforming);
+//! ```
+//!
+//! The specification itself is `SPEC.md`; rule ids in the documentation refer to its §5.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod model;
+pub mod wire;

@@ -1,0 +1,145 @@
+//! Rules across the journeys of one scheduler instance (R13, R14).
+//!
+//! A trace file may hold the journeys of several scheduler instances; the caller decides which
+//! journeys belong together (the `journey` command groups them by resource) and feeds each
+//! instance to its own [`InstanceChecker`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::checker::{SpanInfo, Violation};
+use super::event::{EventKind, JourneyEvent, RequestId, Step};
+use super::rules::RuleId;
+
+/// Where an event is: journey (index into the checker's journeys) and event index.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    journey: usize,
+    event: usize,
+    ts: f64,
+}
+
+/// Checks rules R13 and R14 over all journeys of one scheduler instance.
+///
+/// ```
+/// use journey_spec::model::*;
+/// let p = Progress::new(8, 4);
+/// let mut instance = InstanceChecker::new();
+/// // r1 is preempted in step 3, then r2 is admitted later in the same step: R13.
+/// instance.add_journey("r1", SpanInfo::default(), &[
+///     JourneyEvent::new(Label::Preempted, Step(3), p, 1).at(1.0),
+/// ]);
+/// instance.add_journey("r2", SpanInfo::default(), &[
+///     JourneyEvent::new(Label::Scheduled(ScheduleKind::First), Step(3), p, 0).at(2.0),
+/// ]);
+/// let violations = instance.finish();
+/// assert_eq!(violations[0].rule, RuleId::NoAdmissionAfterPreemption);
+/// assert_eq!(violations[0].request_id.as_str(), "r2");
+/// ```
+#[derive(Debug, Default)]
+pub struct InstanceChecker {
+    journeys: Vec<(RequestId, SpanInfo)>,
+    /// The earliest PREEMPTED of each step.
+    first_preempted: BTreeMap<Step, At>,
+    /// Every SCHEDULED event.
+    scheduled: Vec<(Step, At)>,
+}
+
+impl InstanceChecker {
+    /// An empty instance.
+    pub fn new() -> InstanceChecker {
+        InstanceChecker::default()
+    }
+
+    /// Adds one journey of this instance.
+    pub fn add_journey(&mut self, request_id: impl Into<RequestId>, span: SpanInfo, events: &[JourneyEvent]) {
+        let journey = self.journeys.len();
+        self.journeys.push((request_id.into(), span));
+        for (event, e) in events.iter().enumerate() {
+            let at = At { journey, event, ts: e.ts_monotonic };
+            match e.kind {
+                EventKind::Preempted => {
+                    let slot = self.first_preempted.entry(e.step).or_insert(at);
+                    if at.ts < slot.ts {
+                        *slot = at;
+                    }
+                }
+                EventKind::Scheduled => self.scheduled.push((e.step, at)),
+                EventKind::Queued | EventKind::FirstToken | EventKind::Finished => {}
+            }
+        }
+    }
+
+    /// How many journeys were added.
+    pub fn len(&self) -> usize {
+        self.journeys.len()
+    }
+
+    /// Whether no journey was added.
+    pub fn is_empty(&self) -> bool {
+        self.journeys.is_empty()
+    }
+
+    /// Checks R13 and R14 and returns every violation, ordered by rule, then journey, then event.
+    pub fn finish(self) -> Vec<Violation> {
+        let mut late = Vec::new();
+        for (step, at) in &self.scheduled {
+            if let Some(p) = self.first_preempted.get(step)
+                && at.ts > p.ts
+            {
+                let (pid, _) = &self.journeys[p.journey];
+                late.push((at.journey, Violation {
+                        rule: RuleId::NoAdmissionAfterPreemption,
+                        request_id: self.journeys[at.journey].0.clone(),
+                        event_index: at.event,
+                        message: format!(
+                            "SCHEDULED at step {step}, t={}, after request {:?} was PREEMPTED in the same step (event #{}, t={})",
+                            at.ts, pid.as_str(), p.event, p.ts
+                        ),
+                    }));
+            }
+        }
+        late.sort_by_key(|(journey, v)| (*journey, v.event_index));
+        let mut out: Vec<Violation> = late.into_iter().map(|(_, v)| v).collect();
+        out.extend(self.overlapping_ids());
+        out
+    }
+
+    /// R14: spans with the same request id whose lifetimes overlap.
+    fn overlapping_ids(&self) -> Vec<Violation> {
+        let mut by_id: HashMap<&RequestId, Vec<(u64, u64, usize)>> = HashMap::new();
+        for (i, (id, span)) in self.journeys.iter().enumerate() {
+            if let (Some(start), Some(end)) = (span.start_unix_nano, span.end_unix_nano) {
+                by_id.entry(id).or_default().push((start, end, i));
+            }
+        }
+        let mut out = Vec::new();
+        for (id, mut spans) in by_id {
+            if spans.len() < 2 {
+                continue;
+            }
+            spans.sort_unstable();
+            let mut latest_end = spans[0];
+            for &(start, end, i) in &spans[1..] {
+                if start < latest_end.1 {
+                    out.push((
+                        i,
+                        Violation {
+                            rule: RuleId::UniqueLiveIds,
+                            request_id: id.clone(),
+                            event_index: 0,
+                            message: format!(
+                                "a span for request {:?} starts at {start} ns while another span for it (journey {}) is live until {} ns",
+                                id.as_str(), latest_end.2, latest_end.1
+                            ),
+                        },
+                    ));
+                }
+                if end > latest_end.1 {
+                    latest_end = (start, end, i);
+                }
+            }
+        }
+        out.sort_by_key(|(i, _)| *i);
+        out.into_iter().map(|(_, v)| v).collect()
+    }
+}

@@ -1,0 +1,348 @@
+//! The wire format of `SPEC.md` §3: attribute keys, and the conversion between
+//! [`JourneyEvent`]s and the attributes of a `journey.<KIND>` span event.
+//!
+//! This module knows the keys and their types, not OpenTelemetry itself: attribute values are
+//! given as [`WireValue`]s, which the emitter turns into OpenTelemetry values and the trace
+//! reader makes from OTLP JSON. Encoding and decoding share the [`keys`], so the two cannot
+//! drift apart.
+//!
+//! ```
+//! use journey_spec::model::*;
+//! use journey_spec::wire;
+//!
+//! let ev = JourneyEvent::new(Label::Queued, Step(0), Progress::new(10, 5), 0).at(3.5).wall(1_000);
+//! let attrs: Vec<_> = wire::encode(&ev).collect();
+//! let back = wire::decode(ev.name(), ev.time_unix_nano, attrs.iter().copied()).unwrap();
+//! assert_eq!(back, ev);
+//! ```
+
+use crate::model::{
+    EventKind, FinishStatus, JourneyChecker, JourneyEvent, Phase, Progress, RuleId, ScheduleKind, Step, Violation,
+};
+
+/// Attribute keys and names of the wire format (`SPEC.md` §3), shared by the emitter and the
+/// decoder.
+pub mod keys {
+    /// The core span's name.
+    pub const SPAN_NAME: &str = "llm_core";
+    /// The instrumentation scope of the fork's scheduler tracer.
+    pub const SCOPE_NAME: &str = "vllm.scheduler";
+    /// Span attribute: the request id.
+    pub const REQUEST_ID: &str = "gen_ai.request.id";
+    /// Prefix of every journey event name.
+    pub const EVENT_PREFIX: &str = "journey.";
+    /// The event kind, equal to the name's suffix (string).
+    pub const EVENT_TYPE: &str = "event.type";
+    /// Monotonic clock in seconds (double).
+    pub const TS_MONOTONIC: &str = "ts.monotonic";
+    /// Monotonic clock in nanoseconds (int), written by later versions of the fork; optional.
+    pub const TS_MONOTONIC_NS: &str = "ts.monotonic_ns";
+    /// The scheduler step (int).
+    pub const SCHEDULER_STEP: &str = "scheduler.step";
+    /// `WAITING`, `PREFILL` or `DECODE` (string).
+    pub const PHASE: &str = "phase";
+    /// Prompt tokens processed, a high-water mark (int).
+    pub const PREFILL_DONE: &str = "prefill.done_tokens";
+    /// Prompt length (int).
+    pub const PREFILL_TOTAL: &str = "prefill.total_tokens";
+    /// Output tokens so far (int).
+    pub const DECODE_DONE: &str = "decode.done_tokens";
+    /// Generation cap (int).
+    pub const DECODE_MAX: &str = "decode.max_tokens";
+    /// Preemptions so far (int).
+    pub const NUM_PREEMPTIONS: &str = "num_preemptions";
+    /// `FIRST` or `RESUME`, on SCHEDULED only (string).
+    pub const SCHEDULE_KIND: &str = "schedule.kind";
+    /// The finish status, on FINISHED only (string).
+    pub const FINISH_STATUS: &str = "finish.status";
+
+    /// The nine attributes every journey event carries.
+    pub const MANDATORY: [&str; 9] = [
+        EVENT_TYPE,
+        TS_MONOTONIC,
+        SCHEDULER_STEP,
+        PHASE,
+        PREFILL_DONE,
+        PREFILL_TOTAL,
+        DECODE_DONE,
+        DECODE_MAX,
+        NUM_PREEMPTIONS,
+    ];
+}
+
+/// An attribute value as the wire carries it, borrowed from wherever it was read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WireValue<'a> {
+    /// A string.
+    Str(&'a str),
+    /// A 64-bit integer.
+    Int(i64),
+    /// A double.
+    Double(f64),
+    /// A boolean.
+    Bool(bool),
+    /// Any other type (array, bytes, map, empty), named for error messages.
+    Other(&'static str),
+}
+
+impl WireValue<'_> {
+    fn type_name(&self) -> &'static str {
+        match self {
+            WireValue::Str(_) => "string",
+            WireValue::Int(_) => "int",
+            WireValue::Double(_) => "double",
+            WireValue::Bool(_) => "bool",
+            WireValue::Other(t) => t,
+        }
+    }
+}
+
+/// Why an event could not be decoded: the rule it breaks (R5, or R4 for a qualifier outside its
+/// set) and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{rule}: {message}")]
+pub struct DecodeError {
+    /// [`RuleId::WellFormed`] or [`RuleId::Qualifiers`].
+    pub rule: RuleId,
+    /// What was wrong, naming the attribute.
+    pub message: String,
+}
+
+fn malformed(message: String) -> DecodeError {
+    DecodeError { rule: RuleId::WellFormed, message }
+}
+
+/// The kind named by a span event name, `None` when the name is not a journey event at all
+/// (does not start with `journey.`).
+///
+/// A name such as `journey.DEPARTED` is a journey event of an unknown kind: `Some(Err(..))`.
+pub fn kind_of_name(name: &str) -> Option<Result<EventKind, DecodeError>> {
+    let suffix = name.strip_prefix(keys::EVENT_PREFIX)?;
+    Some(suffix.parse().map_err(|_| malformed(format!("unknown journey event name {name:?}"))))
+}
+
+/// The attributes of `event`, in the fork's order: the nine mandatory ones, then
+/// `schedule.kind` and `finish.status` when present.
+pub fn encode(event: &JourneyEvent) -> impl Iterator<Item = (&'static str, WireValue<'static>)> + use<> {
+    let p = event.progress;
+    let int = |v: u64| WireValue::Int(i64::try_from(v).unwrap_or(i64::MAX));
+    [
+        (keys::EVENT_TYPE, WireValue::Str(event.kind.as_str())),
+        (keys::TS_MONOTONIC, WireValue::Double(event.ts_monotonic)),
+        (keys::SCHEDULER_STEP, int(event.step.0)),
+        (keys::PHASE, WireValue::Str(event.phase.as_str())),
+        (keys::PREFILL_DONE, int(p.prefill_done)),
+        (keys::PREFILL_TOTAL, int(p.prefill_total)),
+        (keys::DECODE_DONE, int(p.decode_done)),
+        (keys::DECODE_MAX, int(p.decode_max)),
+        (keys::NUM_PREEMPTIONS, int(event.num_preemptions)),
+    ]
+    .into_iter()
+    .chain(event.schedule_kind.map(|k| (keys::SCHEDULE_KIND, WireValue::Str(k.as_str()))))
+    .chain(event.finish_status.map(|s| (keys::FINISH_STATUS, WireValue::Str(s.as_str()))))
+}
+
+/// Decodes a `journey.<KIND>` span event.
+///
+/// Unknown attributes are ignored (later versions of the format add some). `ts.monotonic_ns`
+/// (int) stands in for `ts.monotonic` when only it is present. Errors name the first problem:
+/// a wrong name, a missing or mistyped mandatory attribute, a negative counter, an
+/// `event.type` that differs from the name, or (R4) a qualifier outside its set.
+pub fn decode<'a>(
+    name: &str,
+    time_unix_nano: Option<u64>,
+    attributes: impl IntoIterator<Item = (&'a str, WireValue<'a>)>,
+) -> Result<JourneyEvent, DecodeError> {
+    let kind = match kind_of_name(name) {
+        Some(k) => k?,
+        None => return Err(malformed(format!("{name:?} is not a journey event name"))),
+    };
+    let mut slots: [Option<WireValue<'a>>; 12] = [None; 12];
+    const KEYS: [&str; 12] = [
+        keys::EVENT_TYPE,
+        keys::TS_MONOTONIC,
+        keys::SCHEDULER_STEP,
+        keys::PHASE,
+        keys::PREFILL_DONE,
+        keys::PREFILL_TOTAL,
+        keys::DECODE_DONE,
+        keys::DECODE_MAX,
+        keys::NUM_PREEMPTIONS,
+        keys::SCHEDULE_KIND,
+        keys::FINISH_STATUS,
+        keys::TS_MONOTONIC_NS,
+    ];
+    for (key, value) in attributes {
+        if let Some(i) = KEYS.iter().position(|k| *k == key) {
+            if slots[i].is_some() {
+                return Err(malformed(format!("attribute {key} appears twice")));
+            }
+            slots[i] = Some(value);
+        }
+    }
+    let [event_type, ts, step, phase, pd, pt, dd, dm, np, sk, fs, ts_ns] = slots;
+
+    let event_type = string(keys::EVENT_TYPE, event_type)?;
+    if event_type != kind.as_str() {
+        return Err(malformed(format!("event.type {event_type:?} differs from the name {name:?}")));
+    }
+    let ts_monotonic = match (ts, ts_ns) {
+        (Some(WireValue::Double(t)), _) if t.is_finite() => t,
+        (Some(WireValue::Double(t)), _) => return Err(malformed(format!("ts.monotonic is {t}"))),
+        (Some(other), _) => return Err(wrong_type(keys::TS_MONOTONIC, "double", &other)),
+        (None, Some(WireValue::Int(ns))) if ns >= 0 => ns as f64 / 1e9,
+        (None, Some(other)) => return Err(wrong_type(keys::TS_MONOTONIC_NS, "non-negative int", &other)),
+        (None, None) => return Err(missing(keys::TS_MONOTONIC)),
+    };
+    let phase_str = string(keys::PHASE, phase)?;
+    let phase: Phase =
+        phase_str.parse().map_err(|_| malformed(format!("phase {phase_str:?} is not WAITING, PREFILL or DECODE")))?;
+    let progress = Progress {
+        prefill_done: count(keys::PREFILL_DONE, pd)?,
+        prefill_total: count(keys::PREFILL_TOTAL, pt)?,
+        decode_done: count(keys::DECODE_DONE, dd)?,
+        decode_max: count(keys::DECODE_MAX, dm)?,
+    };
+    let step = Step(count(keys::SCHEDULER_STEP, step)?);
+    let num_preemptions = count(keys::NUM_PREEMPTIONS, np)?;
+    let schedule_kind = qualifier::<ScheduleKind>(keys::SCHEDULE_KIND, sk)?;
+    let finish_status = qualifier::<FinishStatus>(keys::FINISH_STATUS, fs)?;
+    Ok(JourneyEvent {
+        kind,
+        step,
+        ts_monotonic,
+        phase,
+        progress,
+        num_preemptions,
+        schedule_kind,
+        finish_status,
+        time_unix_nano,
+    })
+}
+
+/// Decodes one span event and feeds it to `checker`: the decoded event, or the violation — of
+/// the decoder (R5, R4) or of the checker.
+pub fn push<'a>(
+    checker: &mut JourneyChecker,
+    name: &str,
+    time_unix_nano: Option<u64>,
+    attributes: impl IntoIterator<Item = (&'a str, WireValue<'a>)>,
+) -> Result<JourneyEvent, Violation> {
+    match decode(name, time_unix_nano, attributes) {
+        Ok(event) => checker.push(&event).map(|()| event),
+        Err(e) => Err(checker.push_unreadable(e.rule, e.message)),
+    }
+}
+
+fn missing(key: &str) -> DecodeError {
+    malformed(format!("mandatory attribute {key} is missing"))
+}
+
+fn wrong_type(key: &str, expected: &str, found: &WireValue<'_>) -> DecodeError {
+    malformed(format!("attribute {key} is a {}, expected {expected}", found.type_name()))
+}
+
+fn string<'a>(key: &str, v: Option<WireValue<'a>>) -> Result<&'a str, DecodeError> {
+    match v {
+        Some(WireValue::Str(s)) => Ok(s),
+        Some(other) => Err(wrong_type(key, "string", &other)),
+        None => Err(missing(key)),
+    }
+}
+
+fn count(key: &str, v: Option<WireValue<'_>>) -> Result<u64, DecodeError> {
+    match v {
+        Some(WireValue::Int(i)) => {
+            u64::try_from(i).map_err(|_| malformed(format!("attribute {key} is negative ({i})")))
+        }
+        Some(other) => Err(wrong_type(key, "int", &other)),
+        None => Err(missing(key)),
+    }
+}
+
+/// An optional qualifier: absent is fine (the checker decides whether it should be there), a
+/// value outside the set breaks R4, a wrong type R5.
+fn qualifier<T: std::str::FromStr<Err = crate::model::UnknownValue>>(
+    key: &str,
+    v: Option<WireValue<'_>>,
+) -> Result<Option<T>, DecodeError> {
+    match v {
+        None => Ok(None),
+        Some(WireValue::Str(s)) => s.parse().map(Some).map_err(|e: crate::model::UnknownValue| DecodeError {
+            rule: RuleId::Qualifiers,
+            message: format!("{key}: {e}"),
+        }),
+        Some(other) => Err(wrong_type(key, "string", &other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Label, ScheduleKind};
+
+    fn sample() -> JourneyEvent {
+        JourneyEvent::new(Label::Scheduled(ScheduleKind::Resume), Step(7), Progress::new(100, 10), 2).at(1.25)
+    }
+
+    #[test]
+    fn round_trip() {
+        let ev = sample();
+        let attrs: Vec<_> = encode(&ev).collect();
+        assert_eq!(attrs.len(), 10);
+        assert_eq!(decode(ev.name(), None, attrs).unwrap(), ev);
+    }
+
+    #[test]
+    fn each_mandatory_attribute_is_required() {
+        let ev = sample();
+        for key in keys::MANDATORY {
+            let attrs = encode(&ev).filter(|(k, _)| *k != key);
+            let err = decode(ev.name(), None, attrs).unwrap_err();
+            assert_eq!(err.rule, RuleId::WellFormed, "{key}");
+            assert!(err.message.contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn monotonic_ns_stands_in_for_seconds() {
+        let ev = sample();
+        let attrs = encode(&ev)
+            .filter(|(k, _)| *k != keys::TS_MONOTONIC)
+            .chain([(keys::TS_MONOTONIC_NS, WireValue::Int(2_500_000_000))]);
+        assert_eq!(decode(ev.name(), None, attrs).unwrap().ts_monotonic, 2.5);
+    }
+
+    #[test]
+    fn wrong_types_negative_counts_and_unknown_values() {
+        let ev = sample();
+        let with = |key: &'static str, v: WireValue<'static>| {
+            let attrs = encode(&ev).map(move |(k, old)| (k, if k == key { v } else { old }));
+            decode(ev.name(), None, attrs)
+        };
+        assert_eq!(with(keys::SCHEDULER_STEP, WireValue::Str("7")).unwrap_err().rule, RuleId::WellFormed);
+        assert_eq!(with(keys::SCHEDULER_STEP, WireValue::Int(-1)).unwrap_err().rule, RuleId::WellFormed);
+        assert_eq!(with(keys::TS_MONOTONIC, WireValue::Int(1)).unwrap_err().rule, RuleId::WellFormed);
+        assert_eq!(with(keys::TS_MONOTONIC, WireValue::Double(f64::NAN)).unwrap_err().rule, RuleId::WellFormed);
+        assert_eq!(with(keys::PHASE, WireValue::Str("prefill")).unwrap_err().rule, RuleId::WellFormed);
+        assert_eq!(with(keys::EVENT_TYPE, WireValue::Str("QUEUED")).unwrap_err().rule, RuleId::WellFormed);
+        assert_eq!(with(keys::SCHEDULE_KIND, WireValue::Str("LATER")).unwrap_err().rule, RuleId::Qualifiers);
+        assert!(decode("journey.DEPARTED", None, encode(&ev)).is_err());
+        assert!(decode("exception", None, encode(&ev)).is_err());
+        assert_eq!(kind_of_name("exception"), None);
+    }
+
+    #[test]
+    fn duplicate_attribute_is_malformed() {
+        let ev = sample();
+        let attrs = encode(&ev).chain([(keys::PHASE, WireValue::Str("PREFILL"))]);
+        assert_eq!(decode(ev.name(), None, attrs).unwrap_err().rule, RuleId::WellFormed);
+    }
+
+    #[test]
+    fn unknown_attributes_are_ignored() {
+        let ev = sample();
+        let attrs = encode(&ev).chain([("step.batch_size", WireValue::Int(3))]);
+        assert_eq!(decode(ev.name(), None, attrs).unwrap(), ev);
+    }
+}
