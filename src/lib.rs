@@ -12,6 +12,8 @@
 //!   I/O, no clock, no OpenTelemetry; reusable by anyone as a test oracle.
 //! - [`wire`]: the wire format — attribute keys and the conversion between model events and
 //!   span event attributes.
+//! - `otel` (feature `otlp`): OTLP JSON in and out — journeys read from OpenTelemetry Collector
+//!   files, spans written as OTLP JSON Lines.
 //!
 //! # Checking a journey
 //!
@@ -35,4 +37,6 @@
 #![forbid(unsafe_code)]
 
 pub mod model;
+#[cfg(feature = "otlp")]
+pub mod otel;
 pub mod wire;
