@@ -1,0 +1,89 @@
+//! The waiting queue under both policies.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use super::config::Policy;
+use super::request::Handle;
+
+/// Requests waiting to be admitted, in admission order.
+///
+/// - fcfs: a deque; new requests join the back, preempted ones the front.
+/// - priority: ordered by `(priority, arrival)`, lower first; preempted requests simply rejoin
+///   at their place (a priority queue has no front to prepend to, as in vLLM). Arrival numbers
+///   are unique, so the id tie-break of `SPEC.md` §6 is never needed.
+#[derive(Debug, Clone)]
+pub(crate) enum WaitingQueue {
+    Fcfs(VecDeque<Handle>),
+    Priority(BTreeSet<(i64, u64, Handle)>),
+}
+
+impl WaitingQueue {
+    pub(crate) fn new(policy: Policy) -> WaitingQueue {
+        match policy {
+            Policy::Fcfs => WaitingQueue::Fcfs(VecDeque::new()),
+            Policy::Priority => WaitingQueue::Priority(BTreeSet::new()),
+        }
+    }
+
+    /// A new request joins the queue.
+    pub(crate) fn push_back(&mut self, h: Handle, priority: i64, arrival: u64) {
+        match self {
+            WaitingQueue::Fcfs(q) => q.push_back(h),
+            WaitingQueue::Priority(q) => {
+                q.insert((priority, arrival, h));
+            }
+        }
+    }
+
+    /// A preempted request rejoins the queue.
+    pub(crate) fn push_front(&mut self, h: Handle, priority: i64, arrival: u64) {
+        match self {
+            WaitingQueue::Fcfs(q) => q.push_front(h),
+            WaitingQueue::Priority(q) => {
+                q.insert((priority, arrival, h));
+            }
+        }
+    }
+
+    /// The next request to admit.
+    pub(crate) fn peek(&self) -> Option<Handle> {
+        match self {
+            WaitingQueue::Fcfs(q) => q.front().copied(),
+            WaitingQueue::Priority(q) => q.first().map(|e| e.2),
+        }
+    }
+
+    /// Removes the next request to admit.
+    pub(crate) fn pop(&mut self) -> Option<Handle> {
+        match self {
+            WaitingQueue::Fcfs(q) => q.pop_front(),
+            WaitingQueue::Priority(q) => q.pop_first().map(|e| e.2),
+        }
+    }
+
+    /// Removes `h` wherever it is (an abort of a waiting request). O(n) under fcfs.
+    pub(crate) fn remove(&mut self, h: Handle, priority: i64, arrival: u64) -> bool {
+        match self {
+            WaitingQueue::Fcfs(q) => match q.iter().position(|x| *x == h) {
+                Some(i) => q.remove(i).is_some(),
+                None => false,
+            },
+            WaitingQueue::Priority(q) => q.remove(&(priority, arrival, h)),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            WaitingQueue::Fcfs(q) => q.len(),
+            WaitingQueue::Priority(q) => q.len(),
+        }
+    }
+
+    /// The queue in admission order.
+    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = Handle> + '_> {
+        match self {
+            WaitingQueue::Fcfs(q) => Box::new(q.iter().copied()),
+            WaitingQueue::Priority(q) => Box::new(q.iter().map(|e| e.2)),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Requests as the scheduler holds them, and the handles that name them.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::model::{FinishStatus, RequestId};
+
+use super::kv::BlockId;
+
+/// A live request's place in the scheduler: a slot index and the generation of that slot, so a
+/// handle kept after its request finished never names a newer request that reused the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Handle {
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+}
+
+impl Handle {
+    /// The slot index (dense, reused after a request finishes).
+    pub fn slot(self) -> usize {
+        self.slot as usize
+    }
+}
+
+/// W3C trace context headers of a request, whose span becomes the parent of its core span.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct TraceHeaders {
+    /// `traceparent`, e.g. `00-<32 hex>-<16 hex>-01`.
+    pub traceparent: String,
+    /// `tracestate`, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
+}
+
+/// A request to add to the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRequest {
+    /// Its id; must not be live already.
+    pub id: RequestId,
+    /// Prompt length in tokens (at least 1, below `max_model_len`).
+    pub prompt_len: u64,
+    /// Generation cap (at least 1).
+    pub max_tokens: u64,
+    /// Priority under the `priority` policy: lower values first.
+    pub priority: i64,
+    /// Whether EOS tokens are ignored (then only the caps end the request naturally).
+    pub ignore_eos: bool,
+    /// Trace context of the caller, if any.
+    pub trace: Option<TraceHeaders>,
+}
+
+impl NewRequest {
+    /// A request with priority 0, EOS honoured and no trace context.
+    pub fn new(id: impl Into<RequestId>, prompt_len: u64, max_tokens: u64) -> NewRequest {
+        NewRequest { id: id.into(), prompt_len, max_tokens, priority: 0, ignore_eos: false, trace: None }
+    }
+
+    /// Sets the priority.
+    pub fn priority(mut self, priority: i64) -> NewRequest {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the trace context.
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> NewRequest {
+        self.trace = Some(TraceHeaders { traceparent: traceparent.into(), tracestate: None });
+        self
+    }
+}
+
+/// Where a live request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// In the waiting queue, never run.
+    Waiting,
+    /// In the running list.
+    Running,
+    /// Back in the waiting queue after a preemption.
+    Preempted,
+}
+
+/// How a request is ended from outside the model's tokens (`finish_requests`). Natural
+/// statuses (`stopped`, `length`) come only from tokens and caps, so they are not here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    /// The client aborted.
+    Aborted,
+    /// The engine failed the request.
+    Error,
+    /// The request was ignored.
+    Ignored,
+}
+
+impl FinishReason {
+    /// All reasons.
+    pub const ALL: [FinishReason; 3] = [FinishReason::Aborted, FinishReason::Error, FinishReason::Ignored];
+}
+
+impl From<FinishReason> for FinishStatus {
+    fn from(r: FinishReason) -> FinishStatus {
+        match r {
+            FinishReason::Aborted => FinishStatus::Aborted,
+            FinishReason::Error => FinishStatus::Error,
+            FinishReason::Ignored => FinishStatus::Ignored,
+        }
+    }
+}
+
+impl fmt::Display for FinishReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        FinishStatus::from(*self).fmt(f)
+    }
+}
+
+/// A live request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub(crate) id: Arc<str>,
+    pub(crate) prompt_len: u64,
+    pub(crate) max_tokens: u64,
+    pub(crate) priority: i64,
+    pub(crate) arrival: u64,
+    pub(crate) ignore_eos: bool,
+    pub(crate) status: Status,
+    pub(crate) num_computed: u64,
+    pub(crate) num_output: u64,
+    pub(crate) num_preemptions: u64,
+    pub(crate) blocks: Vec<BlockId>,
+    pub(crate) trace: Option<TraceHeaders>,
+}
+
+impl Request {
+    /// The request id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The request id, shared.
+    pub fn shared_id(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    /// Prompt length.
+    pub fn prompt_len(&self) -> u64 {
+        self.prompt_len
+    }
+
+    /// Generation cap.
+    pub fn max_tokens(&self) -> u64 {
+        self.max_tokens
+    }
+
+    /// Priority (lower first under the priority policy).
+    pub fn priority(&self) -> i64 {
+        self.priority
+    }
+
+    /// Arrival order: 0 for the first request ever added.
+    pub fn arrival(&self) -> u64 {
+        self.arrival
+    }
+
+    /// Where the request is.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Tokens whose KV entries are computed (reset to 0 by a preemption).
+    pub fn num_computed(&self) -> u64 {
+        self.num_computed
+    }
+
+    /// Output tokens so far (kept across preemption).
+    pub fn num_output(&self) -> u64 {
+        self.num_output
+    }
+
+    /// Known tokens: prompt plus outputs.
+    pub fn num_tokens(&self) -> u64 {
+        self.prompt_len + self.num_output
+    }
+
+    /// Preemptions so far.
+    pub fn num_preemptions(&self) -> u64 {
+        self.num_preemptions
+    }
+
+    /// KV blocks held.
+    pub fn blocks(&self) -> &[BlockId] {
+        &self.blocks
+    }
+
+    /// The trace context given at add time.
+    pub fn trace(&self) -> Option<&TraceHeaders> {
+        self.trace.as_ref()
+    }
+}

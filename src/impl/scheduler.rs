@@ -1,0 +1,681 @@
+//! The continuous-batching scheduler with vLLM v1 semantics (`SPEC.md` §6).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::model::{FinishStatus, RequestId, ScheduleKind, Step};
+
+use super::config::{ConfigError, Policy, SchedulerConfig};
+use super::hooks::Hooks;
+use super::kv::BlockPool;
+use super::queue::WaitingQueue;
+use super::request::{FinishReason, Handle, NewRequest, Request, Status};
+
+/// Why a request was not added. The scheduler is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddError {
+    /// A live request already has this id.
+    #[error("request {id:?} is already live")]
+    DuplicateId {
+        /// The id.
+        id: RequestId,
+    },
+    /// `prompt_len` is 0.
+    #[error("request {id:?} has an empty prompt")]
+    EmptyPrompt {
+        /// The id.
+        id: RequestId,
+    },
+    /// `prompt_len` is not below `max_model_len`.
+    #[error("request {id:?} has a prompt of {prompt_len} tokens; max_model_len is {max_model_len}")]
+    PromptTooLong {
+        /// The id.
+        id: RequestId,
+        /// Its prompt length.
+        prompt_len: u64,
+        /// The configured limit.
+        max_model_len: u64,
+    },
+    /// `max_tokens` is 0.
+    #[error("request {id:?} has max_tokens 0")]
+    ZeroMaxTokens {
+        /// The id.
+        id: RequestId,
+    },
+    /// The request at its longest would need more KV blocks than the cache has, so it could
+    /// never finish.
+    #[error("request {id:?} needs up to {needed} KV blocks; the cache has {available}")]
+    CannotFit {
+        /// The id.
+        id: RequestId,
+        /// Blocks needed for `min(prompt_len + max_tokens, max_model_len)` tokens.
+        needed: usize,
+        /// Blocks in the cache.
+        available: usize,
+    },
+}
+
+/// A request that got tokens in a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scheduled {
+    /// The request.
+    pub handle: Handle,
+    /// Tokens scheduled for it in this step.
+    pub tokens: u64,
+    /// Set when the request was admitted in this step: `First` from the queue, `Resume` after a
+    /// preemption. `None` for a request that was already running.
+    pub admitted: Option<ScheduleKind>,
+}
+
+/// What one `schedule()` call decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepOutput {
+    /// The step (the counter after its increment).
+    pub step: Step,
+    /// Requests given tokens, in vLLM's order: running requests in running order, then
+    /// admissions in queue order.
+    pub scheduled: Vec<Scheduled>,
+    /// Requests preempted in this step, in preemption order.
+    pub preempted: Vec<Handle>,
+    /// Sum of `scheduled[..].tokens`.
+    pub total_tokens: u64,
+}
+
+/// A request that left the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// Its handle (stale from now on).
+    pub handle: Handle,
+    /// Its id.
+    pub id: Arc<str>,
+    /// How it finished.
+    pub status: FinishStatus,
+    /// The step its FINISHED event carries.
+    pub step: Step,
+}
+
+/// What `update_from_output` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpdateOutput {
+    /// The step whose tokens these are.
+    pub step: Step,
+    /// Requests that received a token, in scheduled order, with `true` for their first token.
+    pub sampled: Vec<(Handle, bool)>,
+    /// Requests that stopped (EOS, `max_tokens`, `max_model_len`).
+    pub finished: Vec<Finished>,
+}
+
+/// A broken scheduler invariant (a bug in the scheduler, reported by
+/// [`Scheduler::check_invariants`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("scheduler invariant broken at step {step}: {what}")]
+pub struct InvariantError {
+    /// The step counter when the check ran.
+    pub step: u64,
+    /// What was wrong.
+    pub what: String,
+}
+
+/// The reference scheduler: vLLM v1's `schedule()` / `update_from_output()` / `finish_requests()`
+/// on a synchronous engine, with recompute preemption and fcfs or priority policy.
+///
+/// The scheduler has no clock and no randomness: the same calls give the same outputs. Time
+/// enters only through the optional emitter's clocks.
+///
+/// ```
+/// use journey_spec::r#impl::{NewRequest, Scheduler, SchedulerConfig};
+///
+/// let mut s = Scheduler::new(SchedulerConfig::default())?;
+/// s.add_request(NewRequest::new("r1", 20, 2))?;
+/// let out = s.schedule();
+/// assert_eq!((out.step.0, out.total_tokens), (1, 20));
+/// s.update_from_output(|_| false); // first token
+/// s.schedule();
+/// let upd = s.update_from_output(|_| false); // second token: max_tokens reached
+/// assert_eq!(upd.finished[0].status.as_str(), "length");
+/// assert_eq!(s.num_live(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Scheduler {
+    config: SchedulerConfig,
+    /// `schedule()` calls so far.
+    step: u64,
+    slots: Vec<Slot>,
+    free_slots: Vec<u32>,
+    by_id: HashMap<Arc<str>, Handle>,
+    waiting: WaitingQueue,
+    running: Vec<Handle>,
+    pool: BlockPool,
+    next_arrival: u64,
+    /// Requests finished since the last `schedule()` (vLLM's `finished_req_ids`, which the next
+    /// `schedule()` reports to the workers and clears).
+    unreported_finishes: usize,
+    out: StepOutput,
+    update: UpdateOutput,
+    finished: Vec<Finished>,
+    reset_preempted: Vec<Handle>,
+    pub(crate) hooks: Hooks,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    generation: u32,
+    request: Option<Request>,
+}
+
+/// The live request behind `h` in `slots` (a free function, so that callers can borrow other
+/// fields of the scheduler at the same time).
+fn live_mut(slots: &mut [Slot], h: Handle) -> Option<&mut Request> {
+    slots.get_mut(h.slot()).filter(|s| s.generation == h.generation).and_then(|s| s.request.as_mut())
+}
+
+impl Scheduler {
+    /// A scheduler with a validated configuration and no tracing.
+    pub fn new(config: SchedulerConfig) -> Result<Scheduler, ConfigError> {
+        config.validate()?;
+        Ok(Scheduler {
+            config,
+            step: 0,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            by_id: HashMap::new(),
+            waiting: WaitingQueue::new(config.policy),
+            running: Vec::with_capacity(config.max_num_seqs),
+            pool: BlockPool::new(config.num_blocks),
+            next_arrival: 0,
+            unreported_finishes: 0,
+            out: StepOutput::default(),
+            update: UpdateOutput::default(),
+            finished: Vec::new(),
+            reset_preempted: Vec::new(),
+            hooks: Hooks::default(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.config
+    }
+
+    /// The step counter: `schedule()` calls so far.
+    pub fn step(&self) -> Step {
+        Step(self.step)
+    }
+
+    /// The live request behind `h`, if it is still live.
+    pub fn request(&self, h: Handle) -> Option<&Request> {
+        self.slots.get(h.slot()).filter(|s| s.generation == h.generation).and_then(|s| s.request.as_ref())
+    }
+
+    /// The handle of the live request `id`.
+    pub fn handle(&self, id: &str) -> Option<Handle> {
+        self.by_id.get(id).copied()
+    }
+
+    /// Live requests: waiting, running or preempted.
+    pub fn num_live(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether any request is live.
+    pub fn has_live(&self) -> bool {
+        !self.by_id.is_empty()
+    }
+
+    /// Whether the engine must call `schedule()` (vLLM `has_requests()`): a request is live, or
+    /// requests finished since the last `schedule()` and that step must report them. So after
+    /// the last live request finishes, one more (empty) step runs; then the engine idles and
+    /// the step counter stops.
+    pub fn has_requests(&self) -> bool {
+        self.has_live() || self.unreported_finishes > 0
+    }
+
+    /// The running list, in admission order.
+    pub fn running(&self) -> &[Handle] {
+        &self.running
+    }
+
+    /// The waiting queue, in admission order.
+    pub fn waiting(&self) -> impl Iterator<Item = Handle> + '_ {
+        self.waiting.iter()
+    }
+
+    /// How many requests wait (new or preempted).
+    pub fn num_waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// The KV block pool.
+    pub fn blocks(&self) -> &BlockPool {
+        &self.pool
+    }
+
+    /// The last `schedule()`'s decisions.
+    pub fn last_step(&self) -> &StepOutput {
+        &self.out
+    }
+
+    /// The last `update_from_output`'s results.
+    pub fn last_update(&self) -> &UpdateOutput {
+        &self.update
+    }
+
+    /// Attaches (or, with `None`, detaches) the journey emitter. Returns the previous one.
+    #[cfg(feature = "tracing")]
+    pub fn set_emitter(&mut self, emitter: Option<super::emitter::Emitter>) -> Option<super::emitter::Emitter> {
+        std::mem::replace(&mut self.hooks.emitter, emitter.map(Box::new)).map(|b| *b)
+    }
+
+    /// The journey emitter, if attached.
+    #[cfg(feature = "tracing")]
+    pub fn emitter(&self) -> Option<&super::emitter::Emitter> {
+        self.hooks.emitter.as_deref()
+    }
+
+    /// The journey emitter, mutably (to drain its buffer).
+    #[cfg(feature = "tracing")]
+    pub fn emitter_mut(&mut self) -> Option<&mut super::emitter::Emitter> {
+        self.hooks.emitter.as_deref_mut()
+    }
+
+    /// Adds a request to the back of the waiting queue. Rejected, with no change, when its id
+    /// is live, its prompt is empty or not below `max_model_len`, its `max_tokens` is 0, or it
+    /// could not fit the whole KV cache at its longest.
+    pub fn add_request(&mut self, new: NewRequest) -> Result<Handle, AddError> {
+        let c = &self.config;
+        if self.by_id.contains_key(new.id.as_str()) {
+            return Err(AddError::DuplicateId { id: new.id });
+        }
+        if new.prompt_len == 0 {
+            return Err(AddError::EmptyPrompt { id: new.id });
+        }
+        if new.prompt_len >= c.max_model_len {
+            return Err(AddError::PromptTooLong {
+                id: new.id,
+                prompt_len: new.prompt_len,
+                max_model_len: c.max_model_len,
+            });
+        }
+        if new.max_tokens == 0 {
+            return Err(AddError::ZeroMaxTokens { id: new.id });
+        }
+        let longest = new.prompt_len.saturating_add(new.max_tokens).min(c.max_model_len);
+        let needed = c.blocks_for(longest);
+        if needed > c.num_blocks {
+            return Err(AddError::CannotFit { id: new.id, needed, available: c.num_blocks });
+        }
+
+        let id: Arc<str> = Arc::from(new.id.0);
+        let arrival = self.next_arrival;
+        self.next_arrival += 1;
+        let request = Request {
+            id: Arc::clone(&id),
+            prompt_len: new.prompt_len,
+            max_tokens: new.max_tokens,
+            priority: new.priority,
+            arrival,
+            ignore_eos: new.ignore_eos,
+            status: Status::Waiting,
+            num_computed: 0,
+            num_output: 0,
+            num_preemptions: 0,
+            blocks: Vec::new(),
+            trace: new.trace,
+        };
+        let h = match self.free_slots.pop() {
+            Some(slot) => {
+                let s = &mut self.slots[slot as usize];
+                s.request = Some(request);
+                Handle { slot, generation: s.generation }
+            }
+            None => {
+                let slot = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+                self.slots.push(Slot { generation: 0, request: Some(request) });
+                Handle { slot, generation: 0 }
+            }
+        };
+        self.by_id.insert(id, h);
+        self.waiting.push_back(h, new.priority, arrival);
+        let step = self.step;
+        if let Some(r) = self.slots[h.slot()].request.as_ref() {
+            self.hooks.queued(h, r, step);
+        }
+        Ok(h)
+    }
+
+    /// One scheduling step (vLLM v1 `schedule()`): the step counter is incremented first; the
+    /// running requests get tokens in order, preempting victims when KV blocks run out; then,
+    /// only if nothing was preempted, waiting requests are admitted in queue order.
+    pub fn schedule(&mut self) -> &StepOutput {
+        self.step += 1;
+        self.unreported_finishes = 0;
+        let step = self.step;
+        let c = self.config;
+        self.out.step = Step(step);
+        self.out.scheduled.clear();
+        self.out.preempted.clear();
+        let mut budget = c.max_num_batched_tokens;
+
+        // Running requests, in running order.
+        let mut i = 0;
+        while i < self.running.len() && budget > 0 {
+            let h = self.running[i];
+            let Some(r) = self.request(h) else {
+                i += 1;
+                continue;
+            };
+            let mut n = r.num_tokens() - r.num_computed;
+            if c.long_prefill_token_threshold > 0 && c.long_prefill_token_threshold < n {
+                n = c.long_prefill_token_threshold;
+            }
+            n = n.min(budget).min((c.max_model_len - 1).saturating_sub(r.num_computed));
+            if n == 0 {
+                i += 1;
+                continue;
+            }
+            let needed = c.blocks_for((r.num_computed + n).min(c.max_model_len));
+            let mut allocated = false;
+            while let Some(r) = live_mut(&mut self.slots, h) {
+                if self.pool.grow_to(&mut r.blocks, needed) {
+                    allocated = true;
+                    break;
+                }
+                // Out of blocks: preempt a victim and retry, until the victim is `h` itself.
+                let pos = self.victim();
+                let victim = self.running.remove(pos);
+                if let Some(k) = self.out.scheduled.iter().position(|s| s.handle == victim) {
+                    // Only under the priority policy can the victim have been scheduled already
+                    // in this step: give its tokens back.
+                    let s = self.out.scheduled.remove(k);
+                    budget += s.tokens;
+                    i -= 1;
+                }
+                self.preempt(victim, step);
+                self.out.preempted.push(victim);
+                if victim == h {
+                    break;
+                }
+            }
+            if !allocated {
+                break;
+            }
+            self.out.scheduled.push(Scheduled { handle: h, tokens: n, admitted: None });
+            budget -= n;
+            i += 1;
+        }
+
+        // Waiting requests, only when this step preempted nothing.
+        if self.out.preempted.is_empty() {
+            while budget > 0 && self.running.len() < c.max_num_seqs {
+                let Some(h) = self.waiting.peek() else { break };
+                let Some(r) = live_mut(&mut self.slots, h) else { break };
+                let mut n = r.num_tokens() - r.num_computed;
+                if c.long_prefill_token_threshold > 0 && c.long_prefill_token_threshold < n {
+                    n = c.long_prefill_token_threshold;
+                }
+                if !c.enable_chunked_prefill && n > budget {
+                    break;
+                }
+                n = n.min(budget);
+                let needed = c.blocks_for((r.num_computed + n).min(c.max_model_len));
+                if !self.pool.grow_to(&mut r.blocks, needed) {
+                    break;
+                }
+                let kind = match r.status {
+                    Status::Preempted => ScheduleKind::Resume,
+                    Status::Waiting | Status::Running => ScheduleKind::First,
+                };
+                r.status = Status::Running;
+                self.waiting.pop();
+                self.running.push(h);
+                self.out.scheduled.push(Scheduled { handle: h, tokens: n, admitted: Some(kind) });
+                budget -= n;
+                self.hooks.scheduled(h, r, step, kind);
+            }
+        }
+
+        // `_update_after_schedule`: the scheduled tokens are now computed.
+        let mut total = 0;
+        for s in &self.out.scheduled {
+            total += s.tokens;
+            if let Some(r) = live_mut(&mut self.slots, s.handle) {
+                r.num_computed += s.tokens;
+                self.hooks.computed(s.handle, r);
+            }
+        }
+        self.out.total_tokens = total;
+        &self.out
+    }
+
+    /// Position in the running list of the next victim: the last request under fcfs, the
+    /// worst `(priority, arrival)` under priority (the first such in running order).
+    fn victim(&self) -> usize {
+        match self.config.policy {
+            Policy::Fcfs => self.running.len() - 1,
+            Policy::Priority => {
+                let key = |h: &Handle| self.request(*h).map(|r| (r.priority, r.arrival));
+                let mut best = 0;
+                for (k, h) in self.running.iter().enumerate() {
+                    if key(h) > key(&self.running[best]) {
+                        best = k;
+                    }
+                }
+                best
+            }
+        }
+    }
+
+    /// Recompute preemption of a request that the caller already took out of the running
+    /// list: its blocks are freed, its computed tokens dropped (outputs kept), its count
+    /// incremented, and it rejoins the front of the waiting queue.
+    fn preempt(&mut self, h: Handle, step: u64) {
+        let Some(r) = live_mut(&mut self.slots, h) else { return };
+        self.pool.release(&mut r.blocks);
+        r.status = Status::Preempted;
+        r.num_computed = 0;
+        r.num_preemptions += 1;
+        self.hooks.preempted(h, r, step);
+        self.waiting.push_front(h, r.priority, r.arrival);
+    }
+
+    /// Requests whose scheduled work reached the end of their known tokens: the model
+    /// produces one token for each of them in this step. In running order, which is the order
+    /// in which the step scheduled them (admissions join the running list in queue order).
+    pub fn sampling(&self) -> impl Iterator<Item = Handle> + '_ {
+        self.running.iter().copied().filter(|h| self.request(*h).is_some_and(|r| r.num_computed >= r.num_tokens()))
+    }
+
+    /// Applies the model's output for the last step (vLLM `update_from_output`): every running
+    /// request whose computed tokens reached the end of its known tokens receives one token;
+    /// `is_eos` says whether that token is EOS. Stop conditions, in vLLM's order: EOS (unless
+    /// the request ignores it) → `stopped`; `max_model_len` or `max_tokens` reached → `length`.
+    /// Stopped requests leave the running list and free their blocks. Requests finished since
+    /// the step was scheduled (in-flight aborts) are gone and get nothing.
+    ///
+    /// Call it once after every `schedule()`. (A request whose token was not applied before the
+    /// next `schedule()` is scheduled nothing and gets its token from the next update.)
+    pub fn update_from_output(&mut self, mut is_eos: impl FnMut(&str) -> bool) -> &UpdateOutput {
+        let step = self.out.step;
+        let max_model_len = self.config.max_model_len;
+        self.update.step = step;
+        self.update.sampled.clear();
+        self.update.finished.clear();
+        let mut any_stopped = false;
+        for k in 0..self.running.len() {
+            let h = self.running[k];
+            let Some(r) = live_mut(&mut self.slots, h) else { continue };
+            if r.num_computed < r.num_tokens() {
+                continue; // nothing scheduled, or a chunk of prefill: no token
+            }
+            let eos = is_eos(&r.id);
+            r.num_output += 1;
+            let first = r.num_output == 1;
+            self.update.sampled.push((h, first));
+            if first {
+                self.hooks.first_token(h, r, step.0);
+            }
+            let status = if eos && !r.ignore_eos {
+                Some(FinishStatus::Stopped)
+            } else if r.num_tokens() >= max_model_len || r.num_output >= r.max_tokens {
+                Some(FinishStatus::Length)
+            } else {
+                None
+            };
+            if let Some(status) = status {
+                any_stopped = true;
+                self.hooks.finished(h, r, step.0, status);
+                if let Some(id) = self.retire(h) {
+                    self.update.finished.push(Finished { handle: h, id, status, step });
+                }
+            }
+        }
+        if any_stopped {
+            let slots = &self.slots;
+            self.running
+                .retain(|h| slots.get(h.slot()).is_some_and(|s| s.generation == h.generation && s.request.is_some()));
+        }
+        &self.update
+    }
+
+    /// Frees a finished request's blocks and slot; returns its id (`None` for a stale handle).
+    /// The caller removes it from the running list or the waiting queue.
+    fn retire(&mut self, h: Handle) -> Option<Arc<str>> {
+        let slot = self.slots.get_mut(h.slot()).filter(|s| s.generation == h.generation)?;
+        let mut r = slot.request.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free_slots.push(h.slot);
+        self.unreported_finishes += 1;
+        self.pool.release(&mut r.blocks);
+        self.by_id.remove(&r.id);
+        Some(r.id)
+    }
+
+    /// Ends requests from outside the model (vLLM `finish_requests`): aborts, errors, ignores,
+    /// from any live state. Unknown and finished ids are skipped silently. FINISHED carries
+    /// `step` when given (an error found while processing a step's output), else the counter.
+    pub fn finish_requests<'a>(
+        &mut self,
+        ids: impl IntoIterator<Item = &'a str>,
+        reason: FinishReason,
+        step: Option<Step>,
+    ) -> &[Finished] {
+        let step = step.unwrap_or(Step(self.step));
+        let status = FinishStatus::from(reason);
+        self.finished.clear();
+        for id in ids {
+            let Some(h) = self.by_id.get(id).copied() else { continue };
+            let Some(r) = self.request(h) else { continue };
+            let (running, priority, arrival) = (r.status == Status::Running, r.priority, r.arrival);
+            if running {
+                self.running.retain(|x| *x != h);
+            } else {
+                self.waiting.remove(h, priority, arrival);
+            }
+            if let Some(r) = self.slots[h.slot()].request.as_ref() {
+                self.hooks.finished(h, r, step.0, status);
+            }
+            if let Some(id) = self.retire(h) {
+                self.finished.push(Finished { handle: h, id, status, step });
+            }
+        }
+        &self.finished
+    }
+
+    /// Preempts every running request, last first, so that they rejoin the waiting queue in
+    /// their running order (vLLM `reset_prefix_cache(reset_running_requests=True)`). PREEMPTED
+    /// carries the step counter.
+    pub fn reset(&mut self) -> &[Handle] {
+        self.reset_preempted.clear();
+        let step = self.step;
+        while let Some(h) = self.running.pop() {
+            self.preempt(h, step);
+            self.reset_preempted.push(h);
+        }
+        &self.reset_preempted
+    }
+
+    /// Checks the scheduler's invariants: the last step kept its budget and `max_num_seqs`;
+    /// every block is either free or held by exactly one live request; every live request is
+    /// in exactly one place (running list or waiting queue) matching its status, and holds
+    /// exactly the blocks its computed tokens need (none while waiting or preempted); the id
+    /// index matches the slots.
+    pub fn check_invariants(&self) -> Result<(), InvariantError> {
+        let fail = |what: String| Err(InvariantError { step: self.step, what });
+        let c = &self.config;
+        if self.out.total_tokens > c.max_num_batched_tokens {
+            return fail(format!("step used {} tokens, budget {}", self.out.total_tokens, c.max_num_batched_tokens));
+        }
+        if self.out.total_tokens != self.out.scheduled.iter().map(|s| s.tokens).sum::<u64>() {
+            return fail("total_tokens is not the sum of scheduled tokens".into());
+        }
+        if self.running.len() > c.max_num_seqs {
+            return fail(format!("{} running requests, max_num_seqs {}", self.running.len(), c.max_num_seqs));
+        }
+        let mut owner = vec![None::<Handle>; self.pool.total()];
+        for b in self.pool.free_blocks() {
+            match owner.get_mut(b.0 as usize) {
+                Some(o @ None) => *o = Some(Handle { slot: u32::MAX, generation: 0 }),
+                Some(Some(_)) => return fail(format!("block {} is free twice", b.0)),
+                None => return fail(format!("free block {} does not exist", b.0)),
+            }
+        }
+        let mut place = vec![0u8; self.slots.len()];
+        for h in &self.running {
+            let Some(r) = self.request(*h) else { return fail(format!("running list holds a dead handle {h:?}")) };
+            if r.status != Status::Running {
+                return fail(format!("{} is in the running list with status {:?}", r.id, r.status));
+            }
+            place[h.slot()] += 1;
+        }
+        for h in self.waiting.iter() {
+            let Some(r) = self.request(h) else { return fail(format!("waiting queue holds a dead handle {h:?}")) };
+            if r.status == Status::Running {
+                return fail(format!("{} is waiting with status Running", r.id));
+            }
+            place[h.slot()] += 1;
+        }
+        let mut live = 0;
+        for (slot, s) in self.slots.iter().enumerate() {
+            let Some(r) = &s.request else { continue };
+            live += 1;
+            let h = Handle { slot: slot as u32, generation: s.generation };
+            if place[slot] != 1 {
+                return fail(format!("{} is in {} places", r.id, place[slot]));
+            }
+            if self.by_id.get(&r.id) != Some(&h) {
+                return fail(format!("id index does not point at {}", r.id));
+            }
+            let expected = match r.status {
+                Status::Running => c.blocks_for(r.num_computed.min(c.max_model_len)),
+                Status::Waiting | Status::Preempted => 0,
+            };
+            if r.blocks.len() != expected {
+                return fail(format!(
+                    "{} ({:?}, {} computed) holds {} blocks, expected {expected}",
+                    r.id,
+                    r.status,
+                    r.num_computed,
+                    r.blocks.len()
+                ));
+            }
+            if r.num_output >= r.max_tokens || r.num_tokens() >= c.max_model_len {
+                return fail(format!("{} is live past its caps", r.id));
+            }
+            for b in &r.blocks {
+                match owner.get_mut(b.0 as usize) {
+                    Some(o @ None) => *o = Some(h),
+                    Some(Some(other)) => return fail(format!("block {} is held by {} and by {other:?}", b.0, r.id)),
+                    None => return fail(format!("{} holds block {} that does not exist", r.id, b.0)),
+                }
+            }
+        }
+        if let Some(b) = owner.iter().position(Option::is_none) {
+            return fail(format!("block {b} is neither free nor held"));
+        }
+        if live != self.by_id.len() {
+            return fail(format!("{live} live slots, {} ids", self.by_id.len()));
+        }
+        Ok(())
+    }
+}
