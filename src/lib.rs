@@ -12,6 +12,8 @@
 //!   I/O, no clock, no OpenTelemetry; reusable by anyone as a test oracle.
 //! - [`wire`]: the wire format — attribute keys and the conversion between model events and
 //!   span event attributes.
+//! - [`r#impl`]: the reference scheduler with vLLM v1 semantics, the engine loop that replays
+//!   workload files, and the emitter that puts journeys on OpenTelemetry spans.
 //! - `otel` (feature `otlp`): OTLP JSON in and out — journeys read from OpenTelemetry Collector
 //!   files, spans written as OTLP JSON Lines.
 //!
@@ -36,7 +38,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod r#impl;
 pub mod model;
 #[cfg(feature = "otlp")]
 pub mod otel;
 pub mod wire;
+
+#[cfg(feature = "tracing")]
+pub use r#impl::Emitter;
+pub use r#impl::{Engine, Policy, Scheduler, SchedulerConfig, Workload};

@@ -1,0 +1,441 @@
+//! Journey events on OpenTelemetry core spans, in the wire format of the vLLM fork
+//! (`SPEC.md` §3–§4), with the fork's legacy buffered stream in parallel.
+//!
+//! The scheduler owns an [`Emitter`] optionally ([`Scheduler::set_emitter`]); without one,
+//! tracing costs one predictable branch per call site and allocates nothing. The emitter keeps,
+//! per live request, the core span, the FIRST_TOKEN dedup flag and the prefill high-water mark,
+//! and removes them on every termination path.
+//!
+//! # Safety promises
+//!
+//! - **Tracing never changes scheduling.** No emitter method returns an error into the
+//!   scheduler, and every call into OpenTelemetry runs inside [`catch_unwind`]: a panicking span
+//!   processor or exporter is contained (the span concerned is dropped). A shut-down provider
+//!   hands out non-recording spans, which emit nothing.
+//! - **No resource without an end.** Each core span is ended exactly once, right after
+//!   FINISHED, and its per-request state removed; ending is idempotent.
+//! - **Non-recording spans (sampled out) cost next to nothing**: attributes are built only for
+//!   recording spans.
+//!
+//! # Event limits
+//!
+//! OpenTelemetry SDKs keep 128 events per span by default. The Rust SDK drops the *newest*
+//! events beyond the limit — FINISHED first — and counts them in the span's dropped-events
+//! count (the Python SDK drops the oldest). A request preempted about 60 times has more than 128
+//! events. Give the provider a higher limit (`SdkTracerProvider::builder()
+//! .with_max_events_per_span(n)`) when journeys must be complete; the checker reports spans
+//! that lost events as *incomplete*. The legacy buffered stream is not limited.
+//!
+//! # Clocks
+//!
+//! Event timestamps come from a wall clock, `ts.monotonic` from a monotonic clock, both read
+//! through the [`Clock`] trait so tests can make them deterministic ([`TickClock`]).
+//!
+//! [`Scheduler::set_emitter`]: super::Scheduler::set_emitter
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use opentelemetry::global::{BoxedSpan, BoxedTracer, ObjectSafeTracer};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{Span, SpanKind, Tracer};
+use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+
+use crate::model::{FinishStatus, JourneyEvent, Label, Progress, ScheduleKind, Step};
+use crate::wire::{self, WireValue, keys};
+
+use super::request::{Handle, Request, TraceHeaders};
+
+/// The two clocks a journey event reads.
+pub trait Clock: Send + Sync {
+    /// Wall-clock time: span start and end, event timestamps.
+    fn wall(&self) -> SystemTime;
+    /// Monotonic time in seconds: `ts.monotonic`.
+    fn monotonic(&self) -> f64;
+}
+
+/// The system clocks: `SystemTime::now()` and an [`Instant`] measured from the clock's
+/// creation.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock {
+    origin: Instant,
+}
+
+impl SystemClock {
+    /// Clocks starting now.
+    pub fn new() -> SystemClock {
+        SystemClock { origin: Instant::now() }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn monotonic(&self) -> f64 {
+        self.origin.elapsed().as_secs_f64()
+    }
+}
+
+/// A deterministic clock for tests: every read advances both clocks by one tick.
+#[derive(Debug, Clone)]
+pub struct TickClock {
+    ticks: Arc<AtomicU64>,
+    start: SystemTime,
+    tick: Duration,
+}
+
+impl TickClock {
+    /// Starts at `start` (wall) and 0 s (monotonic); each read advances by `tick`.
+    pub fn new(start: SystemTime, tick: Duration) -> TickClock {
+        TickClock { ticks: Arc::new(AtomicU64::new(0)), start, tick }
+    }
+
+    fn next(&self) -> Duration {
+        let n = self.ticks.fetch_add(1, Ordering::Relaxed);
+        self.tick.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
+
+impl Default for TickClock {
+    /// 2025-01-01T00:00:00Z, one microsecond per read.
+    fn default() -> Self {
+        TickClock::new(UNIX_EPOCH + Duration::from_secs(1_735_689_600), Duration::from_micros(1))
+    }
+}
+
+impl Clock for TickClock {
+    fn wall(&self) -> SystemTime {
+        self.start + self.next()
+    }
+
+    fn monotonic(&self) -> f64 {
+        self.next().as_secs_f64()
+    }
+}
+
+/// One event of the legacy buffered stream: the same event as on the span, as a plain value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BufferedEvent {
+    /// The request.
+    pub request_id: Arc<str>,
+    /// The event.
+    pub event: JourneyEvent,
+}
+
+/// Per-request tracing state.
+struct Tracked {
+    generation: u32,
+    id: Arc<str>,
+    span: Option<BoxedSpan>,
+    first_token_emitted: bool,
+    /// Prompt tokens processed: survives preemption, frozen after the first output token.
+    hiwater: u64,
+    #[cfg(debug_assertions)]
+    checker: crate::model::JourneyChecker,
+}
+
+/// Emits journey events on one core span per request and into the legacy buffer.
+///
+/// ```
+/// use journey_spec::r#impl::{Emitter, NewRequest, Scheduler, SchedulerConfig, TickClock};
+/// use opentelemetry::trace::TracerProvider as _;
+/// use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+///
+/// let exporter = InMemorySpanExporter::default();
+/// let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+/// let mut s = Scheduler::new(SchedulerConfig::default())?;
+/// s.set_emitter(Some(Emitter::new(provider.tracer("vllm.scheduler")).with_clock(TickClock::default())));
+/// s.add_request(NewRequest::new("r1", 8, 1))?;
+/// s.schedule();
+/// s.update_from_output(|_| true);
+/// let spans = exporter.get_finished_spans()?;
+/// let names: Vec<_> = spans[0].events.iter().map(|e| e.name.as_ref()).collect();
+/// assert_eq!(names, ["journey.QUEUED", "journey.SCHEDULED", "journey.FIRST_TOKEN", "journey.FINISHED"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Emitter {
+    tracer: Option<BoxedTracer>,
+    clock: Box<dyn Clock>,
+    propagator: TraceContextPropagator,
+    tracked: Vec<Option<Tracked>>,
+    live: usize,
+    buffer: Vec<BufferedEvent>,
+    buffer_enabled: bool,
+    contained_panics: u64,
+}
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter")
+            .field("tracer", &self.tracer.is_some())
+            .field("live", &self.live)
+            .field("buffered", &self.buffer.len())
+            .field("contained_panics", &self.contained_panics)
+            .finish()
+    }
+}
+
+impl Emitter {
+    /// An emitter on `tracer` (any provider's: the SDK, a user's OTLP pipeline), with the system
+    /// clocks and the legacy buffer on.
+    pub fn new<T>(tracer: T) -> Emitter
+    where
+        T: Tracer + Send + Sync + 'static,
+        T::Span: Send + Sync + 'static,
+    {
+        let boxed: Box<dyn ObjectSafeTracer + Send + Sync> = Box::new(tracer);
+        Emitter::build(Some(BoxedTracer::new(boxed)))
+    }
+
+    /// An emitter without spans: journey events go to the legacy buffer only (the fork with
+    /// journey tracing on but no OTLP endpoint).
+    pub fn without_tracer() -> Emitter {
+        Emitter::build(None)
+    }
+
+    fn build(tracer: Option<BoxedTracer>) -> Emitter {
+        Emitter {
+            tracer,
+            clock: Box::new(SystemClock::new()),
+            propagator: TraceContextPropagator::new(),
+            tracked: Vec::new(),
+            live: 0,
+            buffer: Vec::new(),
+            buffer_enabled: true,
+            contained_panics: 0,
+        }
+    }
+
+    /// Uses `clock` for timestamps.
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Emitter {
+        self.clock = Box::new(clock);
+        self
+    }
+
+    /// Turns the legacy buffered stream on or off (on by default).
+    pub fn with_legacy_buffer(mut self, on: bool) -> Emitter {
+        self.buffer_enabled = on;
+        self
+    }
+
+    /// Requests with tracing state (a core span or journey bookkeeping).
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// Panics from the OpenTelemetry pipeline that were contained so far.
+    pub fn contained_panics(&self) -> u64 {
+        self.contained_panics
+    }
+
+    /// Removes and returns the buffered events (the legacy stream), oldest first.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, BufferedEvent> {
+        self.buffer.drain(..)
+    }
+
+    /// The buffered events not drained yet.
+    pub fn buffered(&self) -> &[BufferedEvent] {
+        &self.buffer
+    }
+
+    fn slot(&mut self, h: Handle) -> Option<&mut Tracked> {
+        self.tracked.get_mut(h.slot()).and_then(Option::as_mut).filter(|t| t.generation == h.generation)
+    }
+
+    /// Runs an OpenTelemetry call; a panic inside it is contained and counted.
+    fn guard<R>(contained: &mut u64, f: impl FnOnce() -> R) -> Option<R> {
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(r) => Some(r),
+            Err(_) => {
+                *contained += 1;
+                None
+            }
+        }
+    }
+
+    pub(crate) fn queued(&mut self, h: Handle, r: &Request, step: u64) {
+        if self.tracked.len() <= h.slot() {
+            self.tracked.resize_with(h.slot() + 1, || None);
+        }
+        // A stale entry would mean a missed cleanup: a bug, but end it rather than leak it.
+        debug_assert!(self.tracked[h.slot()].is_none(), "tracing state of a finished request survived");
+        self.end_and_cleanup(h.slot(), false);
+        let span = match &self.tracer {
+            Some(tracer) => {
+                let parent = match r.trace() {
+                    Some(headers) => self.propagator.extract(&Headers(headers)),
+                    None => Context::new(),
+                };
+                let start = self.clock.wall();
+                Emitter::guard(&mut self.contained_panics, || {
+                    let mut span = tracer
+                        .span_builder(keys::SPAN_NAME)
+                        .with_kind(SpanKind::Internal)
+                        .with_start_time(start)
+                        .start_with_context(tracer, &parent);
+                    if span.is_recording() {
+                        span.set_attribute(KeyValue::new(keys::REQUEST_ID, r.id().to_owned()));
+                    }
+                    span
+                })
+            }
+            None => None,
+        };
+        self.tracked[h.slot()] = Some(Tracked {
+            generation: h.generation,
+            id: Arc::clone(r.shared_id()),
+            span,
+            first_token_emitted: false,
+            hiwater: 0,
+            #[cfg(debug_assertions)]
+            checker: crate::model::JourneyChecker::new(r.id()),
+        });
+        self.live += 1;
+        self.emit(h, r, Label::Queued, step);
+    }
+
+    pub(crate) fn scheduled(&mut self, h: Handle, r: &Request, step: u64, kind: ScheduleKind) {
+        self.emit(h, r, Label::Scheduled(kind), step);
+    }
+
+    pub(crate) fn preempted(&mut self, h: Handle, r: &Request, step: u64) {
+        self.emit(h, r, Label::Preempted, step);
+    }
+
+    pub(crate) fn computed(&mut self, h: Handle, r: &Request) {
+        if r.num_output() == 0
+            && let Some(t) = self.slot(h)
+        {
+            t.hiwater = t.hiwater.max(r.num_computed().min(r.prompt_len()));
+        }
+    }
+
+    pub(crate) fn first_token(&mut self, h: Handle, r: &Request, step: u64) {
+        let Some(t) = self.slot(h) else { return };
+        if t.first_token_emitted {
+            return;
+        }
+        t.first_token_emitted = true;
+        self.emit(h, r, Label::FirstToken, step);
+    }
+
+    pub(crate) fn finished(&mut self, h: Handle, r: &Request, step: u64, status: FinishStatus) {
+        self.emit(h, r, Label::Finished(status), step);
+        if self.slot(h).is_some() {
+            self.end_and_cleanup(h.slot(), true);
+        }
+    }
+
+    /// Ends the span of `slot` (once) and drops its state. Idempotent. `finished`: the journey
+    /// ended with FINISHED, so in debug builds the model must accept it whole.
+    fn end_and_cleanup(&mut self, slot: usize, finished: bool) {
+        let Some(t) = self.tracked.get_mut(slot).and_then(Option::take) else { return };
+        self.live -= 1;
+        if let Some(mut span) = t.span {
+            let end = self.clock.wall();
+            Emitter::guard(&mut self.contained_panics, move || {
+                span.end_with_timestamp(end);
+                drop(span);
+            });
+        }
+        #[cfg(debug_assertions)]
+        if finished {
+            let verdict = t.checker.finish();
+            debug_assert!(verdict.is_conforming(), "the emitter produced a journey the model rejects: {verdict:?}");
+        }
+        #[cfg(not(debug_assertions))]
+        let _ = finished;
+    }
+
+    fn emit(&mut self, h: Handle, r: &Request, label: Label, step: u64) {
+        let buffer_enabled = self.buffer_enabled;
+        let Some(t) = self.tracked.get_mut(h.slot()).and_then(Option::as_mut).filter(|t| t.generation == h.generation)
+        else {
+            return;
+        };
+        let recording = t.span.as_ref().is_some_and(|s| s.is_recording());
+        if !(recording || buffer_enabled || cfg!(debug_assertions)) {
+            return;
+        }
+        let progress = Progress {
+            prefill_done: t.hiwater.min(r.prompt_len()),
+            prefill_total: r.prompt_len(),
+            decode_done: r.num_output(),
+            decode_max: r.max_tokens(),
+        };
+        let monotonic = self.clock.monotonic();
+        let wall = self.clock.wall();
+        let event =
+            JourneyEvent::new(label, Step(step), progress, r.num_preemptions()).at(monotonic).wall(unix_nanos(wall));
+        if recording && let Some(span) = t.span.as_mut() {
+            let attributes: Vec<KeyValue> = wire::encode(&event).map(|(k, v)| KeyValue::new(k, value(v))).collect();
+            Emitter::guard(&mut self.contained_panics, || {
+                span.add_event_with_timestamp(event.name(), wall, attributes);
+            });
+        }
+        #[cfg(debug_assertions)]
+        {
+            let checked = t.checker.push(&event);
+            debug_assert!(checked.is_ok(), "the emitter produced an event the model rejects: {checked:?}");
+        }
+        if buffer_enabled {
+            self.buffer.push(BufferedEvent { request_id: Arc::clone(&t.id), event });
+        }
+    }
+}
+
+impl Drop for Emitter {
+    /// Spans of requests still live are ended (without FINISHED: their journeys are cut short,
+    /// and the checker reports them so).
+    fn drop(&mut self) {
+        for slot in 0..self.tracked.len() {
+            self.end_and_cleanup(slot, false);
+        }
+    }
+}
+
+fn value(v: WireValue<'static>) -> Value {
+    match v {
+        WireValue::Str(s) => Value::from(s),
+        WireValue::Int(i) => Value::I64(i),
+        WireValue::Double(d) => Value::F64(d),
+        WireValue::Bool(b) => Value::Bool(b),
+        WireValue::Other(s) => Value::from(s),
+    }
+}
+
+fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The W3C headers of a request, as the propagator reads them.
+struct Headers<'a>(&'a TraceHeaders);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "traceparent" => Some(&self.0.traceparent),
+            "tracestate" => self.0.tracestate.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        let mut keys = vec!["traceparent"];
+        if self.0.tracestate.is_some() {
+            keys.push("tracestate");
+        }
+        keys
+    }
+}

@@ -1,0 +1,172 @@
+//! The synchronous engine loop and the workload runner (`SPEC.md` §8).
+
+use super::config::ConfigError;
+use super::scheduler::{AddError, Scheduler};
+use super::workload::{InFlight, Iteration, Op, Workload};
+
+/// Why a run stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The workload's configuration is rejected.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// An `add` operation was rejected.
+    #[error("iteration {iteration}, operation {op}: {source}")]
+    Add {
+        /// Index of the iteration in the workload.
+        iteration: usize,
+        /// Index of the operation in the iteration.
+        op: usize,
+        /// Why.
+        source: AddError,
+    },
+    /// Requests were still live after the drain bound.
+    #[error("the run did not drain: {live} request(s) still live after {iterations} extra iterations")]
+    CannotDrain {
+        /// Requests still live.
+        live: usize,
+        /// Empty iterations run after the workload.
+        iterations: u64,
+    },
+}
+
+/// What one engine iteration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Iterated {
+    /// No request was live: the engine idled and the step counter did not move.
+    Idle,
+    /// `schedule()` ran (and the model's tokens were applied).
+    Stepped,
+}
+
+/// Counts of a whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunSummary {
+    /// Engine iterations, the drain included.
+    pub iterations: u64,
+    /// `schedule()` calls.
+    pub steps: u64,
+    /// Empty iterations after the workload's last entry.
+    pub drain_iterations: u64,
+}
+
+/// The engine: one scheduler stepped through workload iterations.
+#[derive(Debug)]
+pub struct Engine {
+    scheduler: Scheduler,
+}
+
+impl Engine {
+    /// An engine around `scheduler`.
+    pub fn new(scheduler: Scheduler) -> Engine {
+        Engine { scheduler }
+    }
+
+    /// The scheduler.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// The scheduler, mutably.
+    pub fn scheduler_mut(&mut self) -> &mut Scheduler {
+        &mut self.scheduler
+    }
+
+    /// Gives the scheduler back.
+    pub fn into_scheduler(self) -> Scheduler {
+        self.scheduler
+    }
+
+    /// One engine iteration, in the order of `SPEC.md` §8: (1) the operations; (2) `schedule()`
+    /// if any request is live or finished since the last `schedule()` (vLLM's `has_requests()`,
+    /// see [`Scheduler::has_requests`]); (3) the in-flight finishes; (4) one token for every request
+    /// whose scheduled work reached the end of its known tokens, EOS for the ids in `eos`;
+    /// (5) `update_from_output`. `index` names the iteration in errors.
+    pub fn iterate(&mut self, index: usize, it: &Iteration) -> Result<Iterated, EngineError> {
+        let s = &mut self.scheduler;
+        for (op, o) in it.ops.iter().enumerate() {
+            match o {
+                Op::Add(add) => {
+                    s.add_request(add.to_request()).map_err(|source| EngineError::Add {
+                        iteration: index,
+                        op,
+                        source,
+                    })?;
+                }
+                Op::Finish(f) => {
+                    s.finish_requests([f.id.as_str()], f.status, None);
+                }
+                Op::Reset => {
+                    s.reset();
+                }
+            }
+        }
+        if !s.has_requests() {
+            return Ok(Iterated::Idle);
+        }
+        s.schedule();
+        for InFlight::Finish(f) in &it.in_flight {
+            s.finish_requests([f.id.as_str()], f.status, None);
+        }
+        s.update_from_output(|id| it.eos.iter().any(|e| e == id));
+        Ok(Iterated::Stepped)
+    }
+
+    /// Replays `workload` from its first iteration, then runs empty iterations until no request
+    /// is live. `on_iteration` sees the scheduler after every iteration (outputs, progress).
+    ///
+    /// The drain is bounded by `drain_limit` iterations (see [`Engine::drain_limit`]).
+    pub fn run(
+        &mut self,
+        workload: &Workload,
+        mut on_iteration: impl FnMut(usize, Iterated, &mut Scheduler),
+    ) -> Result<RunSummary, EngineError> {
+        let mut summary = RunSummary::default();
+        for (k, it) in workload.steps.iter().enumerate() {
+            let done = self.iterate(k, it)?;
+            summary.iterations += 1;
+            summary.steps += u64::from(done == Iterated::Stepped);
+            on_iteration(k, done, &mut self.scheduler);
+        }
+        let limit = self.drain_limit();
+        let empty = Iteration::default();
+        while self.scheduler.has_requests() {
+            if summary.drain_iterations >= limit {
+                return Err(EngineError::CannotDrain {
+                    live: self.scheduler.num_live(),
+                    iterations: summary.drain_iterations,
+                });
+            }
+            let k = workload.steps.len() + summary.drain_iterations as usize;
+            let done = self.iterate(k, &empty)?;
+            summary.iterations += 1;
+            summary.drain_iterations += 1;
+            summary.steps += u64::from(done == Iterated::Stepped);
+            on_iteration(k, done, &mut self.scheduler);
+        }
+        Ok(summary)
+    }
+
+    /// A generous bound on the iterations needed to finish every live request: in a healthy
+    /// run the first running request (under fcfs; the best one under priority) gains a token in
+    /// every step and is never preempted while others run, so each request finishes within
+    /// `prompt + max_tokens` steps of reaching the head; the bound allows 16 full recomputes.
+    pub fn drain_limit(&self) -> u64 {
+        let work: u64 = self
+            .scheduler
+            .waiting()
+            .chain(self.scheduler.running().iter().copied())
+            .filter_map(|h| self.scheduler.request(h))
+            .map(|r| r.prompt_len() + r.max_tokens())
+            .sum();
+        1024 + 16 * work
+    }
+}
+
+/// Replays a workload file's content on a fresh scheduler, returning the scheduler after the
+/// drain (tracing off).
+pub fn replay(workload: &Workload) -> Result<(Scheduler, RunSummary), EngineError> {
+    let mut engine = Engine::new(Scheduler::new(workload.config)?);
+    let summary = engine.run(workload, |_, _, _| {})?;
+    Ok((engine.into_scheduler(), summary))
+}

@@ -1,0 +1,33 @@
+//! The reference system: a continuous-batching scheduler with vLLM v1 semantics, its KV block
+//! pool, the engine loop that replays workload files, a synthetic workload generator, and the
+//! journey emitter (feature `tracing`).
+//!
+//! The scheduler is a pure core driven from outside, like `raft-rs`'s `RawNode`: it owns no
+//! clock, thread or randomness. [`Scheduler::add_request`], [`Scheduler::schedule`],
+//! [`Scheduler::update_from_output`], [`Scheduler::finish_requests`] and [`Scheduler::reset`]
+//! are its inputs; [`StepOutput`] and [`UpdateOutput`] say what it decided. [`Engine`] runs
+//! those calls in the order of one engine iteration (`SPEC.md` §8) and replays [`Workload`]s.
+//!
+//! `impl` is a keyword: the crate root re-exports this module's types, so users write
+//! `journey_spec::Scheduler`.
+
+mod config;
+#[cfg(feature = "tracing")]
+pub mod emitter;
+mod engine;
+mod hooks;
+mod kv;
+mod queue;
+mod request;
+mod scheduler;
+pub mod synth;
+mod workload;
+
+pub use config::{ConfigError, Policy, SchedulerConfig};
+#[cfg(feature = "tracing")]
+pub use emitter::{BufferedEvent, Clock, Emitter, SystemClock, TickClock};
+pub use engine::{Engine, EngineError, Iterated, RunSummary, replay};
+pub use kv::{BlockId, BlockPool};
+pub use request::{FinishReason, Handle, NewRequest, Request, Status, TraceHeaders};
+pub use scheduler::{AddError, Finished, InvariantError, Scheduled, Scheduler, StepOutput, UpdateOutput};
+pub use workload::{AddOp, FinishOp, InFlight, Iteration, Op, Workload, WorkloadError};

@@ -1,0 +1,138 @@
+//! Workload files (`SPEC.md` §8): a replayable record of everything that decides a journey.
+//!
+//! ```
+//! use journey_spec::r#impl::Workload;
+//! let w = Workload::from_json(r#"{"config": {"max_num_seqs": 2, "max_num_batched_tokens": 64,
+//!     "block_size": 16, "num_blocks": 8, "max_model_len": 128},
+//!     "steps": [{"ops": [{"op": "add", "id": "r1", "prompt_len": 5, "max_tokens": 2}]}, {"eos": ["r1"]}]}"#)?;
+//! assert_eq!(w.steps.len(), 2);
+//! assert_eq!(Workload::from_json(&w.to_json())?, w);
+//! # Ok::<(), journey_spec::r#impl::WorkloadError>(())
+//! ```
+
+use super::config::{ConfigError, SchedulerConfig};
+use super::request::{FinishReason, NewRequest, TraceHeaders};
+use crate::model::RequestId;
+
+/// A whole workload: a configuration and one entry per engine iteration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// The scheduler configuration.
+    pub config: SchedulerConfig,
+    /// Engine iterations, in order. After the last one the run continues with empty
+    /// iterations until no request is live.
+    pub steps: Vec<Iteration>,
+}
+
+/// One engine iteration of a workload.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Iteration {
+    /// Operations before `schedule()`, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ops: Vec<Op>,
+    /// Finishes that land while the model runs (after `schedule()`, before the tokens).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_flight: Vec<InFlight>,
+    /// Requests whose token in this iteration is EOS (ignored for requests that get none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub eos: Vec<String>,
+}
+
+/// An operation before `schedule()`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Op {
+    /// Add a request.
+    Add(AddOp),
+    /// Finish a live request (a finished or unknown id does nothing).
+    Finish(FinishOp),
+    /// Preempt every running request.
+    Reset,
+}
+
+/// An in-flight operation: only finishes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum InFlight {
+    /// Finish a request while the model runs: it gets no token from this iteration.
+    Finish(FinishOp),
+}
+
+/// The `add` operation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddOp {
+    /// Request id.
+    pub id: String,
+    /// Prompt length.
+    pub prompt_len: u64,
+    /// Generation cap.
+    pub max_tokens: u64,
+    /// Priority (default 0).
+    #[serde(default)]
+    pub priority: i64,
+    /// W3C `traceparent` of the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// W3C `tracestate` of the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
+    /// Ignore EOS tokens (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_eos: bool,
+}
+
+impl AddOp {
+    /// The request this operation adds.
+    pub fn to_request(&self) -> NewRequest {
+        NewRequest {
+            id: RequestId(self.id.clone()),
+            prompt_len: self.prompt_len,
+            max_tokens: self.max_tokens,
+            priority: self.priority,
+            ignore_eos: self.ignore_eos,
+            trace: self
+                .traceparent
+                .as_ref()
+                .map(|tp| TraceHeaders { traceparent: tp.clone(), tracestate: self.tracestate.clone() }),
+        }
+    }
+}
+
+/// The `finish` operation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinishOp {
+    /// Request id.
+    pub id: String,
+    /// `aborted`, `error` or `ignored`.
+    pub status: FinishReason,
+}
+
+/// A workload file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    /// Not valid JSON, or not the workload schema (serde's message names line and column).
+    #[error("invalid workload: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The configuration is rejected.
+    #[error("invalid workload configuration: {0}")]
+    Config(#[from] ConfigError),
+}
+
+impl Workload {
+    /// Parses a workload and validates its configuration.
+    pub fn from_json(text: &str) -> Result<Workload, WorkloadError> {
+        let w: Workload = serde_json::from_str(text)?;
+        w.config.validate()?;
+        Ok(w)
+    }
+
+    /// The workload as one line of JSON.
+    pub fn to_json(&self) -> String {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
