@@ -12,7 +12,7 @@
 //!   I/O, no clock, no OpenTelemetry; reusable by anyone as a test oracle.
 //! - [`wire`]: the wire format — attribute keys and the conversion between model events and
 //!   span event attributes.
-//! - [`r#impl`]: the reference scheduler with vLLM v1 semantics, the engine loop that replays
+//! - `r#impl` ([`Scheduler`], [`Engine`], [`Workload`]): the reference scheduler with vLLM v1 semantics, the engine loop that replays
 //!   workload files, and the emitter that puts journeys on OpenTelemetry spans.
 //! - `otel` (feature `otlp`): OTLP JSON in and out — journeys read from OpenTelemetry Collector
 //!   files, spans written as OTLP JSON Lines.

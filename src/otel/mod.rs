@@ -1,2 +1,5 @@
 //! OpenTelemetry data in and out: reading journeys from OTLP JSON (as an OpenTelemetry
-//! Collector's file exporter writes it) and writing spans as OTLP JSON Lines.
+//! Collector's file exporter writes it) and from SDK spans, and writing spans as OTLP JSON
+//! Lines.
+
+pub mod span_data;
