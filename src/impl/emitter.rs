@@ -11,7 +11,10 @@
 //! - **Tracing never changes scheduling.** No emitter method returns an error into the
 //!   scheduler, and every call into OpenTelemetry runs inside [`catch_unwind`]: a panicking span
 //!   processor or exporter is contained (the span concerned is dropped). A shut-down provider
-//!   hands out non-recording spans, which emit nothing.
+//!   hands out non-recording spans, which emit nothing. One case is beyond any Rust code: a
+//!   processor that panics in `on_start` *and again* in `on_end` for the same span aborts the
+//!   process, because the SDK drops the half-built span while unwinding and a panic in a
+//!   destructor during unwinding aborts.
 //! - **No resource without an end.** Each core span is ended exactly once, right after
 //!   FINISHED, and its per-request state removed; ending is idempotent.
 //! - **Non-recording spans (sampled out) cost next to nothing**: attributes are built only for
