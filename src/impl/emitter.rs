@@ -127,6 +127,46 @@ impl Clock for TickClock {
     }
 }
 
+/// Simulated time for simulations: the driver advances it (by a modelled step duration, say),
+/// and every read adds one nanosecond so that events keep their order. Clones share the time.
+#[derive(Debug, Clone)]
+pub struct SimClock {
+    nanos: Arc<AtomicU64>,
+    start: SystemTime,
+}
+
+impl SimClock {
+    /// Simulated time starting at `start` (wall) and 0 s (monotonic).
+    pub fn new(start: SystemTime) -> SimClock {
+        SimClock { nanos: Arc::new(AtomicU64::new(0)), start }
+    }
+
+    /// Moves time forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let ns = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Simulated time elapsed so far.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.nanos.load(Ordering::Relaxed))
+    }
+
+    fn read(&self) -> Duration {
+        Duration::from_nanos(self.nanos.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl Clock for SimClock {
+    fn wall(&self) -> SystemTime {
+        self.start + self.read()
+    }
+
+    fn monotonic(&self) -> f64 {
+        self.read().as_secs_f64()
+    }
+}
+
 /// One event of the legacy buffered stream: the same event as on the span, as a plain value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BufferedEvent {

@@ -25,7 +25,7 @@ mod workload;
 
 pub use config::{ConfigError, Policy, SchedulerConfig};
 #[cfg(feature = "tracing")]
-pub use emitter::{BufferedEvent, Clock, Emitter, SystemClock, TickClock};
+pub use emitter::{BufferedEvent, Clock, Emitter, SimClock, SystemClock, TickClock};
 pub use engine::{Engine, EngineError, Iterated, RunSummary, replay};
 pub use kv::{BlockId, BlockPool};
 pub use request::{FinishReason, Handle, NewRequest, Request, Status, TraceHeaders};

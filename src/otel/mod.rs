@@ -3,3 +3,4 @@
 //! Lines.
 
 pub mod span_data;
+pub mod write;
