@@ -2,5 +2,7 @@
 //! Collector's file exporter writes it) and from SDK spans, and writing spans as OTLP JSON
 //! Lines.
 
+#[cfg(feature = "tracing")]
+pub mod simulate;
 pub mod span_data;
 pub mod write;
