@@ -1,2 +1,31 @@
 //! OpenTelemetry data in and out: reading journeys from OTLP JSON (as an OpenTelemetry
-//! Collector's file exporter writes it) and writing spans as OTLP JSON Lines.
+//! Collector's file exporter writes it), checking them, and reporting the results.
+//!
+//! The layers, each usable on its own:
+//!
+//! 1. [`read`]: input formats, grouping span records into spans, decoding journey events;
+//!    [`read_trace`] reads one input into a [`Trace`] and reports malformed input with its line.
+//! 2. [`check`]: [`check_trace`] checks every journey of a trace (rules R1–R12 per journey,
+//!    R13–R14 per scheduler instance) into [`JourneyReport`]s.
+//! 3. [`summary`]: a [`Summary`] totals checked traces and keeps the statistics.
+//! 4. [`json`] and [`text`]: the two output formats of `journey check`, and the timeline.
+//!
+//! ```
+//! use journey_spec::otel::{CheckOptions, Summary, check_trace, read_trace};
+//!
+//! let input = std::fs::read("tests/data/vllm/basic.otlp.jsonl").unwrap();
+//! let mut errors = 0;
+//! let trace = read_trace("basic", &input[..], |_| errors += 1);
+//! let mut summary = Summary::new();
+//! summary.add(check_trace(trace, &CheckOptions::default()), errors);
+//! assert_eq!((summary.journeys, summary.conforming, summary.violating), (200, 200, 0));
+//! ```
+pub mod check;
+pub mod json;
+pub mod read;
+pub mod summary;
+pub mod text;
+
+pub use check::{CheckOptions, CheckedTrace, JourneyReport, check_trace};
+pub use read::{InputError, InputErrorKind, Trace, TraceBuilder, read_trace};
+pub use summary::Summary;
