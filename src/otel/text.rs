@@ -44,13 +44,11 @@ pub fn write_summary(out: &mut dyn Write, summary: &Summary, allowed: &[RuleId])
     let inputs = summary.inputs.len() as u64;
     writeln!(
         out,
-        "checked {} in {}: {} ({}, {} other), {}",
-        plural(summary.journeys, "journey", "journeys"),
+        "checked {}: {}, {}, {}",
         plural(inputs, "input", "inputs"),
         plural(summary.spans, "span", "spans"),
         plural(summary.journeys, "journey", "journeys"),
-        summary.spans - summary.journeys,
-        plural(summary.events, "event", "events"),
+        plural(summary.events, "journey event", "journey events"),
     )?;
     writeln!(
         out,
@@ -108,10 +106,10 @@ fn write_violating(out: &mut dyn Write, input: &str, j: &JourneyReport) -> io::R
     let violations = j.verdict.violations();
     writeln!(out, "\n✗ request {:?}  {input}:{}  trace {} span {}", j.display_id(), j.line, j.trace_id, j.span_id)?;
     for v in violations {
-        let at = match j.event_of(v) {
-            Some(kind) => format!("event #{} {kind}", v.event_index),
-            None if v.rule == RuleId::UniqueLiveIds => "span".to_owned(),
-            None => format!("event #{} (end)", v.event_index),
+        let at = match j.events.get(v.event_index) {
+            _ if v.rule == RuleId::UniqueLiveIds => "span".to_owned(),
+            Some(e) => format!("event #{} {}", v.event_index, label(e)),
+            None => "the end of the journey".to_owned(),
         };
         writeln!(out, "  {} {} at {at}: {}", v.rule, v.rule.info().name, v.message)?;
     }
@@ -138,7 +136,7 @@ fn write_violating(out: &mut dyn Write, input: &str, j: &JourneyReport) -> io::R
             writeln!(out, "     {:>4}  ({} not shown)", "⋮", plural(skipped, "event", "events"))?;
             skipped = 0;
         }
-        let marks: Vec<&str> = violations.iter().filter(|v| v.event_index == i).map(|v| v.rule.as_str()).collect();
+        let marks = marks_at(violations, i);
         let mark = if marks.is_empty() { String::new() } else { format!("  ← {}", marks.join(", ")) };
         let state = j.states.get(i).map_or(String::new(), State::to_string);
         let (step, t) = match &e.decoded {
@@ -195,6 +193,15 @@ fn write_stats(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
         let _ = write!(statuses, "  (no FINISHED: {})", s.unfinished);
     }
     writeln!(out, "  finish status{statuses}")
+}
+
+/// The ids of the rules broken at event `i` (R14 concerns the span, not an event).
+fn marks_at(violations: &[Violation], i: usize) -> Vec<&'static str> {
+    violations
+        .iter()
+        .filter(|v| v.event_index == i && v.rule != RuleId::UniqueLiveIds)
+        .map(|v| v.rule.as_str())
+        .collect()
 }
 
 /// The preemption histogram as printed: one bin per value when there are few, otherwise 0, 1,
@@ -338,8 +345,7 @@ pub fn write_timeline(out: &mut dyn Write, input: &str, j: &JourneyReport) -> io
     let mut prev_t: Option<f64> = None;
     for (i, e) in j.events.iter().enumerate() {
         let state = j.states.get(i).copied().unwrap_or(State::New);
-        let marks: Vec<&str> =
-            j.verdict.violations().iter().filter(|v| v.event_index == i).map(|v| v.rule.as_str()).collect();
+        let marks = marks_at(j.verdict.violations(), i);
         let mark = if marks.is_empty() { String::new() } else { format!("  ✗ {}", marks.join(", ")) };
         let Ok(d) = &e.decoded else {
             writeln!(out, "{i:>4} {:>6} {:>11} {:>11}  {:<20} {:<16}{mark}", "?", "", "", label(e), state.to_string())?;
@@ -398,7 +404,14 @@ pub fn write_timeline(out: &mut dyn Write, input: &str, j: &JourneyReport) -> io
     if !violations.is_empty() {
         writeln!(out)?;
         for v in violations {
-            writeln!(out, "✗ {} {} at event #{}: {}", v.rule, v.rule.info().name, v.event_index, v.message)?;
+            let at = if v.rule == RuleId::UniqueLiveIds {
+                "span".to_owned()
+            } else if v.event_index < j.events.len() {
+                format!("event #{}", v.event_index)
+            } else {
+                "the end of the journey".to_owned()
+            };
+            writeln!(out, "✗ {} {} at {at}: {}", v.rule, v.rule.info().name, v.message)?;
         }
     }
     Ok(())
