@@ -245,3 +245,61 @@ fn unique_live_ids(journeys: &[JourneyReport], members: &[usize]) -> Vec<(usize,
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn journey(id: Option<&str>, start: u64, end: u64, n: usize) -> JourneyReport {
+        JourneyReport {
+            request_id: id.map(str::to_owned),
+            trace_id: "t".into(),
+            span_id: format!("{n:016x}"),
+            line: n as u64 + 1,
+            resource: 0,
+            span: SpanInfo { start_unix_nano: Some(start), end_unix_nano: Some(end), dropped_events: 0 },
+            events: Vec::new(),
+            states: Vec::new(),
+            verdict: Verdict::Conforming,
+        }
+    }
+
+    proptest! {
+        /// R14 is attributed to one journey per violation of the model, each of which overlaps
+        /// a journey with the same id that starts no later.
+        #[test]
+        fn r14_attribution_agrees_with_the_model(
+            spans in proptest::collection::vec((prop::option::of(0..3u8), 0..20u64, 1..10u64), 0..12),
+        ) {
+            let journeys: Vec<JourneyReport> = spans
+                .iter()
+                .enumerate()
+                .map(|(n, &(id, start, len))| {
+                    let id = id.map(|i| format!("r{i}"));
+                    journey(id.as_deref(), start, start + len, n)
+                })
+                .collect();
+            let members: Vec<usize> = (0..journeys.len()).collect();
+            let mut model = InstanceChecker::new();
+            for j in &journeys {
+                if let Some(id) = &j.request_id {
+                    model.add_journey(id.as_str(), j.span, &[]);
+                }
+            }
+            let expected = model.finish().len();
+            let found = unique_live_ids(&journeys, &members);
+            prop_assert_eq!(found.len(), expected);
+            for (j, v) in &found {
+                prop_assert_eq!(v.rule, RuleId::UniqueLiveIds);
+                prop_assert_eq!(journeys[*j].request_id.as_deref(), Some(v.request_id.as_str()));
+                let (s, e) = (journeys[*j].span.start_unix_nano, journeys[*j].span.end_unix_nano);
+                prop_assert!(journeys.iter().enumerate().any(|(k, o)| k != *j
+                    && o.request_id == journeys[*j].request_id
+                    && o.span.start_unix_nano <= s
+                    && o.span.end_unix_nano > s
+                    && (o.span.start_unix_nano, o.span.end_unix_nano, k) < (s, e, *j)));
+            }
+        }
+    }
+}

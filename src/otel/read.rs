@@ -126,7 +126,7 @@ impl InputErrorKind {
 
 /// One `journey.*` span event as read: its timestamp, and the decoded event or why it could not
 /// be decoded (rule R5 or R4, see [`wire::decode`]).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct RecordedEvent {
     /// The event's timestamp, nanoseconds since the Unix epoch; 0 when the input has none.
     pub time_unix_nano: u64,
@@ -143,6 +143,13 @@ pub struct Unreadable {
     pub name: Box<str>,
     /// Why it could not be decoded.
     pub error: DecodeError,
+}
+
+/// Events are equal when their timestamps and contents are, whichever record carried them.
+impl PartialEq for RecordedEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.time_unix_nano == other.time_unix_nano && self.decoded == other.decoded
+    }
 }
 
 impl RecordedEvent {
@@ -684,12 +691,17 @@ impl<R: BufRead> Reader<'_, R> {
     /// The whole input as one or more JSON documents; `text` starts at the input's first byte,
     /// so the parser's line numbers are the input's.
     fn document(&mut self, text: &[u8]) {
+        let lines = count_newlines(text) + u64::from(!text.is_empty() && !text.ends_with(b"\n"));
+        self.builder.trace.counts.lines = lines;
         let mut stream = serde_json::Deserializer::from_slice(text).into_iter::<ExportTraceServiceRequest>();
-        let mut start = 0;
+        // The line the next value starts on (after the whitespace that precedes it), counted
+        // incrementally from where the last value ended.
+        let (mut start, mut line) = (0, 1);
         loop {
-            // The line the next value starts on: after the whitespace that precedes it.
-            let skipped = text[start..].iter().take_while(|b| b.is_ascii_whitespace()).count();
-            let line = 1 + memchr_count(b'\n', &text[..start + skipped]);
+            let rest = text.get(start..).unwrap_or_default();
+            let skipped = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+            line += count_newlines(&rest[..skipped]);
+            start += skipped;
             match stream.next() {
                 None => break,
                 Some(Ok(request)) => self.add(request, line),
@@ -703,11 +715,99 @@ impl<R: BufRead> Reader<'_, R> {
                     break;
                 }
             }
-            start = stream.byte_offset();
+            let end = stream.byte_offset();
+            line += text.get(start..end).map_or(0, count_newlines);
+            start = end.max(start);
         }
     }
 }
 
-fn memchr_count(byte: u8, text: &[u8]) -> u64 {
-    text.iter().filter(|&&b| b == byte).count() as u64
+fn count_newlines(text: &[u8]) -> u64 {
+    text.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W1: &str = include_str!("../../tests/data/vllm-random/w1.otlp.jsonl");
+
+    fn read(input: &[u8]) -> (Trace, Vec<String>) {
+        let mut errors = Vec::new();
+        let trace = read_trace("t", input, |e| errors.push(e.to_string()));
+        (trace, errors)
+    }
+
+    fn events(trace: &Trace) -> usize {
+        trace.spans.iter().map(|s| s.events.len()).sum()
+    }
+
+    #[test]
+    fn crlf_blank_lines_and_order_do_not_matter() {
+        let (plain, _) = read(W1.as_bytes());
+        let mut lines: Vec<&str> = W1.lines().collect();
+        lines.reverse();
+        let crlf = format!("\r\n  \r\n{}\r\n", lines.join("\r\n\r\n"));
+        let (trace, errors) = read(crlf.as_bytes());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((trace.spans.len(), events(&trace)), (plain.spans.len(), events(&plain)));
+    }
+
+    #[test]
+    fn a_truncated_first_line_of_json_lines_is_reported_and_the_rest_read() {
+        let first = W1.lines().next().unwrap();
+        let input = format!("{}\n{}", &first[..first.len() / 2], W1.lines().skip(1).collect::<Vec<_>>().join("\n"));
+        let (trace, errors) = read(input.as_bytes());
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("t:1: EOF while parsing"), "{errors:?}");
+        assert_eq!(trace.counts.requests, W1.lines().count() as u64 - 1);
+    }
+
+    #[test]
+    fn documents_back_to_back_and_an_error_in_the_second() {
+        let one = "{\n  \"resourceSpans\": []\n}\n";
+        let (trace, errors) = read(format!("{one}{one}\n{one}").as_bytes());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((trace.counts.requests, trace.counts.lines), (3, 10));
+        let (trace, errors) = read(format!("{one}{{\n  \"resourceSpans\": 3\n}}\n").as_bytes());
+        assert_eq!(trace.counts.requests, 1);
+        assert_eq!(errors, ["t:5: invalid type: integer `3`, expected a sequence (column 20)"]);
+    }
+
+    #[test]
+    fn records_of_one_span_merge_as_a_multiset_union() {
+        let line = W1.lines().next().unwrap();
+        let (once, _) = read(line.as_bytes());
+        // The same line twice: every event counts once.
+        let (twice, errors) = read(format!("{line}\n{line}\n").as_bytes());
+        assert!(errors.is_empty());
+        assert_eq!(events(&twice), events(&once));
+        assert_eq!(twice.counts.duplicate_events as usize, events(&once));
+        assert!(twice.spans.iter().all(|s| s.records == 2));
+        // An event one record carries twice is kept twice, even when another record has it once.
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let evs = v["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["events"].as_array_mut().unwrap();
+        let first = evs[0].clone();
+        evs.insert(1, first);
+        let doubled = serde_json::to_string(&v).unwrap();
+        let (merged, _) = read(format!("{line}\n{doubled}\n").as_bytes());
+        assert_eq!(events(&merged), events(&once) + 1);
+        assert_eq!(merged.spans[0].events[0], merged.spans[0].events[1]);
+    }
+
+    #[test]
+    fn non_journey_events_and_spans_are_counted_and_ignored() {
+        let input = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[
+            {"traceId":"0102","spanId":"03","events":[{"name":"exception"},{"name":"journey.QUEUED"}]},
+            {"traceId":"0102","spanId":"04"},
+            {"events":[{"name":"journey.NOPE"}]}]}]}]}"#
+            .replace('\n', "");
+        let (trace, errors) = read(input.as_bytes());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((trace.spans.len(), trace.journeys().count(), trace.counts.other_events), (3, 2, 1));
+        let unreadable: Vec<_> =
+            trace.journeys().flat_map(|s| &s.events).filter_map(|e| e.decoded.as_ref().err()).collect();
+        assert_eq!(unreadable.len(), 2);
+        assert!(unreadable.iter().all(|u| u.error.rule == RuleId::WellFormed));
+    }
 }
