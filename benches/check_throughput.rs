@@ -16,6 +16,7 @@ use std::path::Path;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use journey_spec::otel::{CheckOptions, Summary, check_trace, read_trace};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 const FIXTURES: &[&str] = &[
     "vllm/basic.otlp.jsonl",
@@ -97,6 +98,14 @@ fn throughput(c: &mut Criterion) {
         b.iter(|| {
             for line in lines(&data) {
                 black_box(serde_json::from_slice::<serde_json::Value>(line).expect("json"));
+            }
+        })
+    });
+    // What the reader is required to use, alone: OTLP's serde types (not a goal, a reference).
+    group.bench_function("opentelemetry_proto_parse", |b| {
+        b.iter(|| {
+            for line in lines(&data) {
+                black_box(serde_json::from_slice::<ExportTraceServiceRequest>(line).expect("otlp"));
             }
         })
     });
