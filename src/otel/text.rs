@@ -31,6 +31,11 @@ pub fn duration(seconds: f64) -> String {
     }
 }
 
+/// An id, or `-` when the span has none.
+fn or_dash(id: &str) -> &str {
+    if id.is_empty() { "-" } else { id }
+}
+
 fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -297,7 +302,7 @@ fn glyph(state: State) -> char {
 /// on a common time axis showing the state until the next event), then a one-line lane of the
 /// whole journey and the violations. `input` names where the journey was read.
 pub fn write_timeline(out: &mut dyn Write, input: &str, j: &JourneyReport) -> io::Result<()> {
-    writeln!(out, "request {:?}  trace {}  span {}", j.display_id(), j.trace_id, j.span_id)?;
+    writeln!(out, "request {:?}  trace {}  span {}", j.display_id(), or_dash(&j.trace_id), or_dash(&j.span_id))?;
     writeln!(out, "read from {input}, line {}", j.line)?;
 
     let decoded: Vec<_> = j.events.iter().filter_map(|e| e.decoded.as_ref().ok()).collect();
