@@ -1,0 +1,229 @@
+//! The JSON report of `journey check --format json`: the wire format scripts depend on.
+//!
+//! The report is **one JSON object** (followed by a newline). Fields are never renamed or
+//! removed within a `version`; **new fields may appear** at any level, so readers must ignore
+//! fields they do not know. Counts are integers, durations are seconds (floating point),
+//! ids are lowercase hex strings.
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `version` | int | the format version, `1` |
+//! | `inputs` | array | per input: `path`, `lines`, `spans`, `journeys`, `errors` (problems reported on stderr) |
+//! | `spans` | int | distinct spans (trace id, span id) over all inputs |
+//! | `journeys` | int | spans with at least one `journey.*` event |
+//! | `events` | int | journey events checked |
+//! | `conforming` | int | journeys that break no rule and are complete |
+//! | `incomplete` | int | journeys that break no rule but whose span dropped events |
+//! | `violating` | int | journeys that break at least one rule not `--allow`ed |
+//! | `input_errors` | int | problems reported while reading (malformed lines, ...) |
+//! | `allowed` | array of string | the rule ids given with `--allow` |
+//! | `violations` | array | every violation, by input, then journey, then rule order of the checker (below) |
+//! | `incomplete_journeys` | array | `path`, `request_id`, `trace_id`, `span_id`, `dropped_events`, `events` (kept) |
+//! | `stats` | object | statistics over the non-violating journeys (below) |
+//!
+//! A violation: `path` (its input), `line` (of the span's first record), `request_id` (string, or
+//! `null` when the span has no `gen_ai.request.id`), `trace_id`, `span_id`, `rule` (`"R1"` …
+//! `"R14"`), `rule_name` (`"queued-first"`, ...), `event_index` (0-based index of the event in the
+//! journey in timestamp order; the number of events for a missing FINISHED), `event` (that
+//! event's kind such as `"PREEMPTED"`, or `null` when the violation concerns the whole journey:
+//! R3 at the end, R14), `message`.
+//!
+//! `stats`: `queue_time_s` (QUEUED → first SCHEDULED), `time_to_first_token_s` (QUEUED →
+//! FIRST_TOKEN), `end_to_end_s` (QUEUED → FINISHED), each `null` or an object with `count`,
+//! `min`, `p50`, `p90`, `p99`, `max`, `mean` (nearest-rank percentiles of `ts.monotonic`
+//! differences); `preemptions`, an array of `{"preemptions": n, "journeys": count}` in increasing
+//! `n`; `finish_status`, an object with a count for each of `stopped`, `length`, `aborted`,
+//! `error`, `ignored`; `unfinished` (journeys without FINISHED); `other_events` (non-journey span
+//! events, ignored); `duplicate_events` (merged away); `without_request_id`.
+//!
+//! ```json
+//! {"version":1,"inputs":[{"path":"run.jsonl","lines":3,"spans":4,"journeys":4,"errors":0}],
+//!  "spans":4,"journeys":4,"events":16,"conforming":3,"incomplete":0,"violating":1,
+//!  "input_errors":0,"allowed":[],
+//!  "violations":[{"path":"run.jsonl","line":2,"request_id":"r7","trace_id":"42d6…","span_id":"a091…",
+//!                 "rule":"R9","rule_name":"preemption-count","event_index":3,"event":"PREEMPTED",
+//!                 "message":"num_preemptions is 2, but 1 PREEMPTED event(s) happened so far"}],
+//!  "incomplete_journeys":[],
+//!  "stats":{"queue_time_s":{"count":3,"min":0.0003,"p50":0.0004,"p90":0.0009,"p99":0.0009,"max":0.0009,"mean":0.0005},
+//!           "time_to_first_token_s":null,"end_to_end_s":null,
+//!           "preemptions":[{"preemptions":0,"journeys":3}],
+//!           "finish_status":{"stopped":2,"length":1,"aborted":0,"error":0,"ignored":0},
+//!           "unfinished":0,"other_events":0,"duplicate_events":0,"without_request_id":0}}
+//! ```
+//!
+//! The structs here only serialize; the tests read the output back into their own mirror types,
+//! so any change of the format shows up as a failing test.
+
+use std::io;
+
+use serde::Serialize;
+
+use crate::model::{FinishStatus, RuleId};
+
+use super::summary::{Distribution, Summary};
+
+/// The report (see the [module documentation](self)).
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    version: u32,
+    inputs: Vec<Input<'a>>,
+    spans: u64,
+    journeys: u64,
+    events: u64,
+    conforming: u64,
+    incomplete: u64,
+    violating: u64,
+    input_errors: u64,
+    allowed: Vec<&'static str>,
+    violations: Vec<ViolationOut<'a>>,
+    incomplete_journeys: Vec<Incomplete<'a>>,
+    stats: Stats,
+}
+
+#[derive(Debug, Serialize)]
+struct Input<'a> {
+    path: &'a str,
+    lines: u64,
+    spans: u64,
+    journeys: u64,
+    errors: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct ViolationOut<'a> {
+    path: &'a str,
+    line: u64,
+    request_id: Option<&'a str>,
+    trace_id: &'a str,
+    span_id: &'a str,
+    rule: RuleId,
+    rule_name: &'static str,
+    event_index: usize,
+    event: Option<&'static str>,
+    message: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct Incomplete<'a> {
+    path: &'a str,
+    request_id: Option<&'a str>,
+    trace_id: &'a str,
+    span_id: &'a str,
+    dropped_events: u32,
+    events: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Stats {
+    queue_time_s: Option<Distribution>,
+    time_to_first_token_s: Option<Distribution>,
+    end_to_end_s: Option<Distribution>,
+    preemptions: Vec<PreemptionBin>,
+    finish_status: FinishStatusCounts,
+    unfinished: u64,
+    other_events: u64,
+    duplicate_events: u64,
+    without_request_id: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct PreemptionBin {
+    preemptions: u64,
+    journeys: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct FinishStatusCounts {
+    stopped: u64,
+    length: u64,
+    aborted: u64,
+    error: u64,
+    ignored: u64,
+}
+
+impl<'a> Report<'a> {
+    /// The report of `summary`, for a check that allowed the rules `allowed`.
+    pub fn new(summary: &'a Summary, allowed: impl IntoIterator<Item = RuleId>) -> Report<'a> {
+        let path = |input: usize| summary.inputs.get(input).map_or("", |i| i.name.as_str());
+        let count = |s: FinishStatus| {
+            FinishStatus::ALL.iter().position(|x| *x == s).map_or(0, |i| summary.stats.finish_status[i])
+        };
+        Report {
+            version: 1,
+            inputs: summary
+                .inputs
+                .iter()
+                .map(|i| Input {
+                    path: &i.name,
+                    lines: i.lines,
+                    spans: i.spans,
+                    journeys: i.journeys,
+                    errors: i.errors,
+                })
+                .collect(),
+            spans: summary.spans,
+            journeys: summary.journeys,
+            events: summary.events,
+            conforming: summary.conforming,
+            incomplete: summary.incomplete,
+            violating: summary.violating,
+            input_errors: summary.input_errors,
+            allowed: allowed.into_iter().map(RuleId::as_str).collect(),
+            violations: summary
+                .violations()
+                .map(|(input, j, v)| ViolationOut {
+                    path: path(input),
+                    line: j.line,
+                    request_id: j.request_id.as_deref(),
+                    trace_id: &j.trace_id,
+                    span_id: &j.span_id,
+                    rule: v.rule,
+                    rule_name: v.rule.info().name,
+                    event_index: v.event_index,
+                    event: j.event_of(v),
+                    message: &v.message,
+                })
+                .collect(),
+            incomplete_journeys: summary
+                .incomplete_journeys
+                .iter()
+                .map(|i| Incomplete {
+                    path: path(i.input),
+                    request_id: i.request_id.as_deref(),
+                    trace_id: &i.trace_id,
+                    span_id: &i.span_id,
+                    dropped_events: i.dropped_events,
+                    events: i.events,
+                })
+                .collect(),
+            stats: Stats {
+                queue_time_s: Distribution::of(summary.stats.queue_time.clone()),
+                time_to_first_token_s: Distribution::of(summary.stats.time_to_first_token.clone()),
+                end_to_end_s: Distribution::of(summary.stats.end_to_end.clone()),
+                preemptions: summary
+                    .stats
+                    .preemptions
+                    .iter()
+                    .map(|(&preemptions, &journeys)| PreemptionBin { preemptions, journeys })
+                    .collect(),
+                finish_status: FinishStatusCounts {
+                    stopped: count(FinishStatus::Stopped),
+                    length: count(FinishStatus::Length),
+                    aborted: count(FinishStatus::Aborted),
+                    error: count(FinishStatus::Error),
+                    ignored: count(FinishStatus::Ignored),
+                },
+                unfinished: summary.stats.unfinished,
+                other_events: summary.other_events,
+                duplicate_events: summary.duplicate_events,
+                without_request_id: summary.without_request_id,
+            },
+        }
+    }
+
+    /// Writes the report as one line of JSON.
+    pub fn write(&self, mut out: impl io::Write) -> io::Result<()> {
+        serde_json::to_writer(&mut out, self).map_err(io::Error::from)?;
+        out.write_all(b"\n")
+    }
+}

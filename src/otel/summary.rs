@@ -1,0 +1,263 @@
+//! The totals and statistics of a check over one or more inputs: what `journey check` reports.
+//!
+//! A [`Summary`] takes one [`CheckedTrace`] at a time and keeps only what the report needs:
+//! counters, one number per journey for each latency distribution, and the events of violating
+//! journeys (for their timelines). Memory grows with the number of journeys, not with the size
+//! of the inputs.
+
+use std::collections::BTreeMap;
+
+use crate::model::{EventKind, FinishStatus, Verdict};
+
+use super::check::{CheckedTrace, JourneyReport};
+use super::read::RecordedEvent;
+
+/// One input of the check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InputSummary {
+    /// The input's name.
+    pub name: String,
+    /// Lines read.
+    pub lines: u64,
+    /// Distinct spans.
+    pub spans: u64,
+    /// Spans with journey events.
+    pub journeys: u64,
+    /// Problems reported while reading it (malformed lines, conflicting records, I/O errors).
+    pub errors: u64,
+}
+
+/// A journey that lost events (the span reports dropped events) and breaks no rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncompleteJourney {
+    /// Index of its input in [`Summary::inputs`].
+    pub input: usize,
+    /// The request id, when the span has one.
+    pub request_id: Option<String>,
+    /// The trace id, lowercase hex.
+    pub trace_id: String,
+    /// The span id, lowercase hex.
+    pub span_id: String,
+    /// Events the span reports as dropped.
+    pub dropped_events: u32,
+    /// Events kept.
+    pub events: usize,
+}
+
+/// A distribution of durations (seconds), summarised by nearest-rank percentiles.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Distribution {
+    /// How many values.
+    pub count: usize,
+    /// The smallest.
+    pub min: f64,
+    /// The median (nearest rank).
+    pub p50: f64,
+    /// The 90th percentile (nearest rank).
+    pub p90: f64,
+    /// The 99th percentile (nearest rank).
+    pub p99: f64,
+    /// The largest.
+    pub max: f64,
+    /// The arithmetic mean.
+    pub mean: f64,
+}
+
+impl Distribution {
+    /// Summarises `values`; `None` when there are none. NaNs are left out.
+    ///
+    /// ```
+    /// use journey_spec::otel::summary::Distribution;
+    /// let d = Distribution::of((1..=100).map(f64::from).collect()).unwrap();
+    /// assert_eq!((d.p50, d.p90, d.p99, d.max), (50.0, 90.0, 99.0, 100.0));
+    /// ```
+    pub fn of(mut values: Vec<f64>) -> Option<Distribution> {
+        values.retain(|v| !v.is_nan());
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let rank = |p: f64| values[((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1];
+        (n > 0).then(|| Distribution {
+            count: n,
+            min: values[0],
+            p50: rank(50.0),
+            p90: rank(90.0),
+            p99: rank(99.0),
+            max: values[n - 1],
+            mean: values.iter().sum::<f64>() / n as f64,
+        })
+    }
+}
+
+/// What one journey contributes to the statistics: durations from `ts.monotonic`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct JourneyMetrics {
+    /// QUEUED → first SCHEDULED, seconds.
+    pub queue_time: Option<f64>,
+    /// QUEUED → FIRST_TOKEN, seconds.
+    pub time_to_first_token: Option<f64>,
+    /// QUEUED → FINISHED, seconds.
+    pub end_to_end: Option<f64>,
+    /// Preemptions (the largest `num_preemptions` seen, which counts lost events too).
+    pub preemptions: u64,
+    /// The finish status, when the journey has FINISHED.
+    pub finish_status: Option<FinishStatus>,
+}
+
+impl JourneyMetrics {
+    /// The metrics of a journey's events (undecodable events are skipped).
+    pub fn of(events: &[RecordedEvent]) -> JourneyMetrics {
+        let mut queued = None;
+        let mut scheduled = None;
+        let mut first_token = None;
+        let mut finished = None;
+        let mut m = JourneyMetrics::default();
+        for e in events.iter().filter_map(|e| e.decoded.as_ref().ok()) {
+            let t = e.ts_monotonic;
+            match e.kind {
+                EventKind::Queued => {
+                    queued.get_or_insert(t);
+                }
+                EventKind::Scheduled => {
+                    scheduled.get_or_insert(t);
+                }
+                EventKind::FirstToken => {
+                    first_token.get_or_insert(t);
+                }
+                EventKind::Finished => {
+                    finished.get_or_insert(t);
+                    m.finish_status = m.finish_status.or(e.finish_status);
+                }
+                EventKind::Preempted => {}
+            }
+            m.preemptions = m.preemptions.max(e.num_preemptions);
+        }
+        let since_queued = |t: Option<f64>| Some(t? - queued?);
+        m.queue_time = since_queued(scheduled);
+        m.time_to_first_token = since_queued(first_token);
+        m.end_to_end = since_queued(finished);
+        m
+    }
+}
+
+/// Statistics over the journeys that break no rule (conforming and incomplete ones); the times
+/// of a violating journey are not to be trusted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// QUEUED → first SCHEDULED, seconds, one value per journey that has both.
+    pub queue_time: Vec<f64>,
+    /// QUEUED → FIRST_TOKEN, seconds.
+    pub time_to_first_token: Vec<f64>,
+    /// QUEUED → FINISHED, seconds.
+    pub end_to_end: Vec<f64>,
+    /// Number of journeys by number of preemptions.
+    pub preemptions: BTreeMap<u64, u64>,
+    /// Number of journeys by finish status, in [`FinishStatus::ALL`] order.
+    pub finish_status: [u64; 5],
+    /// Journeys without FINISHED (incomplete ones that lost it).
+    pub unfinished: u64,
+}
+
+impl Stats {
+    fn add(&mut self, m: &JourneyMetrics) {
+        self.queue_time.extend(m.queue_time);
+        self.time_to_first_token.extend(m.time_to_first_token);
+        self.end_to_end.extend(m.end_to_end);
+        *self.preemptions.entry(m.preemptions).or_default() += 1;
+        match m.finish_status {
+            Some(s) => {
+                if let Some(i) = FinishStatus::ALL.iter().position(|x| *x == s) {
+                    self.finish_status[i] += 1;
+                }
+            }
+            None => self.unfinished += 1,
+        }
+    }
+}
+
+/// The result of a check over all inputs.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Every input, in the order given.
+    pub inputs: Vec<InputSummary>,
+    /// Distinct spans (per input, summed).
+    pub spans: u64,
+    /// Spans with journey events.
+    pub journeys: u64,
+    /// Journey events checked.
+    pub events: u64,
+    /// Journeys that break no rule and are complete.
+    pub conforming: u64,
+    /// Journeys that break no rule but lost events.
+    pub incomplete: u64,
+    /// Journeys that break at least one (not allowed) rule.
+    pub violating: u64,
+    /// Span events that are not journey events (ignored).
+    pub other_events: u64,
+    /// Journey events merged away as duplicates of another record of their span.
+    pub duplicate_events: u64,
+    /// Journeys whose span has no `gen_ai.request.id` string attribute.
+    pub without_request_id: u64,
+    /// Problems reported while reading.
+    pub input_errors: u64,
+    /// The violating journeys, with their events, and the index of their input.
+    pub violating_journeys: Vec<(usize, JourneyReport)>,
+    /// The incomplete journeys.
+    pub incomplete_journeys: Vec<IncompleteJourney>,
+    /// Statistics over the journeys that break no rule.
+    pub stats: Stats,
+}
+
+impl Summary {
+    /// An empty summary.
+    pub fn new() -> Summary {
+        Summary::default()
+    }
+
+    /// Adds one checked input, for which `input_errors` problems were reported while reading.
+    pub fn add(&mut self, checked: CheckedTrace, input_errors: u64) {
+        let input = self.inputs.len();
+        self.inputs.push(InputSummary {
+            name: checked.source_name,
+            lines: checked.counts.lines,
+            spans: checked.spans as u64,
+            journeys: checked.journeys.len() as u64,
+            errors: input_errors,
+        });
+        self.spans += checked.spans as u64;
+        self.journeys += checked.journeys.len() as u64;
+        self.other_events += checked.counts.other_events;
+        self.duplicate_events += checked.counts.duplicate_events;
+        self.input_errors += input_errors;
+        for journey in checked.journeys {
+            self.events += journey.events.len() as u64;
+            self.without_request_id += u64::from(journey.request_id.is_none());
+            match journey.verdict {
+                Verdict::Conforming => {
+                    self.conforming += 1;
+                    self.stats.add(&JourneyMetrics::of(&journey.events));
+                }
+                Verdict::Incomplete { dropped_events } => {
+                    self.incomplete += 1;
+                    self.stats.add(&JourneyMetrics::of(&journey.events));
+                    self.incomplete_journeys.push(IncompleteJourney {
+                        input,
+                        request_id: journey.request_id,
+                        trace_id: journey.trace_id,
+                        span_id: journey.span_id,
+                        dropped_events,
+                        events: journey.events.len(),
+                    });
+                }
+                Verdict::Violating(_) => {
+                    self.violating += 1;
+                    self.violating_journeys.push((input, journey));
+                }
+            }
+        }
+    }
+
+    /// Every violation, with its journey and the index of its input.
+    pub fn violations(&self) -> impl Iterator<Item = (usize, &JourneyReport, &crate::model::Violation)> {
+        self.violating_journeys.iter().flat_map(|(input, j)| j.verdict.violations().iter().map(move |v| (*input, j, v)))
+    }
+}
