@@ -11,7 +11,7 @@
 //! 3. [`summary`]: a [`Summary`] totals checked traces and keeps the statistics.
 //! 4. [`json`] and [`text`]: the two output formats of `journey check`, and the timeline.
 //!
-//! And the other direction: [`span_data`] reads journeys from SDK spans, [`write`] writes spans
+//! And the other direction: [`span_data`] reads journeys from SDK spans, [`write`](mod@write) writes spans
 //! as OTLP JSON Lines, and `simulate` (feature `tracing`) runs a workload through the emitter
 //! into such a file.
 //!

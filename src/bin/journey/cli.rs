@@ -47,6 +47,17 @@ pub enum Command {
     Timeline(TimelineArgs),
     /// Print the rule catalogue (R1 … R14): id, name, scope, statement.
     Rules(RulesArgs),
+    /// Run the reference scheduler with the journey emitter on the OpenTelemetry SDK and write
+    /// the spans as OTLP JSON Lines.
+    ///
+    /// Either replays a workload file exactly (--workload) or generates a seeded synthetic
+    /// workload (--seed, --requests, ...; --workload-out saves it so the run can be replayed).
+    /// Time is simulated: each step costs --step-ms plus --token-us per scheduled token, so the
+    /// output is the same bytes for the same workload. A summary goes to stderr.
+    Simulate(SimulateArgs),
+    /// The one-command tour: simulate a busy default workload (preemptions, aborts), check every
+    /// journey, print the summary and the timeline of the most-preempted request.
+    Demo(DemoArgs),
 }
 
 /// How to print findings.
@@ -93,6 +104,121 @@ pub struct RulesArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// The synthetic workload of `journey simulate` and `journey demo`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Seed of the generator: same seed and options, same workload.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Requests to generate.
+    #[arg(long, default_value_t = 200)]
+    pub requests: usize,
+    /// Mean arrivals per engine iteration.
+    #[arg(long, default_value_t = 0.25)]
+    pub arrival_rate: f64,
+    /// Median prompt length (log-normal).
+    #[arg(long, default_value_t = 300)]
+    pub prompt_median: u64,
+    /// Median output length at which a request emits EOS (log-normal).
+    #[arg(long, default_value_t = 60)]
+    pub output_median: u64,
+    /// Share of requests aborted or failed from outside.
+    #[arg(long, default_value_t = 0.08)]
+    pub abort_share: f64,
+    /// Priority levels (priorities 0..N).
+    #[arg(long, default_value_t = 1)]
+    pub priorities: u32,
+    /// Scheduling policy.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Fcfs)]
+    pub policy: PolicyArg,
+    /// Usable KV blocks.
+    #[arg(long, default_value_t = 159)]
+    pub num_blocks: usize,
+    /// Tokens per KV block.
+    #[arg(long, default_value_t = 16)]
+    pub block_size: u64,
+    /// Most running requests.
+    #[arg(long, default_value_t = 32)]
+    pub max_num_seqs: usize,
+    /// Token budget per step.
+    #[arg(long, default_value_t = 256)]
+    pub max_num_batched_tokens: u64,
+    /// Longest sequence.
+    #[arg(long, default_value_t = 2048)]
+    pub max_model_len: u64,
+    /// Most tokens per request and step (0 = no limit).
+    #[arg(long, default_value_t = 0)]
+    pub long_prefill_token_threshold: u64,
+    /// Turn chunked prefill off.
+    #[arg(long)]
+    pub no_chunked_prefill: bool,
+}
+
+/// Scheduling policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    /// First come, first served.
+    Fcfs,
+    /// Lower priority value first.
+    Priority,
+}
+
+/// `journey simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Replay this workload file exactly (the synthetic options are then not allowed).
+    #[arg(long, value_name = "FILE", conflicts_with_all = SYNTH_OPTIONS)]
+    pub workload: Option<PathBuf>,
+    /// The synthetic workload.
+    #[command(flatten)]
+    pub synth: SynthArgs,
+    /// Where to write the spans (OTLP JSON Lines); `-` is standard output.
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub out: PathBuf,
+    /// Also write the workload that ran (replayable with --workload).
+    #[arg(long, value_name = "FILE")]
+    pub workload_out: Option<PathBuf>,
+    /// Span event limit of the SDK provider (the SDK default, 128, cuts long journeys).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub event_limit: u32,
+    /// Seed of trace and span ids.
+    #[arg(long, default_value_t = 0)]
+    pub id_seed: u64,
+    /// Modelled cost of a step, in milliseconds.
+    #[arg(long, default_value_t = 8.0)]
+    pub step_ms: f64,
+    /// Modelled cost of a scheduled token, in microseconds.
+    #[arg(long, default_value_t = 40.0)]
+    pub token_us: f64,
+}
+
+/// The synthetic options, which `--workload` excludes.
+const SYNTH_OPTIONS: [&str; 15] = [
+    "seed",
+    "requests",
+    "arrival_rate",
+    "prompt_median",
+    "output_median",
+    "abort_share",
+    "priorities",
+    "policy",
+    "num_blocks",
+    "block_size",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "max_model_len",
+    "long_prefill_token_threshold",
+    "no_chunked_prefill",
+];
+
+/// `journey demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The synthetic workload (defaults: a busy cache with preemptions and aborts).
+    #[command(flatten)]
+    pub synth: SynthArgs,
 }
 
 fn parse_rule(s: &str) -> Result<RuleId, String> {

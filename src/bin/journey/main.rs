@@ -5,6 +5,8 @@
 //! journey check [--format text|json] [--allow RULE]... PATH...
 //! journey timeline --request ID [--allow RULE]... PATH...
 //! journey rules [--format text|json]
+//! journey simulate [--workload FILE | --seed N --requests N ...] [--out FILE] [--workload-out FILE]
+//! journey demo [--seed N --requests N ...]
 //! ```
 //!
 //! Findings go to stdout, diagnostics to stderr (every input problem as `path:line: message`).
@@ -21,6 +23,7 @@
 
 mod cli;
 mod input;
+mod simulate;
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
@@ -67,6 +70,8 @@ fn run(cli: Cli) -> io::Result<u8> {
         Command::Check(args) => check(args, &mut out)?,
         Command::Timeline(args) => timeline(args, &mut out)?,
         Command::Rules(args) => rules(args, &mut out)?,
+        Command::Simulate(args) => simulate::run(args)?,
+        Command::Demo(args) => simulate::demo(args, &mut out)?,
     };
     out.flush()?;
     Ok(code)

@@ -1,0 +1,209 @@
+//! `journey simulate` and `journey demo`: the reference scheduler with the emitter on the
+//! OpenTelemetry SDK, its spans as OTLP JSON Lines.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use journey_spec::r#impl::synth::{LengthDist, SynthParams, generate};
+use journey_spec::r#impl::{Policy, SchedulerConfig, Workload};
+use journey_spec::model::EventKind;
+use journey_spec::otel::simulate::{Progress, SimulateOptions, SimulateStats, simulate};
+use journey_spec::otel::{CheckOptions, Summary, check_trace, read_trace, text};
+
+use super::cli::{DemoArgs, PolicyArg, SimulateArgs, SynthArgs};
+use super::{ERROR, SUCCESS, VIOLATION};
+
+fn params(a: &SynthArgs) -> SynthParams {
+    let d = SynthParams::default();
+    SynthParams {
+        seed: a.seed,
+        requests: a.requests,
+        arrival_rate: a.arrival_rate,
+        prompt_len: LengthDist { median: a.prompt_median as f64, ..d.prompt_len },
+        output_len: LengthDist { median: a.output_median as f64, ..d.output_len },
+        abort_share: a.abort_share,
+        priorities: a.priorities.max(1),
+        config: SchedulerConfig {
+            max_num_seqs: a.max_num_seqs,
+            max_num_batched_tokens: a.max_num_batched_tokens,
+            block_size: a.block_size,
+            num_blocks: a.num_blocks,
+            max_model_len: a.max_model_len,
+            long_prefill_token_threshold: a.long_prefill_token_threshold,
+            enable_chunked_prefill: !a.no_chunked_prefill,
+            policy: match a.policy {
+                PolicyArg::Fcfs => Policy::Fcfs,
+                PolicyArg::Priority => Policy::Priority,
+            },
+        },
+        ..d
+    }
+}
+
+/// Reports an error on stderr; always the error exit status.
+fn fail(what: impl std::fmt::Display) -> u8 {
+    let _ = writeln!(io::stderr(), "journey: {what}");
+    ERROR
+}
+
+/// Shows simulation progress on stderr when it is a terminal and the run takes a while.
+struct Ticker {
+    started: Option<Instant>,
+    last: Option<Instant>,
+    shown: bool,
+}
+
+impl Ticker {
+    fn new() -> Ticker {
+        Ticker { started: io::stderr().is_terminal().then(Instant::now), last: None, shown: false }
+    }
+
+    fn tick(&mut self, p: Progress) {
+        let Some(started) = self.started else { return };
+        let now = Instant::now();
+        if now - started < Duration::from_millis(500) || self.last.is_some_and(|l| now - l < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.last = Some(now);
+        self.shown = true;
+        let phase = if p.iterations <= p.planned { "replaying" } else { "draining" };
+        let _ = write!(
+            io::stderr().lock(),
+            "\rjourney: {phase}: iteration {} of {} planned, {} live\x1b[K",
+            p.iterations,
+            p.planned,
+            p.live
+        );
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        if self.shown {
+            let _ = write!(io::stderr().lock(), "\r\x1b[K");
+        }
+    }
+}
+
+fn options(a: &SimulateArgs) -> SimulateOptions {
+    SimulateOptions {
+        event_limit: a.event_limit,
+        id_seed: a.id_seed,
+        step_base: Duration::from_secs_f64(a.step_ms.max(0.0) / 1e3),
+        step_per_token: Duration::from_secs_f64(a.token_us.max(0.0) / 1e6),
+        ..SimulateOptions::default()
+    }
+}
+
+fn describe(stats: &SimulateStats) -> String {
+    format!(
+        "{} requests, {} steps ({} iterations), {} preemptions, {:.1} s simulated; {} spans in {} lines, {} bytes",
+        stats.requests,
+        stats.steps,
+        stats.iterations,
+        stats.preemptions,
+        stats.simulated.as_secs_f64(),
+        stats.write.spans,
+        stats.write.lines,
+        stats.write.bytes
+    )
+}
+
+/// `journey simulate`.
+pub fn run(args: SimulateArgs) -> io::Result<u8> {
+    let workload = match &args.workload {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => match Workload::from_json(&text) {
+                Ok(w) => w,
+                Err(e) => return Ok(fail(format_args!("{}: {e}", path.display()))),
+            },
+            Err(e) => return Ok(fail(format_args!("{}: {e}", path.display()))),
+        },
+        None => match generate(&params(&args.synth)) {
+            Ok(w) => w,
+            Err(e) => return Ok(fail(format_args!("cannot generate the workload: {e}"))),
+        },
+    };
+    if let Some(path) = &args.workload_out
+        && let Err(e) = std::fs::write(path, workload.to_json() + "\n")
+    {
+        return Ok(fail(format_args!("{}: {e}", path.display())));
+    }
+    let out: Box<dyn Write + Send> = if args.out == Path::new("-") {
+        Box::new(BufWriter::new(io::stdout()))
+    } else {
+        match File::create(&args.out) {
+            Ok(f) => Box::new(BufWriter::new(f)),
+            Err(e) => return Ok(fail(format_args!("{}: {e}", args.out.display()))),
+        }
+    };
+    let mut ticker = Ticker::new();
+    match simulate(&workload, out, &options(&args), |p| ticker.tick(p)) {
+        Ok((mut out, stats)) => {
+            out.flush()?;
+            drop(ticker);
+            let _ = writeln!(io::stderr(), "journey: simulated {}", describe(&stats));
+            Ok(SUCCESS)
+        }
+        // A closed standard output is not an error (like ripgrep).
+        Err(journey_spec::otel::simulate::SimulateError::Io(e)) => Err(e),
+        Err(e) => Ok(fail(e)),
+    }
+}
+
+/// `journey demo`.
+pub fn demo(args: DemoArgs, out: &mut dyn Write) -> io::Result<u8> {
+    let params = params(&args.synth);
+    let workload = match generate(&params) {
+        Ok(w) => w,
+        Err(e) => return Ok(fail(format_args!("cannot generate the workload: {e}"))),
+    };
+    let c = params.config;
+    writeln!(
+        out,
+        "Simulating {} requests on the reference scheduler (vLLM v1 semantics): {} KV blocks of {} tokens, \
+         a {}-token budget, up to {} running, {} policy; journey events on OpenTelemetry spans.",
+        params.requests, c.num_blocks, c.block_size, c.max_num_batched_tokens, c.max_num_seqs, c.policy
+    )?;
+    let mut ticker = Ticker::new();
+    let (bytes, stats) = match simulate(&workload, Vec::new(), &SimulateOptions::default(), |p| ticker.tick(p)) {
+        Ok(r) => r,
+        Err(e) => return Ok(fail(e)),
+    };
+    drop(ticker);
+    writeln!(out, "Simulated {}.", describe(&stats))?;
+    writeln!(out, "Checking every journey against the specification (rules R1–R14):\n")?;
+    let mut errors = 0;
+    let trace = read_trace("demo", &bytes[..], |e| {
+        errors += 1;
+        let _ = writeln!(io::stderr(), "{e}");
+    });
+    let checked = check_trace(trace, &CheckOptions::default());
+    let busiest = checked
+        .journeys
+        .iter()
+        .max_by_key(|j| (j.events.iter().filter(|e| e.kind() == Some(EventKind::Preempted)).count(), j.events.len()))
+        .cloned();
+    let mut summary = Summary::new();
+    summary.add(checked, errors);
+    text::write_summary(out, &summary, &[])?;
+    if let Some(j) = busiest {
+        writeln!(out, "\nThe most-preempted request:\n")?;
+        text::write_timeline(out, "demo", &j)?;
+    }
+    writeln!(
+        out,
+        "\nReproduce: journey simulate --seed {} --requests {} --out demo.otlp.jsonl && journey check demo.otlp.jsonl",
+        params.seed, params.requests
+    )?;
+    Ok(if summary.input_errors > 0 {
+        ERROR
+    } else if summary.violating > 0 {
+        VIOLATION
+    } else {
+        SUCCESS
+    })
+}
