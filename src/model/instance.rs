@@ -18,6 +18,18 @@ struct At {
     ts: f64,
 }
 
+/// A violation of an instance rule with the journeys involved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceViolation {
+    /// The journey that breaks the rule: the index of its `add_journey` call.
+    pub journey: usize,
+    /// The journey and event it conflicts with: the PREEMPTED before the admission (R13), the
+    /// other live span with the same id (R14, event 0).
+    pub related: Option<(usize, usize)>,
+    /// The violation.
+    pub violation: Violation,
+}
+
 /// Checks rules R13 and R14 over all journeys of one scheduler instance.
 ///
 /// ```
@@ -81,33 +93,50 @@ impl InstanceChecker {
 
     /// Checks R13 and R14 and returns every violation, ordered by rule, then journey, then event.
     pub fn finish(self) -> Vec<Violation> {
+        self.finish_by_journey().into_iter().map(|v| v.violation).collect()
+    }
+
+    /// Like [`finish`](Self::finish), with the journey each violation belongs to and the one it
+    /// conflicts with, as indices of the [`add_journey`](Self::add_journey) calls (request ids
+    /// alone are ambiguous when an id is reused).
+    pub fn finish_by_journey(self) -> Vec<InstanceViolation> {
         let mut late = Vec::new();
         for (step, at) in &self.scheduled {
             if let Some(p) = self.first_preempted.get(step)
                 && at.ts > p.ts
             {
                 let (pid, _) = &self.journeys[p.journey];
-                late.push((at.journey, Violation {
+                late.push(InstanceViolation {
+                    journey: at.journey,
+                    related: Some((p.journey, p.event)),
+                    violation: Violation {
                         rule: RuleId::NoAdmissionAfterPreemption,
                         request_id: self.journeys[at.journey].0.clone(),
                         event_index: at.event,
                         message: format!(
                             "SCHEDULED at step {step}, t={}, after request {:?} was PREEMPTED in the same step (event #{}, t={})",
-                            at.ts, pid.as_str(), p.event, p.ts
+                            at.ts,
+                            pid.as_str(),
+                            p.event,
+                            p.ts
                         ),
-                    }));
+                    },
+                });
             }
         }
-        late.sort_by_key(|(journey, v)| (*journey, v.event_index));
-        let mut out: Vec<Violation> = late.into_iter().map(|(_, v)| v).collect();
-        out.extend(self.overlapping_ids());
-        out
+        late.sort_by_key(|v| (v.journey, v.violation.event_index));
+        late.extend(self.overlapping_ids());
+        late
     }
 
-    /// R14: spans with the same request id whose lifetimes overlap.
-    fn overlapping_ids(&self) -> Vec<Violation> {
+    /// R14: spans with the same request id whose lifetimes overlap. Journeys with an empty
+    /// request id (unknown) are not compared.
+    fn overlapping_ids(&self) -> Vec<InstanceViolation> {
         let mut by_id: HashMap<&RequestId, Vec<(u64, u64, usize)>> = HashMap::new();
         for (i, (id, span)) in self.journeys.iter().enumerate() {
+            if id.as_str().is_empty() {
+                continue;
+            }
             if let (Some(start), Some(end)) = (span.start_unix_nano, span.end_unix_nano) {
                 by_id.entry(id).or_default().push((start, end, i));
             }
@@ -121,25 +150,26 @@ impl InstanceChecker {
             let mut latest_end = spans[0];
             for &(start, end, i) in &spans[1..] {
                 if start < latest_end.1 {
-                    out.push((
-                        i,
-                        Violation {
+                    out.push(InstanceViolation {
+                        journey: i,
+                        related: Some((latest_end.2, 0)),
+                        violation: Violation {
                             rule: RuleId::UniqueLiveIds,
                             request_id: id.clone(),
                             event_index: 0,
                             message: format!(
-                                "a span for request {:?} starts at {start} ns while another span for it (journey {}) is live until {} ns",
-                                id.as_str(), latest_end.2, latest_end.1
+                                "a span for request {:?} starts at {start} ns while another span for it, started at {} ns, is live until {} ns",
+                                id.as_str(), latest_end.0, latest_end.1
                             ),
                         },
-                    ));
+                    });
                 }
                 if end > latest_end.1 {
                     latest_end = (start, end, i);
                 }
             }
         }
-        out.sort_by_key(|(i, _)| *i);
-        out.into_iter().map(|(_, v)| v).collect()
+        out.sort_by_key(|v| v.journey);
+        out
     }
 }

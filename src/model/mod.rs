@@ -84,6 +84,6 @@ pub use event::{
     EventKind, FinishStatus, JourneyEvent, Label, Phase, Progress, RequestId, ScheduleKind, Step, UnknownValue,
     event_name,
 };
-pub use instance::InstanceChecker;
+pub use instance::{InstanceChecker, InstanceViolation};
 pub use lifecycle::{Row, State, TRANSITIONS, allowed, mermaid, next};
 pub use rules::{RuleId, RuleInfo, Scope, catalogue};

@@ -13,7 +13,7 @@
 //! assert!(checked.journeys.is_empty());
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crate::model::{InstanceChecker, JourneyChecker, JourneyEvent, RuleId, SpanInfo, State, Verdict, Violation};
 
@@ -91,13 +91,7 @@ pub fn check_trace(trace: Trace, options: &CheckOptions) -> CheckedTrace {
     let mut extra: Vec<Vec<Violation>> = vec![Vec::new(); journeys.len()];
     for resource in 0..resources.len() {
         let members: Vec<usize> = (0..journeys.len()).filter(|&j| journeys[j].resource == resource).collect();
-        if members.is_empty() {
-            continue;
-        }
-        for (j, v) in no_admission_after_preemption(&journeys, &members) {
-            extra[j].push(v);
-        }
-        for (j, v) in unique_live_ids(&journeys, &members) {
+        for (j, v) in instance_rules(&journeys, &members) {
             extra[j].push(v);
         }
     }
@@ -150,156 +144,39 @@ fn check_span(span: Span) -> JourneyReport {
     }
 }
 
-/// R13 over the journeys `members` of one instance, with each violation's journey.
+/// R13 and R14 over the journeys `members` of one instance, with each violation's journey.
 ///
-/// The model's [`InstanceChecker`] names journeys by request id only, so every journey is given
-/// a name that is unique in the instance: its request id when no other journey has it (the
-/// normal case, so messages show real ids), otherwise the id with the span's ids.
-fn no_admission_after_preemption(journeys: &[JourneyReport], members: &[usize]) -> Vec<(usize, Violation)> {
-    let mut id_count: HashMap<&str, usize> = HashMap::new();
-    for &j in members {
-        if let Some(id) = &journeys[j].request_id {
-            *id_count.entry(id).or_default() += 1;
-        }
-    }
-    let mut by_name: HashMap<String, usize> = HashMap::new();
-    let mut instance = InstanceChecker::new();
-    // Indices of the decoded events in each journey, to map the checker's indices back.
-    let mut positions: HashMap<usize, Vec<usize>> = HashMap::new();
-    for &j in members {
-        let r = &journeys[j];
-        let mut name = match &r.request_id {
-            Some(id) if id_count.get(id.as_str()) == Some(&1) => id.clone(),
-            Some(id) => format!("{id} [span {}/{}]", r.trace_id, r.span_id),
-            None => format!("[span {}/{}]", r.trace_id, r.span_id),
-        };
-        if by_name.contains_key(&name) {
-            name = format!("{name} #{j}");
-        }
-        let (decoded, at): (Vec<JourneyEvent>, Vec<usize>) =
-            r.events.iter().enumerate().filter_map(|(i, e)| e.decoded.as_ref().ok().map(|d| (d.clone(), i))).unzip();
-        instance.add_journey(name.as_str(), SpanInfo::default(), &decoded);
-        positions.insert(j, at);
-        by_name.insert(name, j);
-    }
-    instance
-        .finish()
-        .into_iter()
-        .filter_map(|mut v| {
-            let j = *by_name.get(v.request_id.as_str())?;
-            v.event_index = positions.get(&j).and_then(|p| p.get(v.event_index)).copied().unwrap_or(v.event_index);
-            v.request_id = journeys[j].request_id.clone().unwrap_or_default().into();
-            Some((j, v))
-        })
-        .collect()
-}
-
-/// R14 over the journeys `members` of one instance, with each violation's journey.
-///
-/// The model reports an overlap on the journey whose span starts later (spans ordered by start,
-/// end, then input order), once per such journey, in input order. Its violations carry the
-/// request id, not the journey, so the journeys are found again with the same ordering.
-fn unique_live_ids(journeys: &[JourneyReport], members: &[usize]) -> Vec<(usize, Violation)> {
-    let mut instance = InstanceChecker::new();
-    let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
-    for &j in members {
-        if let Some(id) = &journeys[j].request_id {
-            instance.add_journey(id.as_str(), journeys[j].span, &[]);
-            groups.entry(id).or_default().push(j);
-        }
-    }
-    let violations = instance.finish();
-    if violations.is_empty() {
+/// Event indices are mapped back from the decoded events the model saw to the journey's
+/// events, and R14's message names the other span.
+fn instance_rules(journeys: &[JourneyReport], members: &[usize]) -> Vec<(usize, Violation)> {
+    if members.is_empty() {
         return Vec::new();
     }
-    // For each id, the journeys the model flags, in input order.
-    let mut flagged: HashMap<&str, std::vec::IntoIter<(usize, usize)>> = HashMap::new();
-    for (id, group) in &groups {
-        let mut spans: Vec<(u64, u64, usize)> = group
-            .iter()
-            .filter_map(|&j| Some((journeys[j].span.start_unix_nano?, journeys[j].span.end_unix_nano?, j)))
-            .collect();
-        spans.sort_unstable();
-        let mut hits = Vec::new();
-        if let Some(&first) = spans.first() {
-            let mut latest = first;
-            for &(start, end, j) in &spans[1..] {
-                if start < latest.1 {
-                    hits.push((j, latest.2));
-                }
-                if end > latest.1 {
-                    latest = (start, end, j);
-                }
-            }
-        }
-        hits.sort_unstable();
-        flagged.insert(id, hits.into_iter());
+    let mut instance = InstanceChecker::new();
+    // Indices of the decoded events in each member, to map the checker's indices back.
+    let mut positions: Vec<Vec<usize>> = Vec::with_capacity(members.len());
+    for &j in members {
+        let r = &journeys[j];
+        let (decoded, at): (Vec<JourneyEvent>, Vec<usize>) =
+            r.events.iter().enumerate().filter_map(|(i, e)| e.decoded.as_ref().ok().map(|d| (d.clone(), i))).unzip();
+        instance.add_journey(r.request_id.clone().unwrap_or_default(), r.span, &decoded);
+        positions.push(at);
     }
-    violations
+    instance
+        .finish_by_journey()
         .into_iter()
-        .filter_map(|mut v| {
-            let (j, other) = flagged.get_mut(v.request_id.as_str())?.next()?;
-            let o = &journeys[other];
-            v.message = format!("{}; the other span is {}/{} (line {})", v.message, o.trace_id, o.span_id, o.line);
-            Some((j, v))
+        .map(|iv| {
+            let mut v = iv.violation;
+            if v.rule == RuleId::UniqueLiveIds {
+                if let Some((other, _)) = iv.related {
+                    let o = &journeys[members[other]];
+                    v.message =
+                        format!("{}; the other span is {}/{} (line {})", v.message, o.trace_id, o.span_id, o.line);
+                }
+            } else if let Some(&i) = positions[iv.journey].get(v.event_index) {
+                v.event_index = i;
+            }
+            (members[iv.journey], v)
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn journey(id: Option<&str>, start: u64, end: u64, n: usize) -> JourneyReport {
-        JourneyReport {
-            request_id: id.map(str::to_owned),
-            trace_id: "t".into(),
-            span_id: format!("{n:016x}"),
-            line: n as u64 + 1,
-            resource: 0,
-            span: SpanInfo { start_unix_nano: Some(start), end_unix_nano: Some(end), dropped_events: 0 },
-            events: Vec::new(),
-            states: Vec::new(),
-            verdict: Verdict::Conforming,
-        }
-    }
-
-    proptest! {
-        /// R14 is attributed to one journey per violation of the model, each of which overlaps
-        /// a journey with the same id that starts no later.
-        #[test]
-        fn r14_attribution_agrees_with_the_model(
-            spans in proptest::collection::vec((prop::option::of(0..3u8), 0..20u64, 1..10u64), 0..12),
-        ) {
-            let journeys: Vec<JourneyReport> = spans
-                .iter()
-                .enumerate()
-                .map(|(n, &(id, start, len))| {
-                    let id = id.map(|i| format!("r{i}"));
-                    journey(id.as_deref(), start, start + len, n)
-                })
-                .collect();
-            let members: Vec<usize> = (0..journeys.len()).collect();
-            let mut model = InstanceChecker::new();
-            for j in &journeys {
-                if let Some(id) = &j.request_id {
-                    model.add_journey(id.as_str(), j.span, &[]);
-                }
-            }
-            let expected = model.finish().len();
-            let found = unique_live_ids(&journeys, &members);
-            prop_assert_eq!(found.len(), expected);
-            for (j, v) in &found {
-                prop_assert_eq!(v.rule, RuleId::UniqueLiveIds);
-                prop_assert_eq!(journeys[*j].request_id.as_deref(), Some(v.request_id.as_str()));
-                let (s, e) = (journeys[*j].span.start_unix_nano, journeys[*j].span.end_unix_nano);
-                prop_assert!(journeys.iter().enumerate().any(|(k, o)| k != *j
-                    && o.request_id == journeys[*j].request_id
-                    && o.span.start_unix_nano <= s
-                    && o.span.end_unix_nano > s
-                    && (o.span.start_unix_nano, o.span.end_unix_nano, k) < (s, e, *j)));
-            }
-        }
-    }
 }

@@ -239,7 +239,7 @@ fn missing(key: &str) -> DecodeError {
 }
 
 fn wrong_type(key: &str, expected: &str, found: &WireValue<'_>) -> DecodeError {
-    malformed(format!("attribute {key} is a {}, expected {expected}", found.type_name()))
+    malformed(format!("attribute {key} has type {}, expected {expected}", found.type_name()))
 }
 
 fn string<'a>(key: &str, v: Option<WireValue<'a>>) -> Result<&'a str, DecodeError> {
