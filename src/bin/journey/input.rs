@@ -1,12 +1,13 @@
 //! Opening inputs (files or standard input), reporting their problems on stderr, and showing
-//! progress on stderr when it is a terminal and a file takes a while.
+//! progress on a status line when a file takes a while.
 
 use std::fs::File;
-use std::io::{self, BufReader, IsTerminal, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use journey_spec::otel::{CheckOptions, CheckedTrace, InputError, Trace, check_trace, read_trace};
+
+use super::status::StatusLine;
 
 /// Reads and checks one input; returns the checked trace and how many problems were reported.
 pub fn check_input(path: &Path, options: &CheckOptions) -> (CheckedTrace, u64) {
@@ -41,43 +42,18 @@ pub fn read_input(path: &Path) -> (Trace, u64) {
     (trace, errors)
 }
 
-/// A reader that shows how far it got on stderr, when stderr is a terminal and reading has
-/// taken more than half a second; it clears its line when dropped.
+/// A reader that shows how far it got on a status line.
 struct Progress<'a, R> {
     inner: R,
     name: &'a str,
     total: u64,
     read: u64,
-    /// `None` when progress is not shown at all.
-    started: Option<Instant>,
-    last: Option<Instant>,
-    shown: bool,
+    status: StatusLine,
 }
 
 impl<'a, R> Progress<'a, R> {
     fn new(inner: R, name: &'a str, total: u64) -> Self {
-        let started = io::stderr().is_terminal().then(Instant::now);
-        Progress { inner, name, total, read: 0, started, last: None, shown: false }
-    }
-
-    fn tick(&mut self) {
-        let Some(started) = self.started else { return };
-        let now = Instant::now();
-        if now - started < Duration::from_millis(500) || self.last.is_some_and(|l| now - l < Duration::from_millis(200))
-        {
-            return;
-        }
-        self.last = Some(now);
-        self.shown = true;
-        let mb = |b: u64| b as f64 / 1e6;
-        let pct = self.read.saturating_mul(100).checked_div(self.total).unwrap_or(0);
-        let _ = write!(
-            io::stderr().lock(),
-            "\rjourney: reading {}: {pct:>3}% ({:.1} of {:.1} MB)\x1b[K",
-            self.name,
-            mb(self.read),
-            mb(self.total)
-        );
+        Progress { inner, name, total, read: 0, status: StatusLine::new() }
     }
 }
 
@@ -85,15 +61,12 @@ impl<R: Read> Read for Progress<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
-        self.tick();
+        let (name, read, total) = (self.name, self.read, self.total);
+        self.status.show(|| {
+            let mb = |b: u64| b as f64 / 1e6;
+            let pct = read.saturating_mul(100).checked_div(total).unwrap_or(0);
+            format!("reading {name}: {pct:>3}% ({:.1} of {:.1} MB)", mb(read), mb(total))
+        });
         Ok(n)
-    }
-}
-
-impl<R> Drop for Progress<'_, R> {
-    fn drop(&mut self) {
-        if self.shown {
-            let _ = write!(io::stderr().lock(), "\r\x1b[K");
-        }
     }
 }

@@ -24,6 +24,7 @@
 mod cli;
 mod input;
 mod simulate;
+mod status;
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
@@ -93,13 +94,18 @@ fn check(args: CheckArgs, out: &mut dyn Write) -> io::Result<u8> {
         Format::Text => text::write_summary(out, &summary, &allowed)?,
         Format::Json => Report::new(&summary, allowed).write(&mut *out)?,
     }
-    Ok(if summary.input_errors > 0 {
+    Ok(exit_status(&summary))
+}
+
+/// The exit status of a check: input errors win over violations.
+fn exit_status(summary: &Summary) -> u8 {
+    if summary.input_errors > 0 {
         ERROR
     } else if summary.violating > 0 {
         VIOLATION
     } else {
         SUCCESS
-    })
+    }
 }
 
 fn timeline(args: TimelineArgs, out: &mut dyn Write) -> io::Result<u8> {

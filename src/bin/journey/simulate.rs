@@ -2,9 +2,9 @@
 //! OpenTelemetry SDK, its spans as OTLP JSON Lines.
 
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use journey_spec::r#impl::synth::{LengthDist, SynthParams, generate};
 use journey_spec::r#impl::{Policy, SchedulerConfig, Workload};
@@ -13,7 +13,8 @@ use journey_spec::otel::simulate::{Progress, SimulateOptions, SimulateStats, sim
 use journey_spec::otel::{CheckOptions, Summary, check_trace, read_trace, text};
 
 use super::cli::{DemoArgs, PolicyArg, SimulateArgs, SynthArgs};
-use super::{ERROR, SUCCESS, VIOLATION};
+use super::status::StatusLine;
+use super::{ERROR, SUCCESS};
 
 fn params(a: &SynthArgs) -> SynthParams {
     let d = SynthParams::default();
@@ -48,44 +49,12 @@ fn fail(what: impl std::fmt::Display) -> u8 {
     ERROR
 }
 
-/// Shows simulation progress on stderr when it is a terminal and the run takes a while.
-struct Ticker {
-    started: Option<Instant>,
-    last: Option<Instant>,
-    shown: bool,
-}
-
-impl Ticker {
-    fn new() -> Ticker {
-        Ticker { started: io::stderr().is_terminal().then(Instant::now), last: None, shown: false }
-    }
-
-    fn tick(&mut self, p: Progress) {
-        let Some(started) = self.started else { return };
-        let now = Instant::now();
-        if now - started < Duration::from_millis(500) || self.last.is_some_and(|l| now - l < Duration::from_millis(200))
-        {
-            return;
-        }
-        self.last = Some(now);
-        self.shown = true;
+/// The status line of a simulation.
+fn progress(status: &mut StatusLine, p: Progress) {
+    status.show(|| {
         let phase = if p.iterations <= p.planned { "replaying" } else { "draining" };
-        let _ = write!(
-            io::stderr().lock(),
-            "\rjourney: {phase}: iteration {} of {} planned, {} live\x1b[K",
-            p.iterations,
-            p.planned,
-            p.live
-        );
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        if self.shown {
-            let _ = write!(io::stderr().lock(), "\r\x1b[K");
-        }
-    }
+        format!("{phase}: iteration {} of {} planned, {} live", p.iterations, p.planned, p.live)
+    });
 }
 
 fn options(a: &SimulateArgs) -> SimulateOptions {
@@ -140,11 +109,11 @@ pub fn run(args: SimulateArgs) -> io::Result<u8> {
             Err(e) => return Ok(fail(format_args!("{}: {e}", args.out.display()))),
         }
     };
-    let mut ticker = Ticker::new();
-    match simulate(&workload, out, &options(&args), |p| ticker.tick(p)) {
+    let mut status = StatusLine::new();
+    match simulate(&workload, out, &options(&args), |p| progress(&mut status, p)) {
         Ok((mut out, stats)) => {
             out.flush()?;
-            drop(ticker);
+            drop(status);
             let _ = writeln!(io::stderr(), "journey: simulated {}", describe(&stats));
             Ok(SUCCESS)
         }
@@ -168,12 +137,13 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> io::Result<u8> {
          a {}-token budget, up to {} running, {} policy; journey events on OpenTelemetry spans.",
         params.requests, c.num_blocks, c.block_size, c.max_num_batched_tokens, c.max_num_seqs, c.policy
     )?;
-    let mut ticker = Ticker::new();
-    let (bytes, stats) = match simulate(&workload, Vec::new(), &SimulateOptions::default(), |p| ticker.tick(p)) {
-        Ok(r) => r,
-        Err(e) => return Ok(fail(e)),
-    };
-    drop(ticker);
+    let mut status = StatusLine::new();
+    let (bytes, stats) =
+        match simulate(&workload, Vec::new(), &SimulateOptions::default(), |p| progress(&mut status, p)) {
+            Ok(r) => r,
+            Err(e) => return Ok(fail(e)),
+        };
+    drop(status);
     writeln!(out, "Simulated {}.", describe(&stats))?;
     writeln!(out, "Checking every journey against the specification (rules R1–R14):\n")?;
     let mut errors = 0;
@@ -199,11 +169,5 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> io::Result<u8> {
         "\nReproduce: journey simulate --seed {} --requests {} --out demo.otlp.jsonl && journey check demo.otlp.jsonl",
         params.seed, params.requests
     )?;
-    Ok(if summary.input_errors > 0 {
-        ERROR
-    } else if summary.violating > 0 {
-        VIOLATION
-    } else {
-        SUCCESS
-    })
+    Ok(super::exit_status(&summary))
 }
