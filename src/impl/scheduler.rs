@@ -320,7 +320,9 @@ impl Scheduler {
             num_computed: 0,
             num_output: 0,
             num_preemptions: 0,
-            blocks: Vec::new(),
+            // The most blocks it can ever hold, so that growing it in `schedule()` never
+            // allocates (a preemption empties it but keeps the room).
+            blocks: Vec::with_capacity(needed),
             trace: new.trace,
         };
         let h = match self.free_slots.pop() {
