@@ -191,6 +191,7 @@ struct Slot {
 
 /// The live request behind `h` in `slots` (a free function, so that callers can borrow other
 /// fields of the scheduler at the same time).
+#[inline]
 fn live_mut(slots: &mut [Slot], h: Handle) -> Option<&mut Request> {
     slots.get_mut(h.slot()).filter(|s| s.generation == h.generation).and_then(|s| s.request.as_mut())
 }
@@ -500,6 +501,10 @@ impl Scheduler {
 
     /// Position in the running list of the next victim: the last request under fcfs, the
     /// worst `(priority, arrival)` under priority (the first such in running order).
+    ///
+    /// Out of line, like [`Scheduler::preempt`]: preemption is the rare path of the per-request
+    /// loop in `schedule()`, which keeps its registers when the rare path is a plain call.
+    #[inline(never)]
     fn victim(&self) -> usize {
         match self.config.policy {
             Policy::Fcfs => self.running.len() - 1,
@@ -519,6 +524,7 @@ impl Scheduler {
     /// Recompute preemption of a request that the caller already took out of the running
     /// list: its blocks are freed, its computed tokens dropped (outputs kept), its count
     /// incremented, and it rejoins the front of the waiting queue.
+    #[inline(never)]
     fn preempt(&mut self, h: Handle, step: u64, hooks: &mut impl Hooks) {
         let Some(r) = live_mut(&mut self.slots, h) else { return };
         self.pool.release(&mut r.blocks);
