@@ -377,7 +377,9 @@ impl Scheduler {
     }
 
     /// Runs a scheduler method with the emitter, which is moved out of the scheduler for the
-    /// call and put back after it (kept out of line: the untraced path stays small).
+    /// call and put back after it, also when the call unwinds (a panicking `is_eos` or `ids`
+    /// of the caller's): the emitter stays attached, as if it had never moved. Out of line, so
+    /// that the untraced path stays small.
     #[cfg(feature = "tracing")]
     #[inline(never)]
     fn traced<R>(
@@ -385,9 +387,11 @@ impl Scheduler {
         mut emitter: Box<super::emitter::Emitter>,
         f: impl FnOnce(&mut Scheduler, &mut super::emitter::Emitter) -> R,
     ) -> R {
-        let out = f(self, &mut emitter);
+        // The unwind is resumed right after the emitter is back: nothing observes the state
+        // between, so asserting unwind safety adds no risk of its own.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self, &mut emitter)));
         self.emitter = Some(emitter);
-        out
+        out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     /// One scheduling step (vLLM v1 `schedule()`): the step counter is incremented first; the
