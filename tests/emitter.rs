@@ -565,3 +565,17 @@ fn a_sampled_out_span_emits_nothing() {
     assert!(t.spans().is_empty());
     assert_eq!(t.s.emitter().unwrap().live(), 0);
 }
+
+#[test]
+fn a_panicking_caller_closure_leaves_the_emitter_attached() {
+    // The scheduler moves the emitter out while it works; a panic in the caller's `is_eos`
+    // must not lose it.
+    let mut t = traced(config());
+    t.add("r", 4, 2);
+    t.s.schedule();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        t.s.update_from_output(|_| panic!("is_eos panics (test)"));
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(t.s.emitter().map(|e| e.live()), Some(1), "the emitter and its span survive");
+}

@@ -328,7 +328,8 @@ impl Emitter {
                         .with_start_time(start)
                         .start_with_context(tracer, &parent);
                     if span.is_recording() {
-                        span.set_attribute(KeyValue::new(keys::REQUEST_ID, r.id().to_owned()));
+                        // The shared id: a reference count, not a copy of the string.
+                        span.set_attribute(KeyValue::new(keys::REQUEST_ID, Arc::clone(r.shared_id())));
                     }
                     span
                 })
@@ -422,7 +423,10 @@ impl Emitter {
         let event =
             JourneyEvent::new(label, Step(step), progress, r.num_preemptions()).at(monotonic).wall(unix_nanos(wall));
         if recording && let Some(span) = t.span.as_mut() {
-            let attributes: Vec<KeyValue> = wire::encode(&event).map(|(k, v)| KeyValue::new(k, value(v))).collect();
+            // Built in place, at its final size: collecting `wire::encode` through its iterator
+            // chain cost about as much as the rest of the event (BENCHMARKS.md).
+            let mut attributes = Vec::with_capacity(wire::MAX_ATTRIBUTES);
+            wire::encode_each(&event, |k, v| attributes.push(KeyValue::new(k, value(v))));
             Emitter::guard(&mut self.contained_panics, || {
                 span.add_event_with_timestamp(event.name(), wall, attributes);
             });

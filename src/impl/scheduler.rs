@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::model::{FinishStatus, RequestId, ScheduleKind, Step};
 
 use super::config::{ConfigError, Policy, SchedulerConfig};
-use super::hooks::Hooks;
+use super::hooks::{Hooks, Off};
 use super::kv::BlockPool;
 use super::queue::WaitingQueue;
 use super::request::{FinishReason, Handle, NewRequest, Request, Status};
@@ -155,7 +155,32 @@ pub struct Scheduler {
     update: UpdateOutput,
     finished: Vec<Finished>,
     reset_preempted: Vec<Handle>,
-    pub(crate) hooks: Hooks,
+    #[cfg(feature = "tracing")]
+    emitter: Option<Box<super::emitter::Emitter>>,
+}
+
+/// Calls `$s.$method($args.., hooks)`, a method generic over [`Hooks`], with the attached
+/// emitter as `hooks`, or with [`Off`] when there is none: the untraced copy of the method is
+/// then the code of a build without the `tracing` feature (see `hooks`), and tracing that is
+/// off costs this one branch per call. The generic methods are `#[inline(never)]`, so that each
+/// copy is compiled as a function of its own, the untraced one as in a build without the
+/// feature, rather than both inlined into the caller where they would share registers.
+#[cfg(feature = "tracing")]
+macro_rules! with_hooks {
+    ($s:ident . $method:ident ( $($arg:expr),* )) => {
+        match $s.emitter.take() {
+            None => $s.$method($($arg,)* &mut Off),
+            Some(emitter) => $s.traced(emitter, |s, hooks| s.$method($($arg,)* hooks)),
+        }
+    };
+}
+
+/// Without the `tracing` feature there is only the untraced copy.
+#[cfg(not(feature = "tracing"))]
+macro_rules! with_hooks {
+    ($s:ident . $method:ident ( $($arg:expr),* )) => {
+        $s.$method($($arg,)* &mut Off)
+    };
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +191,7 @@ struct Slot {
 
 /// The live request behind `h` in `slots` (a free function, so that callers can borrow other
 /// fields of the scheduler at the same time).
+#[inline]
 fn live_mut(slots: &mut [Slot], h: Handle) -> Option<&mut Request> {
     slots.get_mut(h.slot()).filter(|s| s.generation == h.generation).and_then(|s| s.request.as_mut())
 }
@@ -189,7 +215,8 @@ impl Scheduler {
             update: UpdateOutput::default(),
             finished: Vec::new(),
             reset_preempted: Vec::new(),
-            hooks: Hooks::default(),
+            #[cfg(feature = "tracing")]
+            emitter: None,
         })
     }
 
@@ -264,19 +291,19 @@ impl Scheduler {
     /// Attaches (or, with `None`, detaches) the journey emitter. Returns the previous one.
     #[cfg(feature = "tracing")]
     pub fn set_emitter(&mut self, emitter: Option<super::emitter::Emitter>) -> Option<super::emitter::Emitter> {
-        std::mem::replace(&mut self.hooks.emitter, emitter.map(Box::new)).map(|b| *b)
+        std::mem::replace(&mut self.emitter, emitter.map(Box::new)).map(|b| *b)
     }
 
     /// The journey emitter, if attached.
     #[cfg(feature = "tracing")]
     pub fn emitter(&self) -> Option<&super::emitter::Emitter> {
-        self.hooks.emitter.as_deref()
+        self.emitter.as_deref()
     }
 
     /// The journey emitter, mutably (to drain its buffer).
     #[cfg(feature = "tracing")]
     pub fn emitter_mut(&mut self) -> Option<&mut super::emitter::Emitter> {
-        self.hooks.emitter.as_deref_mut()
+        self.emitter.as_deref_mut()
     }
 
     /// Adds a request to the back of the waiting queue. Rejected, with no change, when its id
@@ -320,7 +347,9 @@ impl Scheduler {
             num_computed: 0,
             num_output: 0,
             num_preemptions: 0,
-            blocks: Vec::new(),
+            // The most blocks it can ever hold, so that growing it in `schedule()` never
+            // allocates (a preemption empties it but keeps the room).
+            blocks: Vec::with_capacity(needed),
             trace: new.trace,
         };
         let h = match self.free_slots.pop() {
@@ -337,17 +366,44 @@ impl Scheduler {
         };
         self.by_id.insert(id, h);
         self.waiting.push_back(h, new.priority, arrival);
-        let step = self.step;
-        if let Some(r) = self.slots[h.slot()].request.as_ref() {
-            self.hooks.queued(h, r, step);
-        }
+        with_hooks!(self.queued_with(h));
         Ok(h)
+    }
+
+    fn queued_with(&mut self, h: Handle, hooks: &mut impl Hooks) {
+        if let Some(r) = self.slots[h.slot()].request.as_ref() {
+            hooks.queued(h, r, self.step);
+        }
+    }
+
+    /// Runs a scheduler method with the emitter, which is moved out of the scheduler for the
+    /// call and put back after it, also when the call unwinds (a panicking `is_eos` or `ids`
+    /// of the caller's): the emitter stays attached, as if it had never moved. Out of line, so
+    /// that the untraced path stays small.
+    #[cfg(feature = "tracing")]
+    #[inline(never)]
+    fn traced<R>(
+        &mut self,
+        mut emitter: Box<super::emitter::Emitter>,
+        f: impl FnOnce(&mut Scheduler, &mut super::emitter::Emitter) -> R,
+    ) -> R {
+        // The unwind is resumed right after the emitter is back: nothing observes the state
+        // between, so asserting unwind safety adds no risk of its own.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self, &mut emitter)));
+        self.emitter = Some(emitter);
+        out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     /// One scheduling step (vLLM v1 `schedule()`): the step counter is incremented first; the
     /// running requests get tokens in order, preempting victims when KV blocks run out; then,
     /// only if nothing was preempted, waiting requests are admitted in queue order.
     pub fn schedule(&mut self) -> &StepOutput {
+        with_hooks!(self.schedule_with());
+        &self.out
+    }
+
+    #[inline(never)]
+    fn schedule_with(&mut self, hooks: &mut impl Hooks) {
         self.step += 1;
         self.unreported_finishes = 0;
         let step = self.step;
@@ -391,7 +447,7 @@ impl Scheduler {
                     budget += s.tokens;
                     i -= 1;
                 }
-                self.preempt(victim, step);
+                self.preempt(victim, step, hooks);
                 self.out.preempted.push(victim);
                 if victim == h {
                     break;
@@ -431,7 +487,7 @@ impl Scheduler {
                 self.running.push(h);
                 self.out.scheduled.push(Scheduled { handle: h, tokens: n, admitted: Some(kind) });
                 budget -= n;
-                self.hooks.scheduled(h, r, step, kind);
+                hooks.scheduled(h, r, step, kind);
             }
         }
 
@@ -441,15 +497,18 @@ impl Scheduler {
             total += s.tokens;
             if let Some(r) = live_mut(&mut self.slots, s.handle) {
                 r.num_computed += s.tokens;
-                self.hooks.computed(s.handle, r);
+                hooks.computed(s.handle, r);
             }
         }
         self.out.total_tokens = total;
-        &self.out
     }
 
     /// Position in the running list of the next victim: the last request under fcfs, the
     /// worst `(priority, arrival)` under priority (the first such in running order).
+    ///
+    /// Out of line, like [`Scheduler::preempt`]: preemption is the rare path of the per-request
+    /// loop in `schedule()`, which keeps its registers when the rare path is a plain call.
+    #[inline(never)]
     fn victim(&self) -> usize {
         match self.config.policy {
             Policy::Fcfs => self.running.len() - 1,
@@ -469,13 +528,14 @@ impl Scheduler {
     /// Recompute preemption of a request that the caller already took out of the running
     /// list: its blocks are freed, its computed tokens dropped (outputs kept), its count
     /// incremented, and it rejoins the front of the waiting queue.
-    fn preempt(&mut self, h: Handle, step: u64) {
+    #[inline(never)]
+    fn preempt(&mut self, h: Handle, step: u64, hooks: &mut impl Hooks) {
         let Some(r) = live_mut(&mut self.slots, h) else { return };
         self.pool.release(&mut r.blocks);
         r.status = Status::Preempted;
         r.num_computed = 0;
         r.num_preemptions += 1;
-        self.hooks.preempted(h, r, step);
+        hooks.preempted(h, r, step);
         self.waiting.push_front(h, r.priority, r.arrival);
     }
 
@@ -495,7 +555,13 @@ impl Scheduler {
     ///
     /// Call it once after every `schedule()`. (A request whose token was not applied before the
     /// next `schedule()` is scheduled nothing and gets its token from the next update.)
-    pub fn update_from_output(&mut self, mut is_eos: impl FnMut(&str) -> bool) -> &UpdateOutput {
+    pub fn update_from_output(&mut self, is_eos: impl FnMut(&str) -> bool) -> &UpdateOutput {
+        with_hooks!(self.update_with(is_eos));
+        &self.update
+    }
+
+    #[inline(never)]
+    fn update_with(&mut self, mut is_eos: impl FnMut(&str) -> bool, hooks: &mut impl Hooks) {
         let step = self.out.step;
         let max_model_len = self.config.max_model_len;
         self.update.step = step;
@@ -513,7 +579,7 @@ impl Scheduler {
             let first = r.num_output == 1;
             self.update.sampled.push((h, first));
             if first {
-                self.hooks.first_token(h, r, step.0);
+                hooks.first_token(h, r, step.0);
             }
             let status = if eos && !r.ignore_eos {
                 Some(FinishStatus::Stopped)
@@ -524,7 +590,7 @@ impl Scheduler {
             };
             if let Some(status) = status {
                 any_stopped = true;
-                self.hooks.finished(h, r, step.0, status);
+                hooks.finished(h, r, step.0, status);
                 if let Some(id) = self.retire(h) {
                     self.update.finished.push(Finished { handle: h, id, status, step });
                 }
@@ -535,7 +601,6 @@ impl Scheduler {
             self.running
                 .retain(|h| slots.get(h.slot()).is_some_and(|s| s.generation == h.generation && s.request.is_some()));
         }
-        &self.update
     }
 
     /// Frees a finished request's blocks and slot; returns its id (`None` for a stale handle).
@@ -560,6 +625,18 @@ impl Scheduler {
         reason: FinishReason,
         step: Option<Step>,
     ) -> &[Finished] {
+        with_hooks!(self.finish_with(ids, reason, step));
+        &self.finished
+    }
+
+    #[inline(never)]
+    fn finish_with<'a>(
+        &mut self,
+        ids: impl IntoIterator<Item = &'a str>,
+        reason: FinishReason,
+        step: Option<Step>,
+        hooks: &mut impl Hooks,
+    ) {
         let step = step.unwrap_or(Step(self.step));
         let status = FinishStatus::from(reason);
         self.finished.clear();
@@ -573,26 +650,30 @@ impl Scheduler {
                 self.waiting.remove(h, priority, arrival);
             }
             if let Some(r) = self.slots[h.slot()].request.as_ref() {
-                self.hooks.finished(h, r, step.0, status);
+                hooks.finished(h, r, step.0, status);
             }
             if let Some(id) = self.retire(h) {
                 self.finished.push(Finished { handle: h, id, status, step });
             }
         }
-        &self.finished
     }
 
     /// Preempts every running request, last first, so that they rejoin the waiting queue in
     /// their running order (vLLM `reset_prefix_cache(reset_running_requests=True)`). PREEMPTED
     /// carries the step counter.
     pub fn reset(&mut self) -> &[Handle] {
+        with_hooks!(self.reset_with());
+        &self.reset_preempted
+    }
+
+    #[inline(never)]
+    fn reset_with(&mut self, hooks: &mut impl Hooks) {
         self.reset_preempted.clear();
         let step = self.step;
         while let Some(h) = self.running.pop() {
-            self.preempt(h, step);
+            self.preempt(h, step, hooks);
             self.reset_preempted.push(h);
         }
-        &self.reset_preempted
     }
 
     /// Checks the scheduler's invariants: the last step kept its budget and `max_num_seqs`;

@@ -121,25 +121,43 @@ pub fn kind_of_name(name: &str) -> Option<Result<EventKind, DecodeError>> {
     Some(suffix.parse().map_err(|_| malformed(format!("unknown journey event name {name:?}"))))
 }
 
+/// At most how many attributes [`encode`] gives: the nine mandatory ones and the two
+/// qualifiers.
+pub const MAX_ATTRIBUTES: usize = keys::MANDATORY.len() + 2;
+
 /// The attributes of `event`, in the fork's order: the nine mandatory ones, then
 /// `schedule.kind` and `finish.status` when present.
 pub fn encode(event: &JourneyEvent) -> impl Iterator<Item = (&'static str, WireValue<'static>)> + use<> {
+    let mut out = [("", WireValue::Int(0)); MAX_ATTRIBUTES];
+    let mut n = 0;
+    encode_each(event, |key, value| {
+        out[n] = (key, value);
+        n += 1;
+    });
+    out.into_iter().take(n)
+}
+
+/// [`encode`] as calls of `f`, one per attribute and in the same order: what an emitter uses to
+/// build its attribute list in place, with no iterator in between.
+#[inline]
+pub fn encode_each(event: &JourneyEvent, mut f: impl FnMut(&'static str, WireValue<'static>)) {
     let p = event.progress;
     let int = |v: u64| WireValue::Int(i64::try_from(v).unwrap_or(i64::MAX));
-    [
-        (keys::EVENT_TYPE, WireValue::Str(event.kind.as_str())),
-        (keys::TS_MONOTONIC, WireValue::Double(event.ts_monotonic)),
-        (keys::SCHEDULER_STEP, int(event.step.0)),
-        (keys::PHASE, WireValue::Str(event.phase.as_str())),
-        (keys::PREFILL_DONE, int(p.prefill_done)),
-        (keys::PREFILL_TOTAL, int(p.prefill_total)),
-        (keys::DECODE_DONE, int(p.decode_done)),
-        (keys::DECODE_MAX, int(p.decode_max)),
-        (keys::NUM_PREEMPTIONS, int(event.num_preemptions)),
-    ]
-    .into_iter()
-    .chain(event.schedule_kind.map(|k| (keys::SCHEDULE_KIND, WireValue::Str(k.as_str()))))
-    .chain(event.finish_status.map(|s| (keys::FINISH_STATUS, WireValue::Str(s.as_str()))))
+    f(keys::EVENT_TYPE, WireValue::Str(event.kind.as_str()));
+    f(keys::TS_MONOTONIC, WireValue::Double(event.ts_monotonic));
+    f(keys::SCHEDULER_STEP, int(event.step.0));
+    f(keys::PHASE, WireValue::Str(event.phase.as_str()));
+    f(keys::PREFILL_DONE, int(p.prefill_done));
+    f(keys::PREFILL_TOTAL, int(p.prefill_total));
+    f(keys::DECODE_DONE, int(p.decode_done));
+    f(keys::DECODE_MAX, int(p.decode_max));
+    f(keys::NUM_PREEMPTIONS, int(event.num_preemptions));
+    if let Some(k) = event.schedule_kind {
+        f(keys::SCHEDULE_KIND, WireValue::Str(k.as_str()));
+    }
+    if let Some(s) = event.finish_status {
+        f(keys::FINISH_STATUS, WireValue::Str(s.as_str()));
+    }
 }
 
 /// Decodes a `journey.<KIND>` span event.

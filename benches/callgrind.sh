@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Instruction counts of `examples/cost_probe.rs` under callgrind (BENCHMARKS.md, "Zero cost when
+# off"): tracing compiled out, then each tracing configuration given, on one workload.
+#
+#   benches/callgrind.sh steady-256 off sampled-out recording recording+buffer
+#
+# Prints one line per configuration: instructions counted inside `measured` (the setup is not
+# counted) and the ratio to the compiled-out build. Needs valgrind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+workload=${1:?usage: benches/callgrind.sh <workload> [tracing...]}
+shift
+out=target/callgrind
+mkdir -p "$out"
+
+# Two builds of the same example; cargo keeps both feature sets' artefacts, so switching back
+# and forth only re-links.
+cargo build --quiet --release --example cost_probe --no-default-features
+cp target/release/examples/cost_probe "$out/cost_probe-compiled-out"
+cargo build --quiet --release --example cost_probe
+cp target/release/examples/cost_probe "$out/cost_probe-compiled-in"
+
+count() { # binary tracing -> instructions
+    local file="$out/$workload.$2.callgrind"
+    valgrind --tool=callgrind --toggle-collect='cost_probe::measured*' --callgrind-out-file="$file" \
+        "$out/$1" "$workload" "$2" >/dev/null 2>"$file.log"
+    awk '/^(summary|totals):/ { print $2; exit }' "$file"
+}
+
+base=$(count cost_probe-compiled-out off)
+printf '%-32s %15s %8s\n' configuration instructions ratio
+printf '%-32s %15s %8s\n' "compiled out" "$base" "1.0000"
+for t in "$@"; do
+    n=$(count cost_probe-compiled-in "$t")
+    printf '%-32s %15s %8s\n' "compiled in, $t" "$n" "$(awk -v n="$n" -v b="$base" 'BEGIN { printf "%.4f", n / b }')"
+done

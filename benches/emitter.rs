@@ -1,0 +1,98 @@
+//! What one journey event costs (`BENCHMARKS.md`, "Emitter cost"), through the public scheduler
+//! API, under every tracing configuration of `support/tracing.rs`.
+//!
+//! - `emitter/event/<tracing>`: one iteration is one preemption cycle of a running request:
+//!   `reset()` emits PREEMPTED, the next `schedule()` admits it again with SCHEDULED(RESUME):
+//!   two events. A journey runs [`CYCLES`] cycles, so its span holds 131 events (QUEUED,
+//!   SCHEDULED(FIRST), the cycles, FINISHED), about as many as the most preempted request of
+//!   the `kv_pressure` fixture has ever had, and 3 more than the SDK's default event limit,
+//!   which the recording provider raises. Timed: the cycles and the draining of the legacy
+//!   buffer. Not timed: adding the request (the span starts) and finishing it (the span ends
+//!   and is exported), which `emitter/request` measures. With tracing `off` the figure is the
+//!   scheduler's own work for the two calls; subtracting it gives the emitter's share.
+//! - `emitter/request/<tracing>`: a whole short journey, span included: `add_request`
+//!   (QUEUED), `schedule()` (SCHEDULED(FIRST)), `update_from_output` with an EOS token
+//!   (FIRST_TOKEN, FINISHED(stopped)), the legacy buffer drained.
+//!
+//! Events carry the system clocks' readings, as in production.
+
+#[path = "support/tracing.rs"]
+mod tracing;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use journey_spec::r#impl::{FinishReason, NewRequest, Scheduler, SchedulerConfig};
+use tracing::Tracing;
+
+/// Preemption cycles per journey in `emitter/event`.
+const CYCLES: u64 = 64;
+
+fn drain(s: &mut Scheduler) {
+    if let Some(e) = s.emitter_mut() {
+        black_box(e.drain().len());
+    }
+}
+
+fn event(c: &mut Criterion) {
+    let mut g = c.benchmark_group("emitter/event");
+    g.throughput(Throughput::Elements(2));
+    for tracing in Tracing::ALL {
+        let mut s = Scheduler::new(SchedulerConfig::default()).expect("valid config");
+        let _provider = tracing.attach(&mut s);
+        let mut journeys = 0u64;
+        g.bench_function(tracing.name(), |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let id = format!("e{journeys}");
+                    journeys += 1;
+                    s.add_request(NewRequest::new(id.as_str(), 16, 16)).expect("fits");
+                    s.schedule();
+                    let n = CYCLES.min(iters - done);
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        black_box(s.reset());
+                        black_box(s.schedule());
+                    }
+                    drain(&mut s);
+                    timed += start.elapsed();
+                    s.finish_requests([id.as_str()], FinishReason::Aborted, None);
+                    drain(&mut s);
+                    done += n;
+                }
+                timed
+            });
+        });
+        assert_eq!(s.num_live(), 0);
+        assert_eq!(s.emitter().map_or(0, |e| e.live()), 0, "{}: tracing state leaked", tracing.name());
+    }
+    g.finish();
+}
+
+fn request(c: &mut Criterion) {
+    let mut g = c.benchmark_group("emitter/request");
+    g.throughput(Throughput::Elements(1));
+    for tracing in Tracing::ALL {
+        let mut s = Scheduler::new(SchedulerConfig::default()).expect("valid config");
+        let _provider = tracing.attach(&mut s);
+        let mut n = 0u64;
+        g.bench_function(tracing.name(), |b| {
+            b.iter(|| {
+                n += 1;
+                s.add_request(NewRequest::new(format!("r{n}"), 16, 16)).expect("fits");
+                black_box(s.schedule());
+                black_box(s.update_from_output(|_| true));
+                drain(&mut s);
+            });
+        });
+        assert_eq!(s.num_live(), 0);
+        assert_eq!(s.emitter().map_or(0, |e| e.live()), 0, "{}: tracing state leaked", tracing.name());
+    }
+    g.finish();
+}
+
+criterion_group!(benches, event, request);
+criterion_main!(benches);
