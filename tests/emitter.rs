@@ -343,13 +343,20 @@ fn dropping_the_scheduler_ends_open_spans() {
     assert_eq!(spans.len(), 1);
     let j = journey_of(&spans[0]).unwrap();
     assert!(matches!(j.check(), Verdict::Violating(v) if v[0].rule == journey_spec::model::RuleId::EndsFinished));
+    // The emitter ended it, on its own clock (the test clock starts in 2025), not the SDK on drop.
+    let year_2026 = std::time::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+    assert!(spans[0].end_time < year_2026, "{:?}", spans[0].end_time);
 }
 
 #[test]
 fn the_parent_context_from_traceparent_is_honoured() {
     let mut t = traced(config());
     let tp = "00-1234567890abcdef1234567890abcdef-fedcba9876543210-01";
-    t.s.add_request(NewRequest::new("child", 4, 1).traceparent(tp)).unwrap();
+    let mut child = NewRequest::new("child", 4, 1).traceparent(tp);
+    if let Some(headers) = child.trace.as_mut() {
+        headers.tracestate = Some("vendor=value".to_owned());
+    }
+    t.s.add_request(child).unwrap();
     t.add("root", 4, 1);
     t.step(&[]);
     let spans = t.spans();
@@ -357,6 +364,7 @@ fn the_parent_context_from_traceparent_is_honoured() {
     assert_eq!(child.span_context.trace_id().to_string(), "1234567890abcdef1234567890abcdef");
     assert_eq!(child.parent_span_id.to_string(), "fedcba9876543210");
     assert!(child.parent_span_is_remote);
+    assert_eq!(child.span_context.trace_state().header(), "vendor=value", "tracestate is propagated");
     let root = spans.iter().find(|s| journey_of(s).unwrap().request_id.as_str() == "root").unwrap();
     assert_eq!(root.parent_span_id, opentelemetry::trace::SpanId::INVALID);
     // A malformed traceparent is ignored: the span becomes a root.

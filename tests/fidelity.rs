@@ -57,3 +57,28 @@ fn replaying_twice_gives_identical_journeys() {
         assert_eq!(replay(&workload), replay(&workload), "{name}");
     }
 }
+
+#[test]
+fn run_summaries_count_iterations_steps_and_the_drain() {
+    // kv_pressure: 3795 workload iterations, then empty ones until drained; vLLM ran 3796 steps.
+    let (_, workload, _) = fixtures::all().into_iter().nth(1).expect("kv_pressure");
+    let w = Workload::from_json(&std::fs::read_to_string(workload).expect("readable")).expect("parses");
+    let mut engine = Engine::new(Scheduler::new(w.config).expect("valid"));
+    let limit = engine.drain_limit();
+    assert_eq!(limit, 1024, "nothing is live before the run: the bound is its constant");
+    let mut idle = 0;
+    let summary =
+        engine.run(&w, |_, done, _| idle += u64::from(done == journey_spec::r#impl::Iterated::Idle)).expect("drains");
+    assert_eq!(summary.steps, 3796);
+    assert_eq!(summary.iterations, summary.steps + idle);
+    assert_eq!(summary.iterations, w.steps.len() as u64 + summary.drain_iterations);
+    assert!(summary.drain_iterations > 0);
+}
+
+#[test]
+fn the_drain_bound_grows_with_the_work_left() {
+    let mut s = Scheduler::new(journey_spec::r#impl::SchedulerConfig::default()).expect("valid");
+    s.add_request(journey_spec::r#impl::NewRequest::new("a", 10, 5)).expect("add");
+    s.add_request(journey_spec::r#impl::NewRequest::new("b", 20, 7)).expect("add");
+    assert_eq!(Engine::new(s).drain_limit(), 1024 + 16 * (15 + 27));
+}

@@ -394,3 +394,97 @@ fn workload_files_reject_unknown_fields_and_natural_finish_statuses() {
     assert_eq!(Workload::from_json(&ok).unwrap().steps[0].ops, [Op::Reset]);
     let _ = Iteration::default();
 }
+
+#[test]
+fn a_priority_victim_scheduled_earlier_in_the_step_refunds_its_tokens_and_nobody_is_skipped() {
+    // Running order [b, a, c] (b admitted alone first); b is the worst. When `a` needs a block,
+    // b — already given its token in this step — is preempted: its token goes back to the
+    // budget (without it `c` would not fit) and the loop index steps back (without that `c`
+    // would be skipped).
+    let cfg = SchedulerConfig {
+        policy: Policy::Priority,
+        max_num_batched_tokens: 3,
+        block_size: 4,
+        num_blocks: 4,
+        max_model_len: 64,
+        ..config()
+    };
+    let mut s = Scheduler::new(cfg).unwrap();
+    s.add_request(NewRequest::new("b", 1, 6).priority(9)).unwrap();
+    s.schedule();
+    s.update_from_output(|_| false);
+    s.add_request(NewRequest::new("a", 1, 6).priority(0)).unwrap();
+    s.add_request(NewRequest::new("c", 6, 6).priority(0)).unwrap();
+    let mut seen = false;
+    for _ in 0..40 {
+        let out = s.schedule().clone();
+        s.check_invariants().unwrap();
+        if ids(&s, out.preempted.clone()) == ["b"] {
+            // b got 1 token first, then was preempted for a: with the refund the budget of 3
+            // covers a's token and two of c's.
+            let got: Vec<(String, u64)> =
+                out.scheduled.iter().map(|x| (ids(&s, [x.handle])[0].clone(), x.tokens)).collect();
+            assert_eq!(got, [("a".to_owned(), 1), ("c".to_owned(), 2)], "{out:?}");
+            assert_eq!(out.total_tokens, 3);
+            seen = true;
+            break;
+        }
+        s.update_from_output(|_| false);
+    }
+    assert!(seen, "the situation never arose");
+}
+
+#[test]
+fn without_chunked_prefill_a_prompt_that_fills_the_remaining_budget_exactly_is_admitted() {
+    let off = SchedulerConfig { enable_chunked_prefill: false, max_num_batched_tokens: 64, ..config() };
+    let mut s = Scheduler::new(off).unwrap();
+    add(&mut s, "a", 40, 4);
+    add(&mut s, "b", 24, 4);
+    let out = s.schedule();
+    assert_eq!(out.scheduled.iter().map(|x| x.tokens).collect::<Vec<_>>(), [40, 24]);
+}
+
+#[test]
+fn scheduling_twice_without_an_update_schedules_nothing_new_and_loses_no_token() {
+    let mut s = Scheduler::new(config()).unwrap();
+    add(&mut s, "a", 4, 3);
+    add(&mut s, "b", 4, 3);
+    s.schedule();
+    // The tokens of step 1 were not applied: both requests have nothing to compute.
+    let out = s.schedule().clone();
+    assert!(out.scheduled.is_empty(), "{out:?}");
+    let upd = s.update_from_output(|_| false);
+    assert_eq!(upd.sampled.len(), 2, "the pending tokens arrive with the next update");
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn accessors_report_the_request_and_the_configuration() {
+    let mut s = Scheduler::new(SchedulerConfig { policy: Policy::Priority, ..config() }).unwrap();
+    assert_eq!(*s.config(), SchedulerConfig { policy: Policy::Priority, ..config() });
+    s.add_request(NewRequest::new("x", 5, 2).priority(-3)).unwrap();
+    s.add_request(NewRequest::new("y", 9, 2).priority(7)).unwrap();
+    assert_eq!(s.num_waiting(), 2);
+    let x = s.request(s.handle("x").unwrap()).unwrap();
+    assert_eq!((x.priority(), x.arrival(), x.prompt_len(), x.max_tokens()), (-3, 0, 5, 2));
+    let y = s.request(s.handle("y").unwrap()).unwrap();
+    assert_eq!((y.priority(), y.arrival()), (7, 1));
+    s.schedule();
+    let x = s.request(s.handle("x").unwrap()).unwrap();
+    assert_eq!(x.blocks().len(), 2, "5 tokens in blocks of 4");
+    assert_eq!(s.num_waiting(), 0);
+    assert_eq!(format!("{} {} {}", Policy::Fcfs, Policy::Priority, FinishReason::Ignored), "fcfs priority ignored");
+}
+
+#[test]
+fn a_workload_without_optional_fields_gets_the_defaults() {
+    let w = Workload::from_json(
+        r#"{"config": {"max_num_seqs": 1, "max_num_batched_tokens": 64, "block_size": 4, "num_blocks": 16, "max_model_len": 64},
+            "steps": [{"ops": [{"op": "add", "id": "a", "prompt_len": 4, "max_tokens": 1}]}]}"#,
+    )
+    .unwrap();
+    assert!(w.config.enable_chunked_prefill);
+    assert_eq!((w.config.long_prefill_token_threshold, w.config.policy), (0, Policy::Fcfs));
+    let Op::Add(add) = &w.steps[0].ops[0] else { panic!("an add") };
+    assert_eq!((add.priority, add.ignore_eos, add.traceparent.as_deref()), (0, false, None));
+}

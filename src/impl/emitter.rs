@@ -486,3 +486,60 @@ impl Extractor for Headers<'_> {
         keys
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_clock_advances_one_tick_per_read() {
+        let start = UNIX_EPOCH + Duration::from_secs(100);
+        let c = TickClock::new(start, Duration::from_millis(2));
+        assert_eq!(c.wall(), start);
+        assert_eq!(c.monotonic(), 0.002);
+        assert_eq!(c.wall(), start + Duration::from_millis(4));
+        let shared = c.clone();
+        assert_eq!(shared.monotonic(), 0.006, "clones share the ticks");
+    }
+
+    #[test]
+    fn sim_clock_moves_by_advance_and_a_nanosecond_per_read() {
+        let start = UNIX_EPOCH + Duration::from_secs(100);
+        let c = SimClock::new(start);
+        assert_eq!(c.wall(), start);
+        c.advance(Duration::from_secs(2));
+        assert_eq!(c.elapsed(), Duration::from_nanos(2_000_000_001));
+        assert_eq!(c.monotonic(), 2.000_000_001);
+        assert_eq!(c.clone().wall(), start + Duration::from_nanos(2_000_000_002));
+    }
+
+    #[test]
+    fn system_clock_is_monotonic_from_its_creation() {
+        let c = SystemClock::default();
+        let a = c.monotonic();
+        std::thread::sleep(Duration::from_millis(5));
+        let b = c.monotonic();
+        assert!((0.0..1.0).contains(&a), "{a}");
+        assert!(b - a >= 0.004, "{a} then {b}");
+        let now = SystemTime::now();
+        let w = c.wall();
+        assert!(w >= now && w < now + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_headers_extractor_serves_both_w3c_headers() {
+        let with = TraceHeaders { traceparent: "tp".into(), tracestate: Some("k=v".into()) };
+        let h = Headers(&with);
+        assert_eq!((h.get("traceparent"), h.get("tracestate"), h.get("other")), (Some("tp"), Some("k=v"), None));
+        assert_eq!(h.keys(), ["traceparent", "tracestate"]);
+        let without = TraceHeaders { traceparent: "tp".into(), tracestate: None };
+        assert_eq!(Headers(&without).keys(), ["traceparent"]);
+        assert_eq!(Headers(&without).get("tracestate"), None);
+    }
+
+    #[test]
+    fn debug_shows_the_counts() {
+        let e = Emitter::without_tracer();
+        assert_eq!(format!("{e:?}"), "Emitter { tracer: false, live: 0, buffered: 0, contained_panics: 0 }");
+    }
+}

@@ -103,4 +103,16 @@ mod tests {
         assert!(pool.grow_to(&mut b, 4));
         assert_eq!(pool.used(), 4);
     }
+
+    #[test]
+    fn debug_is_one_line_with_the_free_list_elided_past_16() {
+        let mut pool = BlockPool::new(3);
+        let mut held = Vec::new();
+        assert!(pool.grow_to(&mut held, 1));
+        assert_eq!(format!("{pool:?}"), "BlockPool { 1/3 used, free: [1, 2] }");
+        assert_eq!(format!("{:?}", BlockPool::new(16)).matches(", ").count(), 16);
+        assert!(!format!("{:?}", BlockPool::new(16)).contains('…'));
+        let big = format!("{:?}", BlockPool::new(20));
+        assert!(big.ends_with("13, 14, 15, … 4 more] }"), "{big}");
+    }
 }

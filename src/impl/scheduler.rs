@@ -598,8 +598,8 @@ impl Scheduler {
         }
         if any_stopped {
             let slots = &self.slots;
-            self.running
-                .retain(|h| slots.get(h.slot()).is_some_and(|s| s.generation == h.generation && s.request.is_some()));
+            // A slot's generation changes exactly when its request leaves.
+            self.running.retain(|h| slots.get(h.slot()).is_some_and(|s| s.generation == h.generation));
         }
     }
 
@@ -693,11 +693,18 @@ impl Scheduler {
         if self.running.len() > c.max_num_seqs {
             return fail(format!("{} running requests, max_num_seqs {}", self.running.len(), c.max_num_seqs));
         }
-        let mut owner = vec![None::<Handle>; self.pool.total()];
+        // Who has each block: nobody yet, the free list, or a request.
+        #[derive(Clone, Copy)]
+        enum Owner<'a> {
+            Nobody,
+            FreeList,
+            Request(&'a str),
+        }
+        let mut owner = vec![Owner::Nobody; self.pool.total()];
         for b in self.pool.free_blocks() {
             match owner.get_mut(b.0 as usize) {
-                Some(o @ None) => *o = Some(Handle { slot: u32::MAX, generation: 0 }),
-                Some(Some(_)) => return fail(format!("block {} is free twice", b.0)),
+                Some(o @ Owner::Nobody) => *o = Owner::FreeList,
+                Some(_) => return fail(format!("block {} is free twice", b.0)),
                 None => return fail(format!("free block {} does not exist", b.0)),
             }
         }
@@ -745,18 +752,90 @@ impl Scheduler {
             }
             for b in &r.blocks {
                 match owner.get_mut(b.0 as usize) {
-                    Some(o @ None) => *o = Some(h),
-                    Some(Some(other)) => return fail(format!("block {} is held by {} and by {other:?}", b.0, r.id)),
+                    Some(o @ Owner::Nobody) => *o = Owner::Request(&r.id),
+                    Some(Owner::FreeList) => return fail(format!("block {} is free and held by {}", b.0, r.id)),
+                    Some(Owner::Request(other)) => {
+                        return fail(format!("block {} is held by {} and by {other}", b.0, r.id));
+                    }
                     None => return fail(format!("{} holds block {} that does not exist", r.id, b.0)),
                 }
             }
         }
-        if let Some(b) = owner.iter().position(Option::is_none) {
+        if let Some(b) = owner.iter().position(|o| matches!(o, Owner::Nobody)) {
             return fail(format!("block {b} is neither free nor held"));
         }
         if live != self.by_id.len() {
             return fail(format!("{live} live slots, {} ids", self.by_id.len()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::r#impl::kv::BlockId;
+
+    /// Two running requests (a, b) and one waiting (w), with blocks held.
+    fn busy() -> Scheduler {
+        let config = SchedulerConfig {
+            max_num_seqs: 2,
+            max_num_batched_tokens: 64,
+            block_size: 4,
+            num_blocks: 16,
+            max_model_len: 64,
+            ..SchedulerConfig::default()
+        };
+        let mut s = Scheduler::new(config).expect("valid");
+        for id in ["a", "b", "w"] {
+            s.add_request(NewRequest::new(id, 6, 8)).expect("valid");
+        }
+        s.schedule();
+        s.update_from_output(|_| false);
+        assert_eq!(s.check_invariants(), Ok(()));
+        s
+    }
+
+    fn slot<'a>(s: &'a mut Scheduler, id: &str) -> &'a mut Request {
+        let h = s.by_id[id];
+        s.slots[h.slot()].request.as_mut().expect("live")
+    }
+
+    /// Each corruption of the state is reported, with a message naming it.
+    #[test]
+    fn every_invariant_is_checked() {
+        type Corrupt = fn(&mut Scheduler);
+        let cases: [(&str, Corrupt); 10] = [
+            ("budget", |s| s.out.total_tokens = 65),
+            ("sum of scheduled", |s| s.out.total_tokens += 1),
+            ("max_num_seqs", |s| s.config.max_num_seqs = 1),
+            ("free and held", |s| {
+                let b = slot(s, "a").blocks[0];
+                s.pool.release(&mut vec![b]);
+            }),
+            ("free twice", |s| {
+                let b = *s.pool.free_blocks().last().expect("a free block");
+                s.pool.release(&mut vec![b]);
+            }),
+            ("does not exist", |s| s.pool.release(&mut vec![BlockId(99)])),
+            ("status", |s| slot(s, "a").status = Status::Waiting),
+            ("places", |s| {
+                let h = s.by_id["w"];
+                s.waiting.push_back(h, 0, 99);
+            }),
+            ("blocks, expected", |s| {
+                slot(s, "b").blocks.pop();
+            }),
+            ("past its caps", |s| slot(s, "w").num_output = 8),
+        ];
+        for (what, corrupt) in cases {
+            let mut s = busy();
+            corrupt(&mut s);
+            let err = s.check_invariants().expect_err(what);
+            assert!(err.what.contains(what), "{what}: {err}");
+        }
+        let mut s = busy();
+        s.by_id.remove("w");
+        assert!(s.check_invariants().is_err(), "id index");
     }
 }
