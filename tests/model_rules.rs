@@ -366,6 +366,11 @@ const CORRUPTIONS: &[Corruption] = &[
         apply: |j, _| edit(j, 0, |e| e.progress.prefill_done = 1),
     },
     Corruption {
+        name: "QUEUED reports output",
+        rule: RuleId::PhaseAndSnapshot,
+        apply: |j, _| edit(j, 0, |e| e.progress.decode_done = 1),
+    },
+    Corruption {
         name: "SCHEDULED(FIRST) reports this step's work",
         rule: RuleId::PhaseAndSnapshot,
         apply: |j, k| {

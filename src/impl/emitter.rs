@@ -314,6 +314,7 @@ impl Emitter {
         // A stale entry would mean a missed cleanup: a bug, but end it rather than leak it.
         debug_assert!(self.tracked[h.slot()].is_none(), "tracing state of a finished request survived");
         self.end_and_cleanup(h.slot(), false);
+        let mut span_start = None;
         let span = match &self.tracer {
             Some(tracer) => {
                 let parent = match r.trace() {
@@ -321,6 +322,7 @@ impl Emitter {
                     None => Context::new(),
                 };
                 let start = self.clock.wall();
+                span_start = Some(unix_nanos(start));
                 Emitter::guard(&mut self.contained_panics, || {
                     let mut span = tracer
                         .span_builder(keys::SPAN_NAME)
@@ -342,9 +344,13 @@ impl Emitter {
             span,
             first_token_emitted: false,
             hiwater: 0,
+            // The model checks every event from inside, span times included (R7).
             #[cfg(debug_assertions)]
-            checker: crate::model::JourneyChecker::new(r.id()),
+            checker: crate::model::JourneyChecker::new(r.id())
+                .with_span(crate::model::SpanInfo { start_unix_nano: span_start, ..Default::default() }),
         });
+        #[cfg(not(debug_assertions))]
+        let _ = span_start;
         self.live += 1;
         self.emit(h, r, Label::Queued, step);
     }
@@ -384,10 +390,12 @@ impl Emitter {
     /// Ends the span of `slot` (once) and drops its state. Idempotent. `finished`: the journey
     /// ended with FINISHED, so in debug builds the model must accept it whole.
     fn end_and_cleanup(&mut self, slot: usize, finished: bool) {
-        let Some(t) = self.tracked.get_mut(slot).and_then(Option::take) else { return };
+        let Some(mut t) = self.tracked.get_mut(slot).and_then(Option::take) else { return };
         self.live -= 1;
-        if let Some(mut span) = t.span {
+        if let Some(mut span) = t.span.take() {
             let end = self.clock.wall();
+            #[cfg(debug_assertions)]
+            t.checker.set_span_end(unix_nanos(end));
             Emitter::guard(&mut self.contained_panics, move || {
                 span.end_with_timestamp(end);
                 drop(span);

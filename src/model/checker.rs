@@ -134,6 +134,9 @@ pub struct JourneyChecker {
     last_preempted_step: Option<Step>,
     prev: Option<Baseline>,
     violations: Vec<Violation>,
+    /// The latest wall-clock time among events checked before the span's end was known, and
+    /// that event's index: [`finish`](Self::finish) checks it against an end set later.
+    unbounded_latest: Option<(u64, usize)>,
 }
 
 /// A broken rule before it is attached to a request and an index.
@@ -154,6 +157,7 @@ impl JourneyChecker {
             last_preempted_step: None,
             prev: None,
             violations: Vec::new(),
+            unbounded_latest: None,
         }
     }
 
@@ -163,7 +167,8 @@ impl JourneyChecker {
         self
     }
 
-    /// Sets the span's end time once it is known (the span ended after the events were fed).
+    /// Sets the span's end time once it is known (the span ended after the events were fed);
+    /// events already fed are checked against it by [`finish`](Self::finish).
     pub fn set_span_end(&mut self, end_unix_nano: u64) {
         self.span.end_unix_nano = Some(end_unix_nano);
     }
@@ -224,6 +229,17 @@ impl JourneyChecker {
 
     /// Ends the journey (its span has ended) and gives the verdict.
     pub fn finish(mut self) -> Verdict {
+        if let (Some(end), Some((t, index))) = (self.span.end_unix_nano, self.unbounded_latest)
+            && t > end
+        {
+            self.violations.push(Violation {
+                rule: RuleId::TimeOrder,
+                request_id: self.request_id.clone(),
+                event_index: index,
+                message: format!("event time {t} ns is after the span's end {end} ns"),
+            });
+            self.violations.sort_by_key(|v| v.event_index);
+        }
         let dropped = self.span.dropped_events;
         if dropped == 0 && !self.state.is_finished() {
             let message = if self.events == 0 {
@@ -250,16 +266,13 @@ impl JourneyChecker {
     /// The span lost its oldest events: start from a state in which `first` is legal, with the
     /// counters `first` implies.
     fn assume_lost_prefix(&mut self, first: &JourneyEvent) {
-        let label = first.label();
-        let from = match label {
-            Some(l) => lifecycle::sources(l).next(),
-            None => None,
-        };
-        self.state = from.unwrap_or(match first.kind {
-            EventKind::Scheduled if first.num_preemptions > 0 => State::Preempted,
-            EventKind::Scheduled | EventKind::Finished => State::Waiting,
-            EventKind::Queued | EventKind::Preempted | EventKind::FirstToken => State::Running,
-        });
+        // A state in which the event is legal: by its label, or by its kind alone when its
+        // qualifiers are wrong (R4 then reports them).
+        let from = first
+            .label()
+            .and_then(|l| lifecycle::sources(l).next())
+            .or_else(|| lifecycle::TRANSITIONS.iter().find(|r| r.label.kind() == first.kind).map(|r| r.from));
+        self.state = from.unwrap_or(State::New);
         self.queued_at = Some(usize::MAX); // QUEUED was among the lost events
         let own = u64::from(first.kind == EventKind::Preempted);
         self.preemptions = first.num_preemptions.saturating_sub(own);
@@ -464,12 +477,13 @@ impl JourneyChecker {
             ));
         }
         let p = &e.progress;
-        if e.kind == EventKind::Queued && (p.prefill_done != 0 || p.decode_done != 0 || e.num_preemptions != 0) {
+        // (QUEUED's zero preemptions is R10's too, but R9 always reports a non-zero count first.)
+        if e.kind == EventKind::Queued && (p.prefill_done != 0 || p.decode_done != 0) {
             return Err((
                 rule,
                 format!(
-                    "QUEUED reports prefill.done_tokens {}, decode.done_tokens {}, num_preemptions {}: all must be 0",
-                    p.prefill_done, p.decode_done, e.num_preemptions
+                    "QUEUED reports prefill.done_tokens {} and decode.done_tokens {}: both must be 0",
+                    p.prefill_done, p.decode_done
                 ),
             ));
         }
@@ -538,6 +552,11 @@ impl JourneyChecker {
             EventKind::Finished => {}
         }
         self.output_seen |= e.progress.decode_done >= 1;
+        if let (None, Some(t)) = (self.span.end_unix_nano, e.time_unix_nano)
+            && self.unbounded_latest.is_none_or(|(latest, _)| t > latest)
+        {
+            self.unbounded_latest = Some((t, index));
+        }
         self.preemptions = e.num_preemptions;
         self.prev = Some(Baseline {
             step: e.step,

@@ -202,7 +202,7 @@ impl RuleId {
                 Scope::Journey,
                 self,
                 "`phase` follows SPEC §3; QUEUED reports zero progress and zero preemptions; SCHEDULED(FIRST) reports `prefill.done_tokens == 0`.",
-                "`phase` is WAITING on QUEUED only, otherwise PREFILL without output and DECODE with output. SCHEDULED reports the prefill mark from before the step's work, which is 0 on first admission.",
+                "`phase` is WAITING on QUEUED only, otherwise PREFILL without output and DECODE with output. SCHEDULED reports the prefill mark from before the step's work, which is 0 on first admission. A QUEUED with preemptions is reported as R9, which every event's count must satisfy and which is checked first.",
             ),
             RuleId::FirstToken => Entry::new(
                 11,
