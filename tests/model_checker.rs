@@ -117,3 +117,90 @@ fn a_second_first_token_after_lost_events_says_so() {
     assert_eq!(v.rule, RuleId::FirstToken);
     assert!(v.message.contains("before the kept events"), "{}", v.message);
 }
+
+#[test]
+fn first_token_may_carry_several_outputs_but_not_none() {
+    // Speculative decoding appends several tokens at once (the fork's own test uses two).
+    let two = Progress { prefill_done: 8, decode_done: 2, ..p() };
+    let ok = [
+        queued(),
+        JourneyEvent::new(Label::Scheduled(ScheduleKind::First), Step(1), p(), 0).at(1.5),
+        JourneyEvent::new(Label::FirstToken, Step(1), two, 0).at(1.6),
+        JourneyEvent::new(Label::Finished(FinishStatus::Stopped), Step(1), two, 0).at(1.7),
+    ];
+    assert_eq!(check_journey("r", SpanInfo::default(), &ok), Verdict::Conforming);
+    let mut none = ok.clone();
+    none[2] = JourneyEvent::new(Label::FirstToken, Step(1), Progress { prefill_done: 8, ..p() }, 0).at(1.6);
+    let v = check_journey("r", SpanInfo::default(), &none);
+    assert_eq!((v.violations()[0].rule, v.violations()[0].event_index), (RuleId::FirstToken, 2));
+}
+
+#[test]
+fn events_states_and_steps_print_as_documented() {
+    let e = JourneyEvent::new(
+        Label::Finished(FinishStatus::Length),
+        Step(12),
+        Progress { prefill_done: 8, decode_done: 4, ..p() },
+        2,
+    )
+    .at(0.25);
+    assert_eq!(e.to_string(), "FINISHED(length) step=12 phase=DECODE prefill=8/8 decode=4/4 preemptions=2 t=0.250000");
+    assert_eq!(Step(7).to_string(), "7");
+    assert_eq!(
+        [State::New, State::Waiting, State::Running, State::Preempted, State::Finished(FinishStatus::Error)]
+            .map(|s| s.to_string()),
+        ["New", "Waiting", "Running", "Preempted", "Finished(error)"]
+    );
+    assert!(State::Waiting.is_live() && State::Running.is_live() && State::Preempted.is_live());
+    assert!(!State::New.is_live() && !State::Finished(FinishStatus::Stopped).is_live());
+}
+
+/// Journeys of one instance for the R13 cases: `who` → (event, step, ts) lists.
+fn instance(journeys: &[(&str, &[(Label, u64, f64)])]) -> Vec<Violation> {
+    let mut c = InstanceChecker::new();
+    assert!(c.is_empty());
+    for (id, events) in journeys {
+        let evs: Vec<JourneyEvent> =
+            events.iter().map(|(l, step, ts)| JourneyEvent::new(*l, Step(*step), p(), 0).at(*ts)).collect();
+        c.add_journey(*id, SpanInfo::default(), &evs);
+    }
+    assert_eq!(c.len(), journeys.len());
+    c.finish()
+}
+
+#[test]
+fn admission_is_compared_with_the_earliest_preemption_of_its_step() {
+    let first = Label::Scheduled(ScheduleKind::First);
+    // Preemptions at t=1 and t=3 in step 5; an admission at t=2 comes after the first one.
+    let v = instance(&[
+        ("late", &[(Label::Preempted, 5, 3.0)]),
+        ("early", &[(Label::Preempted, 5, 1.0)]),
+        ("new", &[(first, 5, 2.0)]),
+    ]);
+    assert_eq!(v.len(), 1);
+    assert_eq!((v[0].rule, v[0].request_id.as_str(), v[0].event_index), (RuleId::NoAdmissionAfterPreemption, "new", 0));
+    // At the same instant, or in another step, it is fine.
+    assert!(instance(&[("p", &[(Label::Preempted, 5, 2.0)]), ("new", &[(first, 5, 2.0)])]).is_empty());
+    assert!(instance(&[("p", &[(Label::Preempted, 5, 1.0)]), ("new", &[(first, 6, 2.0)])]).is_empty());
+}
+
+#[test]
+fn overlapping_ids_are_found_against_the_longest_live_span() {
+    let span = |start, end| SpanInfo { start_unix_nano: Some(start), end_unix_nano: Some(end), dropped_events: 0 };
+    let check = |spans: &[(u64, u64)]| {
+        let mut c = InstanceChecker::new();
+        for (s, e) in spans {
+            c.add_journey("same", span(*s, *e), &[]);
+        }
+        c.finish_by_journey().into_iter().map(|v| (v.journey, v.related.map(|r| r.0))).collect::<Vec<_>>()
+    };
+    // The first span is live until 100: the third overlaps it although the second ended at 20.
+    assert_eq!(check(&[(0, 100), (10, 20), (50, 60)]), [(1, Some(0)), (2, Some(0))]);
+    // Touching spans (one ends when the next starts) do not overlap; nor do reused ids later on.
+    assert!(check(&[(0, 10), (10, 20), (30, 40)]).is_empty());
+    // Journeys without a request id are not compared.
+    let mut c = InstanceChecker::new();
+    c.add_journey("", span(0, 10), &[]);
+    c.add_journey("", span(5, 10), &[]);
+    assert!(c.finish().is_empty());
+}

@@ -36,6 +36,9 @@ type Corrupted = (Vec<WireEvent>, usize);
 struct Corruption {
     name: &'static str,
     rule: RuleId,
+    /// The checker reports this defect once: the corrupted journey has exactly one violation
+    /// (the checker re-synchronises on the event after reporting it).
+    once: bool,
     apply: fn(&GeneratedJourney, usize) -> Option<Corrupted>,
 }
 
@@ -60,10 +63,18 @@ fn is_resume(e: &JourneyEvent) -> bool {
 
 const CORRUPTIONS: &[Corruption] = &[
     // R1
-    Corruption { name: "drop QUEUED", rule: RuleId::QueuedFirst, apply: |j, _| Some((to_wire(&j.events[1..]), 0)) },
+    Corruption {
+        name: "drop QUEUED",
+        rule: RuleId::QueuedFirst,
+        once: true,
+
+        apply: |j, _| Some((to_wire(&j.events[1..]), 0)),
+    },
     Corruption {
         name: "duplicate QUEUED",
         rule: RuleId::QueuedFirst,
+        once: true,
+
         apply: |j, _| {
             let mut e = j.events.clone();
             e.insert(1, e[0].clone());
@@ -71,8 +82,29 @@ const CORRUPTIONS: &[Corruption] = &[
         },
     },
     Corruption {
+        name: "QUEUED again while running",
+        rule: RuleId::QueuedFirst,
+        once: true,
+        apply: |j, k| {
+            // After a SCHEDULED that more events follow: the checker must stay in Running.
+            let i = pick(&positions(j, |i, e| e.kind == EventKind::Scheduled && i + 2 < j.events.len()), k)?;
+            let mut e = j.events.clone();
+            let mut again = e[0].clone();
+            again.step = e[i].step;
+            again.ts_monotonic = e[i].ts_monotonic;
+            again.time_unix_nano = e[i].time_unix_nano;
+            again.progress = e[i].progress;
+            again.phase = Phase::Waiting;
+            again.num_preemptions = e[i].num_preemptions;
+            e.insert(i + 1, again);
+            Some((to_wire(&e), i + 1))
+        },
+    },
+    Corruption {
         name: "swap QUEUED with the next event",
         rule: RuleId::QueuedFirst,
+        once: false,
+
         apply: |j, _| {
             let mut e = j.events.clone();
             e.swap(0, 1);
@@ -84,6 +116,8 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "event after FINISHED",
         rule: RuleId::LegalTransition,
+        once: true,
+
         apply: |j, _| {
             let mut e = j.events.clone();
             e.push(e[e.len() - 1].clone());
@@ -93,6 +127,8 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "drop the SCHEDULED before work",
         rule: RuleId::LegalTransition,
+        once: true,
+
         apply: |j, k| {
             let i = pick(
                 &positions(j, |i, e| {
@@ -109,6 +145,8 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "duplicate PREEMPTED",
         rule: RuleId::LegalTransition,
+        once: true,
+
         apply: |j, k| {
             let i = pick(&positions(j, |_, e| e.kind == EventKind::Preempted), k)?;
             let mut e = j.events.clone();
@@ -119,6 +157,8 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "swap PREEMPTED with its RESUME",
         rule: RuleId::LegalTransition,
+        once: false,
+
         apply: |j, k| {
             let i = pick(&positions(j, |i, e| e.kind == EventKind::Preempted && is_resume(&j.events[i + 1])), k)?;
             let mut e = j.events.clone();
@@ -138,12 +178,16 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "drop FINISHED",
         rule: RuleId::EndsFinished,
+        once: true,
+
         apply: |j, _| Some((to_wire(&j.events[..j.events.len() - 1]), j.events.len() - 1)),
     },
     // R4
     Corruption {
         name: "RESUME instead of FIRST",
         rule: RuleId::Qualifiers,
+        once: true,
+
         apply: |j, k| {
             let i = pick(&positions(j, |_, e| e.schedule_kind == Some(ScheduleKind::First)), k)?;
             edit(j, i, |e| e.schedule_kind = Some(ScheduleKind::Resume))
@@ -152,6 +196,8 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "FIRST instead of RESUME",
         rule: RuleId::Qualifiers,
+        once: true,
+
         apply: |j, k| {
             let i = pick(&positions(j, |_, e| is_resume(e)), k)?;
             edit(j, i, |e| e.schedule_kind = Some(ScheduleKind::First))
@@ -160,6 +206,8 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "SCHEDULED without schedule.kind",
         rule: RuleId::Qualifiers,
+        once: true,
+
         apply: |j, k| {
             let i = pick(&positions(j, |_, e| e.kind == EventKind::Scheduled), k)?;
             edit(j, i, |e| e.schedule_kind = None)
@@ -168,6 +216,8 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "finish.status on a live event",
         rule: RuleId::Qualifiers,
+        once: true,
+
         apply: |j, k| {
             let i = pick(&positions(j, |_, e| e.kind != EventKind::Finished), k)?;
             edit(j, i, |e| e.finish_status = Some(FinishStatus::Aborted))
@@ -176,6 +226,8 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "natural status from a state that is not Running",
         rule: RuleId::Qualifiers,
+        once: true,
+
         apply: |j, _| {
             if j.finished_from == State::Running {
                 return None;
@@ -187,6 +239,8 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "a mandatory attribute is missing",
         rule: RuleId::WellFormed,
+        once: false,
+
         apply: |j, k| {
             let i = k % j.events.len();
             let key = keys::MANDATORY[(k / j.events.len()) % keys::MANDATORY.len()];
@@ -198,6 +252,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "event.type differs from the name",
         rule: RuleId::WellFormed,
+        once: false,
         apply: |j, k| {
             let i = k % j.events.len();
             let other = EventKind::ALL.iter().find(|kind| **kind != j.events[i].kind)?;
@@ -213,6 +268,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "a counter with the wrong type",
         rule: RuleId::WellFormed,
+        once: false,
         apply: |j, k| {
             let i = k % j.events.len();
             let mut w = to_wire(&j.events);
@@ -228,6 +284,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "step goes back",
         rule: RuleId::StepOrder,
+        once: true,
         apply: |j, k| {
             let i = pick(&positions(j, |i, _| i > 0 && j.events[i - 1].step.0 >= 1), k)?;
             let back = j.events[i - 1].step.0 - 1;
@@ -237,6 +294,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "SCHEDULED at step 0",
         rule: RuleId::StepOrder,
+        once: true,
         apply: |j, _| {
             (j.events[0].step == Step(0) && j.events[1].kind == EventKind::Scheduled).then_some(())?;
             edit(j, 1, |e| e.step = Step(0))
@@ -245,6 +303,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "RESUME in the step of its PREEMPTED",
         rule: RuleId::StepOrder,
+        once: true,
         apply: |j, k| {
             let i = pick(&positions(j, |_, e| is_resume(e)), k)?;
             let preempted = j.events[i - 1].step;
@@ -255,6 +314,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "monotonic clock goes back",
         rule: RuleId::TimeOrder,
+        once: true,
         apply: |j, k| {
             let i = 1 + k % (j.events.len() - 1);
             let back = j.events[i - 1].ts_monotonic - 0.5;
@@ -264,6 +324,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "event after the span's end",
         rule: RuleId::TimeOrder,
+        once: true,
         apply: |j, _| {
             let end = j.span.end_unix_nano?;
             edit(j, j.events.len() - 1, |e| e.time_unix_nano = Some(end + 1))
@@ -272,6 +333,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "event before the span's start",
         rule: RuleId::TimeOrder,
+        once: true,
         apply: |j, _| {
             let start = j.span.start_unix_nano?;
             edit(j, 0, |e| e.time_unix_nano = Some(start - 1))
@@ -281,6 +343,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "prompt length changes",
         rule: RuleId::ProgressBounds,
+        once: false,
         apply: |j, k| {
             let i = 1 + k % (j.events.len() - 1);
             edit(j, i, |e| e.progress.prefill_total += 1)
@@ -289,6 +352,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "generation cap changes",
         rule: RuleId::ProgressBounds,
+        once: false,
         apply: |j, k| {
             let i = 1 + k % (j.events.len() - 1);
             edit(j, i, |e| e.progress.decode_max += 1)
@@ -297,6 +361,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "prefill mark goes back",
         rule: RuleId::ProgressBounds,
+        once: true,
         apply: |j, k| {
             let i = pick(&positions(j, |i, _| i > 0 && j.events[i - 1].progress.prefill_done >= 1), k)?;
             let back = j.events[i - 1].progress.prefill_done - 1;
@@ -306,6 +371,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "output count goes back",
         rule: RuleId::ProgressBounds,
+        once: true,
         apply: |j, k| {
             let i = pick(&positions(j, |i, _| i > 0 && j.events[i - 1].progress.decode_done >= 1), k)?;
             let back = j.events[i - 1].progress.decode_done - 1;
@@ -315,6 +381,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "prefill mark beyond the prompt",
         rule: RuleId::ProgressBounds,
+        once: false,
         apply: |j, k| {
             let i = k % j.events.len();
             edit(j, i, |e| e.progress.prefill_done = e.progress.prefill_total + 1)
@@ -323,6 +390,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "output beyond the cap",
         rule: RuleId::ProgressBounds,
+        once: true,
         apply: |j, _| {
             let i = j.events.len() - 1;
             edit(j, i, |e| e.progress.decode_done = e.progress.decode_max + 1)
@@ -332,6 +400,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "preemption count off by one",
         rule: RuleId::PreemptionCount,
+        once: false,
         apply: |j, k| {
             let i = k % j.events.len();
             edit(j, i, |e| e.num_preemptions += 1)
@@ -340,6 +409,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "drop PREEMPTED",
         rule: RuleId::LegalTransition,
+        once: true,
         apply: |j, k| {
             // The next event (RESUME or FINISHED) is then seen in Running: RESUME is illegal
             // there; FINISHED is legal, so only drops followed by RESUME are taken.
@@ -353,6 +423,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "wrong phase",
         rule: RuleId::PhaseAndSnapshot,
+        once: true,
         apply: |j, k| {
             let i = k % j.events.len();
             let expected = j.events[i].phase;
@@ -363,16 +434,19 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "QUEUED reports prefill progress",
         rule: RuleId::PhaseAndSnapshot,
+        once: false,
         apply: |j, _| edit(j, 0, |e| e.progress.prefill_done = 1),
     },
     Corruption {
         name: "QUEUED reports output",
         rule: RuleId::PhaseAndSnapshot,
+        once: false,
         apply: |j, _| edit(j, 0, |e| e.progress.decode_done = 1),
     },
     Corruption {
         name: "SCHEDULED(FIRST) reports this step's work",
         rule: RuleId::PhaseAndSnapshot,
+        once: true,
         apply: |j, k| {
             let i = pick(&positions(j, |_, e| e.schedule_kind == Some(ScheduleKind::First)), k)?;
             edit(j, i, |e| e.progress.prefill_done = 1)
@@ -382,6 +456,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "duplicate FIRST_TOKEN",
         rule: RuleId::FirstToken,
+        once: true,
         apply: |j, k| {
             let i = pick(&positions(j, |_, e| e.kind == EventKind::FirstToken), k)?;
             let mut e = j.events.clone();
@@ -392,6 +467,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "drop FIRST_TOKEN",
         rule: RuleId::FirstToken,
+        once: true,
         apply: |j, k| {
             let i = pick(&positions(j, |_, e| e.kind == EventKind::FirstToken), k)?;
             let mut e = j.events.clone();
@@ -402,6 +478,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "FIRST_TOKEN before the prompt is done",
         rule: RuleId::FirstToken,
+        once: true,
         apply: |j, k| {
             let i = pick(
                 &positions(j, |i, e| {
@@ -418,6 +495,7 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "stopped without output",
         rule: RuleId::NaturalFinishHasOutput,
+        once: true,
         apply: |j, _| {
             let last = j.events.last()?;
             (j.finished_from == State::Running && last.progress.decode_done == 0).then_some(())?;
@@ -523,6 +601,9 @@ proptest! {
                     first_violation(&verdict), Some((c.rule, index)),
                     "corruption {:?} of {:#?}\ngave {:#?}", c.name, j.events, verdict
                 );
+                if c.once {
+                    prop_assert_eq!(verdict.violations().len(), 1, "corruption {:?} reported more than once: {:#?}", c.name, verdict);
+                }
             }
         }
     }

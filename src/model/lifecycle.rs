@@ -219,4 +219,28 @@ mod tests {
             assert_eq!(allowed(State::Finished(s)).count(), 0);
         }
     }
+
+    #[test]
+    fn edge_labels_group_finish_statuses_only() {
+        use FinishStatus::{Aborted, Error};
+        assert_eq!(edge_label(&[Label::Scheduled(ScheduleKind::First)]), "SCHEDULED(FIRST)");
+        assert_eq!(edge_label(&[Label::Finished(Aborted)]), "FINISHED(aborted)");
+        assert_eq!(edge_label(&[Label::Finished(Aborted), Label::Finished(Error)]), "FINISHED(aborted, error)");
+        assert_eq!(
+            edge_label(&[Label::Preempted, Label::Finished(Aborted), Label::Finished(Error)]),
+            "PREEMPTED, FINISHED(aborted), FINISHED(error)"
+        );
+    }
+
+    #[test]
+    fn target_is_where_an_event_leads_wherever_it_happens() {
+        assert_eq!(target(Some(Label::Preempted), EventKind::Preempted), Some(State::Preempted));
+        assert_eq!(
+            target(Some(Label::Finished(FinishStatus::Error)), EventKind::Finished),
+            Some(State::Finished(FinishStatus::Error))
+        );
+        // An unknown label (a qualifier missing): by kind.
+        assert_eq!(target(None, EventKind::Scheduled), Some(State::Running));
+        assert_eq!(target(None, EventKind::Queued), Some(State::Waiting));
+    }
 }
