@@ -155,8 +155,11 @@ fn events_states_and_steps_print_as_documented() {
     assert!(!State::New.is_live() && !State::Finished(FinishStatus::Stopped).is_live());
 }
 
-/// Journeys of one instance for the R13 cases: `who` → (event, step, ts) lists.
-fn instance(journeys: &[(&str, &[(Label, u64, f64)])]) -> Vec<Violation> {
+/// A journey of the R13 cases: request id and (event, step, ts) triples.
+type Sketch<'a> = (&'a str, &'a [(Label, u64, f64)]);
+
+/// The violations of one instance made of `journeys`.
+fn instance(journeys: &[Sketch<'_>]) -> Vec<Violation> {
     let mut c = InstanceChecker::new();
     assert!(c.is_empty());
     for (id, events) in journeys {
