@@ -303,4 +303,13 @@ mod tests {
             assert_eq!(RuleId::lookup(r.info().name), Some(*r));
         }
     }
+
+    #[test]
+    fn the_catalogue_lists_every_rule_in_order_and_ids_print_as_themselves() {
+        let listed: Vec<RuleId> = catalogue().map(|r| r.id).collect();
+        assert_eq!(listed, RuleId::ALL);
+        for r in RuleId::ALL {
+            assert_eq!(r.to_string(), r.as_str());
+        }
+    }
 }
