@@ -24,6 +24,8 @@
 
 #[path = "../benches/support/steady.rs"]
 mod steady;
+#[path = "../benches/support/traced.rs"]
+mod traced;
 #[cfg(feature = "tracing")]
 #[path = "../benches/support/tracing.rs"]
 mod tracing;
@@ -32,9 +34,8 @@ use std::hint::black_box;
 use std::process::ExitCode;
 
 use journey_spec::r#impl::{Engine, FinishReason, NewRequest, Scheduler, SchedulerConfig, Workload};
-#[cfg(feature = "tracing")]
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use steady::Steady;
+use traced::traced;
 
 const STEADY_ITERATIONS: usize = 1000;
 const JOURNEYS: usize = 100;
@@ -130,20 +131,6 @@ fn main() -> ExitCode {
     let compiled = if cfg!(feature = "tracing") { "compiled in" } else { "compiled out" };
     println!("cost_probe {workload}: {what}; tracing {compiled}, {tracing_name}");
     ExitCode::SUCCESS
-}
-
-/// `scheduler` with the emitter of the tracing configuration `name` (`None` for an unknown name),
-/// and what must outlive it.
-#[cfg(feature = "tracing")]
-fn traced(mut scheduler: Scheduler, name: &str) -> Option<(Scheduler, Option<SdkTracerProvider>)> {
-    let provider = tracing::Tracing::parse(name)?.attach(&mut scheduler);
-    Some((scheduler, provider))
-}
-
-/// Tracing is compiled out: only `off` exists.
-#[cfg(not(feature = "tracing"))]
-fn traced(scheduler: Scheduler, name: &str) -> Option<(Scheduler, ())> {
-    (name == "off").then_some((scheduler, ()))
 }
 
 fn kv_pressure() -> Workload {

@@ -15,6 +15,8 @@
 
 #[path = "../benches/support/steady.rs"]
 mod steady;
+#[path = "../benches/support/traced.rs"]
+mod traced;
 #[cfg(feature = "tracing")]
 #[path = "../benches/support/tracing.rs"]
 mod tracing;
@@ -23,9 +25,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use journey_spec::r#impl::Scheduler;
-#[cfg(feature = "tracing")]
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use steady::Steady;
+use traced::traced;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -87,20 +88,6 @@ fn drain(s: &mut Scheduler) {
     }
     #[cfg(not(feature = "tracing"))]
     let _ = s;
-}
-
-/// `scheduler` with the emitter of the tracing configuration `name` (`None` for an unknown name),
-/// and what must outlive it.
-#[cfg(feature = "tracing")]
-fn traced(mut scheduler: Scheduler, name: &str) -> Option<(Scheduler, Option<SdkTracerProvider>)> {
-    let provider = tracing::Tracing::parse(name)?.attach(&mut scheduler);
-    Some((scheduler, provider))
-}
-
-/// Tracing is compiled out: only `off` exists.
-#[cfg(not(feature = "tracing"))]
-fn traced(scheduler: Scheduler, name: &str) -> Option<(Scheduler, ())> {
-    (name == "off").then_some((scheduler, ()))
 }
 
 fn usage() -> ExitCode {

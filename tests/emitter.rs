@@ -2,6 +2,8 @@
 //! fork's test expectations (PR #1–#4), a RESUME test, every termination path, defensive
 //! behaviour, event limits, and vLLM fidelity of the exported spans.
 
+mod common;
+
 #[path = "common/fixtures.rs"]
 mod fixtures;
 
@@ -9,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use journey_spec::r#impl::{
-    Emitter, Engine, FinishReason, NewRequest, Policy, Scheduler, SchedulerConfig, TickClock, Workload,
+    Emitter, Engine, FinishReason, NewRequest, Scheduler, SchedulerConfig, TickClock, Workload,
 };
 use journey_spec::model::{EventKind, FinishStatus, JourneyEvent, Phase, ScheduleKind, Step, Verdict};
 use journey_spec::otel::span_data::{SpanJourney, journey_of};
@@ -29,16 +31,7 @@ struct Traced {
 }
 
 fn config() -> SchedulerConfig {
-    SchedulerConfig {
-        max_num_seqs: 8,
-        max_num_batched_tokens: 64,
-        block_size: 4,
-        num_blocks: 16,
-        max_model_len: 64,
-        long_prefill_token_threshold: 0,
-        enable_chunked_prefill: true,
-        policy: Policy::Fcfs,
-    }
+    common::small_config()
 }
 
 fn traced_with(config: SchedulerConfig, builder: opentelemetry_sdk::trace::TracerProviderBuilder) -> Traced {

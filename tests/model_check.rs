@@ -13,6 +13,8 @@
 //! operation and the rest stays meaningful. Everything about the lifecycle is checked as a
 //! post-condition, against the model and an independent projection of the scheduler's outputs.
 
+mod common;
+
 #[path = "harness/mod.rs"]
 mod harness;
 
@@ -71,16 +73,7 @@ trait Family: 'static + std::fmt::Debug {
 }
 
 fn base() -> SchedulerConfig {
-    SchedulerConfig {
-        max_num_seqs: 8,
-        max_num_batched_tokens: 64,
-        block_size: 4,
-        num_blocks: 16,
-        max_model_len: 64,
-        long_prefill_token_threshold: 0,
-        enable_chunked_prefill: true,
-        policy: Policy::Fcfs,
-    }
+    common::small_config()
 }
 
 /// Tiny KV caches that force preemption, fcfs, chunked prefill.

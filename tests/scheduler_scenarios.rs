@@ -1,5 +1,7 @@
 //! Scenario tests of the reference scheduler, each named after the vLLM behaviour it shows.
 
+mod common;
+
 use journey_spec::r#impl::{
     AddError, ConfigError, Engine, FinishReason, Handle, Iterated, Iteration, NewRequest, Op, Policy, Scheduler,
     SchedulerConfig, Status, Workload,
@@ -7,16 +9,7 @@ use journey_spec::r#impl::{
 use journey_spec::model::{FinishStatus, ScheduleKind, Step};
 
 fn config() -> SchedulerConfig {
-    SchedulerConfig {
-        max_num_seqs: 8,
-        max_num_batched_tokens: 64,
-        block_size: 4,
-        num_blocks: 16,
-        max_model_len: 64,
-        long_prefill_token_threshold: 0,
-        enable_chunked_prefill: true,
-        policy: Policy::Fcfs,
-    }
+    common::small_config()
 }
 
 fn ids(s: &Scheduler, hs: impl IntoIterator<Item = Handle>) -> Vec<String> {

@@ -23,3 +23,18 @@ pub fn config(file: &'static str, default_cases: u32) -> Config {
         ..Config::default()
     }
 }
+
+/// The small configuration most scenario tests start from: 8 sequences, a 64-token budget, 16
+/// KV blocks of 4 tokens, `max_model_len` 64, chunked prefill, fcfs.
+pub fn small_config() -> journey_spec::r#impl::SchedulerConfig {
+    journey_spec::r#impl::SchedulerConfig {
+        max_num_seqs: 8,
+        max_num_batched_tokens: 64,
+        block_size: 4,
+        num_blocks: 16,
+        max_model_len: 64,
+        long_prefill_token_threshold: 0,
+        enable_chunked_prefill: true,
+        policy: journey_spec::r#impl::Policy::Fcfs,
+    }
+}
