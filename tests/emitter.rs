@@ -374,7 +374,9 @@ fn no_span_without_a_tracer_but_the_legacy_buffer_works() {
     s.add_request(NewRequest::new("r", 4, 1)).unwrap();
     s.schedule();
     s.update_from_output(|_| false);
+    assert_eq!(s.emitter().unwrap().buffered().len(), 4, "the events wait in the buffer until drained");
     let buffered: Vec<_> = s.emitter_mut().unwrap().drain().map(|b| b.event.kind).collect();
+    assert!(s.emitter().unwrap().buffered().is_empty());
     assert_eq!(buffered, [EventKind::Queued, EventKind::Scheduled, EventKind::FirstToken, EventKind::Finished]);
     assert_eq!(s.emitter().unwrap().live(), 0);
 }
