@@ -152,15 +152,20 @@ impl Engine {
     /// every step and is never preempted while others run, so each request finishes within
     /// `prompt + max_tokens` steps of reaching the head; the bound allows 16 full recomputes.
     pub fn drain_limit(&self) -> u64 {
-        let work: u64 = self
-            .scheduler
-            .waiting()
-            .chain(self.scheduler.running().iter().copied())
-            .filter_map(|h| self.scheduler.request(h))
-            .map(|r| r.prompt_len() + r.max_tokens())
-            .sum();
-        1024 + 16 * work
+        let s = &self.scheduler;
+        drain_bound(
+            s.waiting()
+                .chain(s.running().iter().copied())
+                .filter_map(|h| s.request(h))
+                .map(|r| (r.prompt_len(), r.max_tokens())),
+        )
     }
+}
+
+/// The drain bound of [`Engine::drain_limit`] for requests of `(prompt_len, max_tokens)`.
+pub(crate) fn drain_bound(requests: impl Iterator<Item = (u64, u64)>) -> u64 {
+    let work: u64 = requests.map(|(prompt, max)| prompt + max).sum();
+    1024 + 16 * work
 }
 
 /// Replays a workload file's content on a fresh scheduler, returning the scheduler after the

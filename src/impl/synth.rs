@@ -218,9 +218,9 @@ pub fn generate(params: &SynthParams) -> Result<Workload, EngineError> {
     let mut eos_at: BTreeMap<String, u64> = BTreeMap::new();
     let mut steps = Vec::new();
     let last_arrival = arrivals.keys().next_back().copied().unwrap_or(0);
-    // The same generous bound as `Engine::drain_limit`, over all requests.
-    let work: u64 = arrivals.values().flatten().map(|p| p.add.prompt_len + p.add.max_tokens).sum();
-    let limit = last_arrival as u64 + 1024 + 16 * work;
+    // The engine's drain bound over all requests, after the last arrival.
+    let limit = last_arrival as u64
+        + super::engine::drain_bound(arrivals.values().flatten().map(|p| (p.add.prompt_len, p.add.max_tokens)));
     let mut i = 0usize;
     while i <= last_arrival || scheduler.has_requests() {
         if i as u64 > limit {
