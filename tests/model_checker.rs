@@ -207,3 +207,44 @@ fn overlapping_ids_are_found_against_the_longest_live_span() {
     c.add_journey("", span(5, 10), &[]);
     assert!(c.finish().is_empty());
 }
+
+#[test]
+fn a_late_span_end_is_checked_inclusively_and_reports_the_first_latest_event() {
+    let fed = |end: u64, times: [u64; 3]| {
+        let mut c = JourneyChecker::new("r");
+        c.push(&queued().wall(times[0])).unwrap();
+        c.push(&JourneyEvent::new(Label::Scheduled(ScheduleKind::First), Step(1), p(), 0).at(1.5).wall(times[1]))
+            .unwrap();
+        c.push(&abort(1).wall(times[2])).unwrap();
+        c.set_span_end(end);
+        c.finish()
+    };
+    assert_eq!(fed(900, [500, 700, 900]), Verdict::Conforming, "an event at the very end is inside");
+    let v = fed(800, [500, 900, 900]);
+    assert_eq!(v.violations().iter().map(|v| (v.rule, v.event_index)).collect::<Vec<_>>(), [(RuleId::TimeOrder, 1)]);
+}
+
+#[test]
+fn instance_conflicts_name_the_first_journey_they_involve() {
+    let p = p();
+    let preempted = |ts| [JourneyEvent::new(Label::Preempted, Step(5), p, 1).at(ts)];
+    let mut c = InstanceChecker::new();
+    c.add_journey("a", SpanInfo::default(), &preempted(1.0));
+    c.add_journey("b", SpanInfo::default(), &preempted(1.0));
+    c.add_journey(
+        "c",
+        SpanInfo::default(),
+        &[JourneyEvent::new(Label::Scheduled(ScheduleKind::First), Step(5), p, 0).at(2.0)],
+    );
+    assert!(!c.is_empty());
+    let v = c.finish_by_journey();
+    assert_eq!((v.len(), v[0].journey, v[0].related), (1, 2, Some((0, 0))), "ties go to the first preemption");
+
+    let span = |start, end| SpanInfo { start_unix_nano: Some(start), end_unix_nano: Some(end), dropped_events: 0 };
+    let mut c = InstanceChecker::new();
+    for (s, e) in [(0, 100), (10, 100), (50, 60)] {
+        c.add_journey("same", span(s, e), &[]);
+    }
+    let related: Vec<_> = c.finish_by_journey().iter().map(|v| (v.journey, v.related)).collect();
+    assert_eq!(related, [(1, Some((0, 0))), (2, Some((0, 0)))], "the first of the longest spans");
+}

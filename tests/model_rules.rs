@@ -727,9 +727,10 @@ fn generated_journeys_are_pinned_for_a_seed() {
         digest.1 += j.events.iter().map(|e| e.step.0).sum::<u64>();
         digest.2 += j.events.iter().map(|e| (e.ts_monotonic * 1e4).round() as u64).sum::<u64>();
         digest.3 += j.span.start_unix_nano.map_or(0, |s| first - s) + j.preemptions() as u64;
+        digest.3 += j.events.iter().filter_map(|e| e.time_unix_nano).map(|t| (t - first) / 1_000).sum::<u64>();
         digest.4 += j.events.iter().map(|e| e.progress.prefill_done + e.progress.decode_done).sum::<u64>();
     }
-    assert_eq!(digest, (275, 7317, 275_015_075, 50_044, 56_875));
+    assert_eq!(digest, (275, 7317, 275_015_075, 1_282_462, 56_875));
 }
 
 #[test]

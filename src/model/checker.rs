@@ -532,7 +532,8 @@ impl JourneyChecker {
 
     /// Makes `e` the new baseline. `broken` is the rule it broke, if any.
     fn adopt(&mut self, index: usize, e: &JourneyEvent, broken: Option<RuleId>) {
-        let duplicate_queued = e.kind == EventKind::Queued && broken == Some(RuleId::QueuedFirst) && index > 0;
+        // (A QUEUED that breaks R1 is never the first event.)
+        let duplicate_queued = e.kind == EventKind::Queued && broken == Some(RuleId::QueuedFirst);
         if !self.state.is_finished() && !duplicate_queued {
             let label = e.label();
             let legal = label.and_then(|l| lifecycle::next(self.state, l));
