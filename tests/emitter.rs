@@ -382,6 +382,74 @@ fn no_span_without_a_tracer_but_the_legacy_buffer_works() {
 }
 
 #[test]
+fn with_the_legacy_buffer_off_spans_still_carry_every_event() {
+    // The preempting() scenario, with the buffer on or off.
+    let run = |buffer: bool| {
+        let mut t = traced(config());
+        let tracer = t._provider.tracer("vllm.scheduler");
+        t.s.set_emitter(Some(Emitter::new(tracer).with_clock(TickClock::default()).with_legacy_buffer(buffer)));
+        for id in ["a", "b", "c"] {
+            t.add(id, 20, 6);
+        }
+        for _ in 0..12 {
+            t.step(&[]);
+        }
+        assert_eq!(t.s.emitter().unwrap().buffered().is_empty(), !buffer);
+        let journeys: BTreeMap<String, Vec<JourneyEvent>> =
+            t.journeys().into_iter().map(|(id, j)| (id, j.decoded().cloned().collect())).collect();
+        journeys
+    };
+    let (off, on) = (run(false), run(true));
+    assert_eq!(off.len(), 3);
+    assert!(kinds(&off["c"]).contains(&"SCHEDULED(RESUME)".to_owned()), "{:?}", kinds(&off["c"]));
+    assert!(off == on, "the buffer changed what the spans carry");
+}
+
+#[test]
+fn a_sampled_out_span_without_the_buffer_costs_no_state() {
+    let mut t = traced_with(config(), SdkTracerProvider::builder().with_sampler(Sampler::AlwaysOff));
+    let tracer = t._provider.tracer("vllm.scheduler");
+    t.s.set_emitter(Some(Emitter::new(tracer).with_legacy_buffer(false)));
+    t.add("r", 4, 2);
+    t.step(&[]);
+    assert_eq!(t.s.emitter().unwrap().live(), 1, "the request is tracked while live");
+    t.step(&[]);
+    assert!(t.spans().is_empty());
+    assert!(t.s.emitter().unwrap().buffered().is_empty());
+    assert_eq!(t.s.emitter().unwrap().live(), 0);
+}
+
+/// A wall clock that steps backwards on every read, as an NTP step would.
+#[cfg(debug_assertions)]
+struct BackwardsWallClock(std::sync::atomic::AtomicU64);
+
+#[cfg(debug_assertions)]
+impl journey_spec::r#impl::Clock for BackwardsWallClock {
+    fn wall(&self) -> std::time::SystemTime {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::time::UNIX_EPOCH + Duration::from_secs(1_000_000) - Duration::from_millis(n)
+    }
+
+    fn monotonic(&self) -> f64 {
+        0.0
+    }
+}
+
+/// Debug builds feed every event through the model: an event stamped before its span started
+/// (R7) stops the test run at the event, not later in a trace checker.
+#[cfg(debug_assertions)]
+#[test]
+#[should_panic(expected = "the emitter produced an event the model rejects")]
+fn the_debug_self_check_rejects_an_event_before_its_span_start() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(exporter).build();
+    let mut s = Scheduler::new(config()).unwrap();
+    let clock = BackwardsWallClock(std::sync::atomic::AtomicU64::new(0));
+    s.set_emitter(Some(Emitter::new(provider.tracer("vllm.scheduler")).with_clock(clock)));
+    let _ = s.add_request(NewRequest::new("r", 4, 1));
+}
+
+#[test]
 fn the_buffered_stream_equals_the_span_stream() {
     let text = std::fs::read_to_string(fixtures::all()[1].1.clone()).unwrap(); // kv_pressure
     let w = Workload::from_json(&text).unwrap();
