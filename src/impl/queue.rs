@@ -36,6 +36,7 @@ impl WaitingQueue {
     }
 
     /// A preempted request rejoins the queue.
+    #[inline]
     pub(crate) fn push_front(&mut self, h: Handle, priority: i64, arrival: u64) {
         match self {
             WaitingQueue::Fcfs(q) => q.push_front(h),
@@ -54,6 +55,7 @@ impl WaitingQueue {
     }
 
     /// Removes the next request to admit.
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<Handle> {
         match self {
             WaitingQueue::Fcfs(q) => q.pop_front(),
