@@ -417,19 +417,31 @@ impl Emitter {
             return;
         };
         let recording = t.span.as_ref().is_some_and(|s| s.is_recording());
-        if !(recording || buffer_enabled) {
-            // Nothing carries this event (a sampled-out span, no buffer): it costs nothing in
-            // release builds. Debug builds still show it to the model, so the journey the model
-            // sees stays whole, without changing what is emitted.
-            #[cfg(debug_assertions)]
-            {
-                let (event, _) = Emitter::event(&*self.clock, t, r, label, step);
-                let checked = t.checker.push(&event);
-                debug_assert!(checked.is_ok(), "the emitter produced an event the model rejects: {checked:?}");
-            }
+        let carried = recording || buffer_enabled;
+        // Nothing carries this event (a sampled-out span, no buffer): it costs nothing in release
+        // builds. Debug builds still build it and show it to the model below, so the journey the
+        // model sees stays whole, and then take the same shortcut.
+        if !carried && !cfg!(debug_assertions) {
             return;
         }
-        let (event, wall) = Emitter::event(&*self.clock, t, r, label, step);
+        let progress = Progress {
+            prefill_done: t.hiwater.min(r.prompt_len()),
+            prefill_total: r.prompt_len(),
+            decode_done: r.num_output(),
+            decode_max: r.max_tokens(),
+        };
+        let monotonic = self.clock.monotonic();
+        let wall = self.clock.wall();
+        let event =
+            JourneyEvent::new(label, Step(step), progress, r.num_preemptions()).at(monotonic).wall(unix_nanos(wall));
+        #[cfg(debug_assertions)]
+        {
+            let checked = t.checker.push(&event);
+            debug_assert!(checked.is_ok(), "the emitter produced an event the model rejects: {checked:?}");
+        }
+        if !carried {
+            return;
+        }
         if recording && let Some(span) = t.span.as_mut() {
             // Built in place, at its final size: collecting `wire::encode` through its iterator
             // chain cost about as much as the rest of the event (BENCHMARKS.md).
@@ -439,29 +451,9 @@ impl Emitter {
                 span.add_event_with_timestamp(event.name(), wall, attributes);
             });
         }
-        #[cfg(debug_assertions)]
-        {
-            let checked = t.checker.push(&event);
-            debug_assert!(checked.is_ok(), "the emitter produced an event the model rejects: {checked:?}");
-        }
         if buffer_enabled {
             self.buffer.push(BufferedEvent { request_id: Arc::clone(&t.id), event });
         }
-    }
-
-    /// The journey event `label` of request `r` now, and the wall time it carries.
-    fn event(clock: &dyn Clock, t: &Tracked, r: &Request, label: Label, step: u64) -> (JourneyEvent, SystemTime) {
-        let progress = Progress {
-            prefill_done: t.hiwater.min(r.prompt_len()),
-            prefill_total: r.prompt_len(),
-            decode_done: r.num_output(),
-            decode_max: r.max_tokens(),
-        };
-        let monotonic = clock.monotonic();
-        let wall = clock.wall();
-        let event =
-            JourneyEvent::new(label, Step(step), progress, r.num_preemptions()).at(monotonic).wall(unix_nanos(wall));
-        (event, wall)
     }
 }
 
