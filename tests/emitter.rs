@@ -62,6 +62,18 @@ impl Traced {
         out
     }
 
+    /// The exported events of every request, by request id.
+    fn decoded_journeys(&self) -> BTreeMap<String, Vec<JourneyEvent>> {
+        self.journeys().into_iter().map(|(id, j)| (id, j.decoded().cloned().collect())).collect()
+    }
+
+    /// A fresh emitter on the same provider (test clock), with the legacy buffer on or off.
+    fn with_legacy_buffer(mut self, on: bool) -> Traced {
+        let tracer = self._provider.tracer("vllm.scheduler");
+        self.s.set_emitter(Some(Emitter::new(tracer).with_clock(TickClock::default()).with_legacy_buffer(on)));
+        self
+    }
+
     fn events(&self, id: &str) -> Vec<JourneyEvent> {
         self.journeys()[id].decoded().cloned().collect()
     }
@@ -189,7 +201,10 @@ fn finished_on_natural_completion_ends_the_span_exactly_once() {
 /// Two requests of 20 tokens each plus one of 20 fill 15 of 16 blocks; the third is preempted
 /// when the first two grow.
 fn preempting() -> Traced {
-    let mut t = traced(config());
+    preempting_on(traced(config()))
+}
+
+fn preempting_on(mut t: Traced) -> Traced {
     for id in ["a", "b", "c"] {
         t.add(id, 20, 6);
     }
@@ -383,21 +398,13 @@ fn no_span_without_a_tracer_but_the_legacy_buffer_works() {
 
 #[test]
 fn with_the_legacy_buffer_off_spans_still_carry_every_event() {
-    // The preempting() scenario, with the buffer on or off.
     let run = |buffer: bool| {
-        let mut t = traced(config());
-        let tracer = t._provider.tracer("vllm.scheduler");
-        t.s.set_emitter(Some(Emitter::new(tracer).with_clock(TickClock::default()).with_legacy_buffer(buffer)));
-        for id in ["a", "b", "c"] {
-            t.add(id, 20, 6);
-        }
+        let mut t = preempting_on(traced(config()).with_legacy_buffer(buffer));
         for _ in 0..12 {
             t.step(&[]);
         }
         assert_eq!(t.s.emitter().unwrap().buffered().is_empty(), !buffer);
-        let journeys: BTreeMap<String, Vec<JourneyEvent>> =
-            t.journeys().into_iter().map(|(id, j)| (id, j.decoded().cloned().collect())).collect();
-        journeys
+        t.decoded_journeys()
     };
     let (off, on) = (run(false), run(true));
     assert_eq!(off.len(), 3);
@@ -407,9 +414,8 @@ fn with_the_legacy_buffer_off_spans_still_carry_every_event() {
 
 #[test]
 fn a_sampled_out_span_without_the_buffer_costs_no_state() {
-    let mut t = traced_with(config(), SdkTracerProvider::builder().with_sampler(Sampler::AlwaysOff));
-    let tracer = t._provider.tracer("vllm.scheduler");
-    t.s.set_emitter(Some(Emitter::new(tracer).with_legacy_buffer(false)));
+    let mut t =
+        traced_with(config(), SdkTracerProvider::builder().with_sampler(Sampler::AlwaysOff)).with_legacy_buffer(false);
     t.add("r", 4, 2);
     t.step(&[]);
     assert_eq!(t.s.emitter().unwrap().live(), 1, "the request is tracked while live");
@@ -463,8 +469,7 @@ fn the_buffered_stream_equals_the_span_stream() {
             }
         })
         .unwrap();
-    let spans: BTreeMap<String, Vec<JourneyEvent>> =
-        t.journeys().into_iter().map(|(id, j)| (id, j.decoded().cloned().collect())).collect();
+    let spans = t.decoded_journeys();
     assert_eq!(spans.len(), 150);
     assert!(spans == buffered, "span and buffer streams differ");
 }
@@ -476,8 +481,7 @@ fn exported_spans_reproduce_the_vllm_fixtures_including_parents() {
         let mut t = traced(w.config);
         let mut engine = Engine::new(std::mem::replace(&mut t.s, Scheduler::new(config()).unwrap()));
         engine.run(&w, |_, _, _| {}).unwrap();
-        let ours: BTreeMap<String, Vec<JourneyEvent>> =
-            t.journeys().into_iter().map(|(id, j)| (id, j.decoded().cloned().collect())).collect();
+        let ours = t.decoded_journeys();
         let theirs = fixtures::journeys(&otlp);
         if let Some(diff) = fixtures::first_difference(&ours, &theirs) {
             panic!("{name}: {diff}");
