@@ -417,31 +417,17 @@ impl Emitter {
             return;
         };
         let recording = t.span.as_ref().is_some_and(|s| s.is_recording());
-        let carried = recording || buffer_enabled;
-        // Nothing carries this event (a sampled-out span, no buffer): it costs nothing in release
-        // builds. Debug builds still build it and show it to the model below, so the journey the
-        // model sees stays whole, and then take the same shortcut.
-        if !carried && !cfg!(debug_assertions) {
+        if !(recording || buffer_enabled) {
+            // Nothing carries this event (a sampled-out span, no buffer): it costs nothing in
+            // release builds. Debug builds still show it to the model, so the journey the model
+            // sees stays whole; the condition is the same in every build, so tests see it.
+            #[cfg(debug_assertions)]
+            Emitter::self_check(t, &Emitter::event(&*self.clock, t, r, label, step).0);
             return;
         }
-        let progress = Progress {
-            prefill_done: t.hiwater.min(r.prompt_len()),
-            prefill_total: r.prompt_len(),
-            decode_done: r.num_output(),
-            decode_max: r.max_tokens(),
-        };
-        let monotonic = self.clock.monotonic();
-        let wall = self.clock.wall();
-        let event =
-            JourneyEvent::new(label, Step(step), progress, r.num_preemptions()).at(monotonic).wall(unix_nanos(wall));
+        let (event, wall) = Emitter::event(&*self.clock, t, r, label, step);
         #[cfg(debug_assertions)]
-        {
-            let checked = t.checker.push(&event);
-            debug_assert!(checked.is_ok(), "the emitter produced an event the model rejects: {checked:?}");
-        }
-        if !carried {
-            return;
-        }
+        Emitter::self_check(t, &event);
         if recording && let Some(span) = t.span.as_mut() {
             // Built in place, at its final size: collecting `wire::encode` through its iterator
             // chain cost about as much as the rest of the event (BENCHMARKS.md).
@@ -454,6 +440,28 @@ impl Emitter {
         if buffer_enabled {
             self.buffer.push(BufferedEvent { request_id: Arc::clone(&t.id), event });
         }
+    }
+
+    /// The journey event `label` of request `r` now, and the wall time it carries.
+    fn event(clock: &dyn Clock, t: &Tracked, r: &Request, label: Label, step: u64) -> (JourneyEvent, SystemTime) {
+        let progress = Progress {
+            prefill_done: t.hiwater.min(r.prompt_len()),
+            prefill_total: r.prompt_len(),
+            decode_done: r.num_output(),
+            decode_max: r.max_tokens(),
+        };
+        let monotonic = clock.monotonic();
+        let wall = clock.wall();
+        let event =
+            JourneyEvent::new(label, Step(step), progress, r.num_preemptions()).at(monotonic).wall(unix_nanos(wall));
+        (event, wall)
+    }
+
+    /// Debug builds: the model checks every event as it is emitted.
+    #[cfg(debug_assertions)]
+    fn self_check(t: &mut Tracked, event: &JourneyEvent) {
+        let checked = t.checker.push(event);
+        debug_assert!(checked.is_ok(), "the emitter produced an event the model rejects: {checked:?}");
     }
 }
 
