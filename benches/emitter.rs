@@ -23,7 +23,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use journey_spec::r#impl::{FinishReason, NewRequest, Scheduler, SchedulerConfig};
+use journey_spec::{FinishReason, NewRequest, Scheduler, SchedulerConfig};
 use tracing::Tracing;
 
 /// Preemption cycles per journey in `emitter/event`.

@@ -24,8 +24,8 @@ use std::time::Duration;
 use criterion::BatchSize;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 #[cfg(feature = "tracing")]
-use journey_spec::r#impl::{Engine, Scheduler};
-use journey_spec::r#impl::{Workload, replay};
+use journey_spec::{Engine, Scheduler};
+use journey_spec::{Workload, replay};
 use steady::Steady;
 
 /// Live request counts of the scaling table.

@@ -33,7 +33,7 @@ mod tracing;
 use std::hint::black_box;
 use std::process::ExitCode;
 
-use journey_spec::r#impl::{Engine, FinishReason, NewRequest, Scheduler, SchedulerConfig, Workload};
+use journey_spec::{Engine, FinishReason, NewRequest, Scheduler, SchedulerConfig, Workload};
 use steady::Steady;
 use traced::traced;
 

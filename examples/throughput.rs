@@ -24,7 +24,7 @@ mod tracing;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use journey_spec::r#impl::Scheduler;
+use journey_spec::Scheduler;
 use steady::Steady;
 use traced::traced;
 

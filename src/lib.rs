@@ -12,8 +12,11 @@
 //!   I/O, no clock, no OpenTelemetry; reusable by anyone as a test oracle.
 //! - [`wire`]: the wire format — attribute keys and the conversion between model events and
 //!   span event attributes.
-//! - `r#impl` ([`Scheduler`], [`Engine`], [`Workload`]): the reference scheduler with vLLM v1 semantics, the engine loop that replays
-//!   workload files, and the emitter that puts journeys on OpenTelemetry spans.
+//! - the reference system, re-exported at the root ([`Scheduler`], [`Engine`], [`Workload`],
+//!   [`synth`], and with feature `tracing` the [`Emitter`]): the reference scheduler with vLLM v1
+//!   semantics, the engine loop that replays workload files, and the emitter that puts journeys
+//!   on OpenTelemetry spans. (It lives in `src/impl`; `impl` is a keyword, so the module is
+//!   `r#impl` and nobody needs to type it.)
 //! - `otel` (feature `otlp`): OTLP JSON in and out — journeys read from OpenTelemetry Collector
 //!   files, spans written as OTLP JSON Lines.
 //!
@@ -44,6 +47,6 @@ pub mod model;
 pub mod otel;
 pub mod wire;
 
-#[cfg(feature = "tracing")]
-pub use r#impl::Emitter;
-pub use r#impl::{Engine, Policy, Scheduler, SchedulerConfig, Workload};
+// The reference system's public face: every type of `r#impl` at the root, so that no user
+// types `r#impl` (`impl` is a keyword).
+pub use r#impl::*;

@@ -101,7 +101,7 @@ fn untraced_steady_steps_allocate_nothing_and_arrivals_a_constant_per_request() 
 #[cfg(feature = "tracing")]
 #[test]
 fn decode_steps_allocate_nothing_under_any_tracing() {
-    use journey_spec::r#impl::{NewRequest, Scheduler};
+    use journey_spec::{NewRequest, Scheduler};
     for t in tracing::Tracing::ALL {
         let mut s = Scheduler::new(steady::config(256)).expect("valid config");
         let _provider = t.attach(&mut s);
@@ -129,7 +129,7 @@ fn decode_steps_allocate_nothing_under_any_tracing() {
 #[cfg(feature = "tracing")]
 #[test]
 fn traced_allocations_are_a_constant_per_request() {
-    use journey_spec::r#impl::Scheduler;
+    use journey_spec::Scheduler;
     for t in tracing::Tracing::ALL {
         let mut s = Scheduler::new(steady::config(256)).expect("valid config");
         let _provider = t.attach(&mut s);
@@ -177,8 +177,8 @@ fn traced_allocations_are_a_constant_per_request() {
 #[cfg(feature = "tracing")]
 #[test]
 fn tracing_state_ends_with_every_request() {
-    use journey_spec::r#impl::synth::{SynthParams, generate};
-    use journey_spec::r#impl::{Engine, Scheduler};
+    use journey_spec::synth::{SynthParams, generate};
+    use journey_spec::{Engine, Scheduler};
     let w = generate(&SynthParams { requests: 400, abort_share: 0.3, ..SynthParams::default() }).expect("drains");
     for t in tracing::Tracing::ALL {
         let mut s = Scheduler::new(w.config).expect("valid config");

@@ -10,12 +10,10 @@ mod fixtures;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use journey_spec::r#impl::{
-    Emitter, Engine, FinishReason, NewRequest, Scheduler, SchedulerConfig, TickClock, Workload,
-};
 use journey_spec::model::{EventKind, FinishStatus, JourneyEvent, Phase, ScheduleKind, Step, Verdict};
 use journey_spec::otel::span_data::{SpanJourney, journey_of};
 use journey_spec::wire::keys;
+use journey_spec::{Emitter, Engine, FinishReason, NewRequest, Scheduler, SchedulerConfig, TickClock, Workload};
 use opentelemetry::trace::{SpanKind, TracerProvider as _};
 use opentelemetry::{Context, Value};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
@@ -430,7 +428,7 @@ fn a_sampled_out_span_without_the_buffer_costs_no_state() {
 struct BackwardsWallClock(std::sync::atomic::AtomicU64);
 
 #[cfg(debug_assertions)]
-impl journey_spec::r#impl::Clock for BackwardsWallClock {
+impl journey_spec::Clock for BackwardsWallClock {
     fn wall(&self) -> std::time::SystemTime {
         let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         std::time::UNIX_EPOCH + Duration::from_secs(1_000_000) - Duration::from_millis(n)

@@ -7,8 +7,8 @@ mod fixtures;
 
 use std::collections::BTreeMap;
 
-use journey_spec::r#impl::{Emitter, Engine, Scheduler, TickClock, Workload};
 use journey_spec::model::JourneyEvent;
+use journey_spec::{Emitter, Engine, Scheduler, TickClock, Workload};
 
 /// Replays a workload with the emitter's legacy buffer on, invariants checked after every
 /// iteration; the journeys by request id.
@@ -67,8 +67,7 @@ fn run_summaries_count_iterations_steps_and_the_drain() {
     let limit = engine.drain_limit();
     assert_eq!(limit, 1024, "nothing is live before the run: the bound is its constant");
     let mut idle = 0;
-    let summary =
-        engine.run(&w, |_, done, _| idle += u64::from(done == journey_spec::r#impl::Iterated::Idle)).expect("drains");
+    let summary = engine.run(&w, |_, done, _| idle += u64::from(done == journey_spec::Iterated::Idle)).expect("drains");
     assert_eq!(summary.steps, 3796);
     assert_eq!(summary.iterations, summary.steps + idle);
     assert_eq!(summary.iterations, w.steps.len() as u64 + summary.drain_iterations);
@@ -77,8 +76,8 @@ fn run_summaries_count_iterations_steps_and_the_drain() {
 
 #[test]
 fn the_drain_bound_grows_with_the_work_left() {
-    let mut s = Scheduler::new(journey_spec::r#impl::SchedulerConfig::default()).expect("valid");
-    s.add_request(journey_spec::r#impl::NewRequest::new("a", 10, 5)).expect("add");
-    s.add_request(journey_spec::r#impl::NewRequest::new("b", 20, 7)).expect("add");
+    let mut s = Scheduler::new(journey_spec::SchedulerConfig::default()).expect("valid");
+    s.add_request(journey_spec::NewRequest::new("a", 10, 5)).expect("add");
+    s.add_request(journey_spec::NewRequest::new("b", 20, 7)).expect("add");
     assert_eq!(Engine::new(s).drain_limit(), 1024 + 16 * (15 + 27));
 }

@@ -46,7 +46,7 @@ fn a_violation_prints_rule_name_request_index_and_message() {
         "R3 ends-finished: request \"r1\", event #1: the span ended in state Waiting without FINISHED"
     );
     let empty = check_journey("r2", SpanInfo::default(), &[]);
-    assert_eq!(empty.violations()[0].message, "the span ended without any journey event");
+    assert_eq!(empty.violations()[0].message(), "the span ended without any journey event");
     assert_eq!(empty.violations()[0].event_index, 0);
 }
 
@@ -54,7 +54,7 @@ fn a_violation_prints_rule_name_request_index_and_message() {
 fn an_unreadable_event_takes_an_index() {
     let mut c = JourneyChecker::new("r");
     c.push(&queued()).unwrap();
-    let v = c.push_unreadable(RuleId::WellFormed, "attribute phase is missing".into());
+    let v = c.push_unreadable(RuleId::WellFormed, Detail::MissingAttribute { key: "phase".into() });
     assert_eq!((v.rule, v.event_index), (RuleId::WellFormed, 1));
     let next = c.push(&JourneyEvent::new(Label::FirstToken, Step(1), p(), 0).at(3.0)).unwrap_err();
     assert_eq!(next.event_index, 2);
@@ -67,7 +67,7 @@ fn a_second_queued_after_lost_events_says_so() {
     c.push(&JourneyEvent::new(Label::Scheduled(ScheduleKind::First), Step(1), p(), 0).at(1.0)).unwrap();
     let v = c.push(&JourneyEvent::new(Label::Queued, Step(1), p(), 0).at(2.0)).unwrap_err();
     assert_eq!(v.rule, RuleId::QueuedFirst);
-    assert!(v.message.contains("an earlier, dropped event"), "{}", v.message);
+    assert!(v.message().contains("an earlier, dropped event"), "{}", v.message());
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn a_second_first_token_after_lost_events_says_so() {
     c.push(&JourneyEvent::new(Label::Scheduled(ScheduleKind::Resume), Step(10), done, 1).at(2.0)).unwrap();
     let v = c.push(&JourneyEvent::new(Label::FirstToken, Step(10), done, 1).at(3.0)).unwrap_err();
     assert_eq!(v.rule, RuleId::FirstToken);
-    assert!(v.message.contains("before the kept events"), "{}", v.message);
+    assert!(v.message().contains("before the kept events"), "{}", v.message());
 }
 
 #[test]
@@ -247,4 +247,110 @@ fn instance_conflicts_name_the_first_journey_they_involve() {
     }
     let related: Vec<_> = c.finish_by_journey().iter().map(|v| (v.journey, v.related)).collect();
     assert_eq!(related, [(1, Some((0, 0))), (2, Some((0, 0)))], "the first of the longest spans");
+}
+
+/// The async profile (`SPEC.md` §11): the output of a batch in flight may reach a request that
+/// was preempted meanwhile, at the batch's step; everything else stays checked.
+mod async_profile {
+    use journey_spec::model::*;
+
+    const P: Progress = Progress::new(8, 4);
+    const OUT: Progress = Progress { prefill_done: 8, decode_done: 1, ..P };
+
+    /// Admitted at step 1, preempted at step 2 while step 1's batch was in flight.
+    fn preempted_in_flight() -> Vec<JourneyEvent> {
+        vec![
+            JourneyEvent::new(Label::Queued, Step(0), P, 0).at(0.0),
+            JourneyEvent::new(Label::Scheduled(ScheduleKind::First), Step(1), P, 0).at(0.1),
+            JourneyEvent::new(Label::Preempted, Step(2), Progress { prefill_done: 8, ..P }, 1).at(0.2),
+        ]
+    }
+
+    fn check(profile: Profile, events: &[JourneyEvent]) -> Vec<(RuleId, usize)> {
+        check_journey_with("r", SpanInfo::default(), profile, events)
+            .violations()
+            .iter()
+            .map(|v| (v.rule, v.event_index))
+            .collect()
+    }
+
+    #[test]
+    fn a_late_first_token_is_legal_only_in_the_async_profile() {
+        let mut j = preempted_in_flight();
+        j.push(JourneyEvent::new(Label::FirstToken, Step(1), OUT, 1).at(0.3));
+        j.push(JourneyEvent::new(Label::Scheduled(ScheduleKind::Resume), Step(3), OUT, 1).at(0.4));
+        j.push(
+            JourneyEvent::new(Label::Finished(FinishStatus::Length), Step(3), Progress { decode_done: 4, ..OUT }, 1)
+                .at(0.5),
+        );
+        assert_eq!(check(Profile::Async, &j), []);
+        // Sync: the late FIRST_TOKEN is illegal in Preempted (and re-synchronises to Running,
+        // where the RESUME is then illegal too).
+        assert_eq!(check(Profile::Sync, &j)[0], (RuleId::LegalTransition, 3));
+    }
+
+    #[test]
+    fn a_late_natural_finish_in_preempted_is_legal_only_in_the_async_profile() {
+        let mut j = preempted_in_flight();
+        j.push(JourneyEvent::new(Label::FirstToken, Step(1), OUT, 1).at(0.3));
+        j.push(JourneyEvent::new(Label::Finished(FinishStatus::Stopped), Step(1), OUT, 1).at(0.3));
+        assert_eq!(check(Profile::Async, &j), []);
+        // Sync: the FIRST_TOKEN is R2, and the FINISHED from Preempted is then legal by kind but
+        // its natural status is R4.
+        let sync = check(Profile::Sync, &j);
+        assert_eq!(sync[0], (RuleId::LegalTransition, 3));
+    }
+
+    #[test]
+    fn what_stays_checked_under_the_async_profile() {
+        // The first finding when one event follows the in-flight preemption.
+        let late = |label, step| {
+            let mut j = preempted_in_flight();
+            j.push(JourneyEvent::new(label, Step(step), OUT, 1).at(0.3));
+            check(Profile::Async, &j)[0]
+        };
+        // A late output at or after the PREEMPTED's step is not late: R6.
+        assert_eq!(late(Label::FirstToken, 2), (RuleId::StepOrder, 3));
+        // Before the SCHEDULED that admitted the request: R6.
+        assert_eq!(late(Label::FirstToken, 0), (RuleId::StepOrder, 3));
+        // An unnatural "late" finish is just a FINISHED from Preempted, held to the step order.
+        assert_eq!(late(Label::Finished(FinishStatus::Aborted), 1), (RuleId::StepOrder, 3));
+        // A late output without output is still R11 / R12.
+        let mut j = preempted_in_flight();
+        j.push(JourneyEvent::new(Label::FirstToken, Step(1), Progress { prefill_done: 8, ..P }, 1).at(0.3));
+        assert_eq!(check(Profile::Async, &j), [(RuleId::FirstToken, 3), (RuleId::EndsFinished, 4)]);
+        // Late outputs only in Preempted: a FIRST_TOKEN in Waiting stays R2.
+        let waiting = [
+            JourneyEvent::new(Label::Queued, Step(0), P, 0),
+            JourneyEvent::new(Label::FirstToken, Step(0), OUT, 0),
+            JourneyEvent::new(Label::Finished(FinishStatus::Aborted), Step(0), OUT, 0),
+        ];
+        assert_eq!(check(Profile::Async, &waiting)[0], (RuleId::LegalTransition, 1));
+        // Nothing follows FINISHED.
+        let mut j = preempted_in_flight();
+        j.push(JourneyEvent::new(Label::FirstToken, Step(1), OUT, 1).at(0.3));
+        j.push(JourneyEvent::new(Label::Finished(FinishStatus::Stopped), Step(1), OUT, 1).at(0.3));
+        j.push(JourneyEvent::new(Label::Scheduled(ScheduleKind::Resume), Step(3), OUT, 1).at(0.4));
+        assert_eq!(check(Profile::Async, &j), [(RuleId::LegalTransition, 5)]);
+    }
+
+    #[test]
+    fn a_late_output_does_not_lower_the_step_baseline() {
+        let mut j = preempted_in_flight();
+        j.push(JourneyEvent::new(Label::FirstToken, Step(1), OUT, 1).at(0.3));
+        // RESUME must still come after the PREEMPTED's step 2, not after the late output's 1.
+        j.push(JourneyEvent::new(Label::Scheduled(ScheduleKind::Resume), Step(2), OUT, 1).at(0.4));
+        j.push(JourneyEvent::new(Label::Finished(FinishStatus::Aborted), Step(2), OUT, 1).at(0.5));
+        assert_eq!(check(Profile::Async, &j), [(RuleId::StepOrder, 4)]);
+    }
+
+    #[test]
+    fn profiles_are_named() {
+        for p in Profile::ALL {
+            assert_eq!(Profile::lookup(p.as_str()), Some(*p));
+        }
+        assert_eq!(Profile::default(), Profile::Sync);
+        assert!(Profile::Sync.late_output_rows().is_empty());
+        assert!(Profile::Async.late_output_rows().iter().all(|r| r.from == State::Preempted));
+    }
 }

@@ -6,9 +6,9 @@ mod fixtures;
 
 use std::collections::BTreeMap;
 
-use journey_spec::r#impl::{Emitter, Engine, Scheduler, SimClock, Workload};
 use journey_spec::model::JourneyEvent;
 use journey_spec::otel::write::{OtlpJsonWriter, SeededIds};
+use journey_spec::{Emitter, Engine, Scheduler, SimClock, Workload};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;

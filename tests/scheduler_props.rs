@@ -4,9 +4,9 @@
 
 mod common;
 
-use journey_spec::r#impl::synth::{LengthDist, SynthParams, generate};
-use journey_spec::r#impl::{Emitter, Engine, Iterated, Policy, Scheduler, SchedulerConfig, TickClock, Workload};
 use journey_spec::model::{FinishStatus, JourneyChecker, Verdict};
+use journey_spec::synth::{LengthDist, SynthParams, generate};
+use journey_spec::{Emitter, Engine, Iterated, Policy, Scheduler, SchedulerConfig, TickClock, Workload};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 

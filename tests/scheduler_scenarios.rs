@@ -2,11 +2,11 @@
 
 mod common;
 
-use journey_spec::r#impl::{
+use journey_spec::model::{FinishStatus, ScheduleKind, Step};
+use journey_spec::{
     AddError, ConfigError, Engine, FinishReason, Handle, Iterated, Iteration, NewRequest, Op, Policy, Scheduler,
     SchedulerConfig, Status, Workload,
 };
-use journey_spec::model::{FinishStatus, ScheduleKind, Step};
 
 fn config() -> SchedulerConfig {
     common::small_config()

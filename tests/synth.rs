@@ -2,8 +2,8 @@
 //! fit the cache, and are pinned for a fixed seed (a change to the generator shows here, as
 //! stateright's examples pin their state counts).
 
-use journey_spec::r#impl::synth::{LengthDist, SynthParams, generate};
-use journey_spec::r#impl::{FinishReason, InFlight, Op, SchedulerConfig, Workload};
+use journey_spec::synth::{LengthDist, SynthParams, generate};
+use journey_spec::{FinishReason, InFlight, Op, SchedulerConfig, Workload};
 
 /// Counts that describe a workload.
 #[derive(Debug, PartialEq, Eq)]
@@ -58,7 +58,7 @@ fn shape(w: &Workload) -> Shape {
     s
 }
 
-fn adds(w: &Workload) -> Vec<&journey_spec::r#impl::AddOp> {
+fn adds(w: &Workload) -> Vec<&journey_spec::AddOp> {
     w.steps.iter().flat_map(|it| &it.ops).filter_map(|op| if let Op::Add(a) = op { Some(a) } else { None }).collect()
 }
 

@@ -19,8 +19,8 @@
 //! Included by the benches, the examples and `tests/alloc.rs` through `#[path]`.
 #![allow(dead_code)]
 
-use journey_spec::r#impl::synth::{Rng, SynthParams};
-use journey_spec::r#impl::{NewRequest, Policy, Scheduler, SchedulerConfig};
+use journey_spec::synth::{Rng, SynthParams};
+use journey_spec::{NewRequest, Policy, Scheduler, SchedulerConfig};
 
 /// How many `(prompt_len, max_tokens)` pairs the ring holds.
 const RING: usize = 1 << 14;

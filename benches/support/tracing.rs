@@ -4,7 +4,7 @@
 //! Included by the benches, the examples and the tests through `#[path]`.
 #![allow(dead_code)]
 
-use journey_spec::r#impl::{Emitter, Scheduler};
+use journey_spec::{Emitter, Scheduler};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};

@@ -27,7 +27,7 @@ impl fmt::Display for Policy {
 /// The scheduler's configuration, with the field names of the workload file (`SPEC.md` §8).
 ///
 /// ```
-/// use journey_spec::r#impl::{SchedulerConfig, ConfigError};
+/// use journey_spec::{SchedulerConfig, ConfigError};
 /// let config = SchedulerConfig { num_blocks: 0, ..SchedulerConfig::default() };
 /// assert_eq!(config.validate(), Err(ConfigError::TooSmall { field: "num_blocks", value: 0, min: 1 }));
 /// ```

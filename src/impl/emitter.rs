@@ -191,7 +191,7 @@ struct Tracked {
 /// Emits journey events on one core span per request and into the legacy buffer.
 ///
 /// ```
-/// use journey_spec::r#impl::{Emitter, NewRequest, Scheduler, SchedulerConfig, TickClock};
+/// use journey_spec::{Emitter, NewRequest, Scheduler, SchedulerConfig, TickClock};
 /// use opentelemetry::trace::TracerProvider as _;
 /// use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 ///

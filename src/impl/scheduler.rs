@@ -123,7 +123,7 @@ pub struct InvariantError {
 /// enters only through the optional emitter's clocks.
 ///
 /// ```
-/// use journey_spec::r#impl::{NewRequest, Scheduler, SchedulerConfig};
+/// use journey_spec::{NewRequest, Scheduler, SchedulerConfig};
 ///
 /// let mut s = Scheduler::new(SchedulerConfig::default())?;
 /// s.add_request(NewRequest::new("r1", 20, 2))?;

@@ -8,11 +8,11 @@
 //! and can be written to a file with [`Workload::to_json`].
 //!
 //! ```
-//! use journey_spec::r#impl::synth::{SynthParams, generate};
+//! use journey_spec::synth::{SynthParams, generate};
 //! let params = SynthParams { requests: 20, ..SynthParams::default() };
 //! let w = generate(&params)?;
 //! assert_eq!(w, generate(&params)?, "same seed, same workload");
-//! # Ok::<(), journey_spec::r#impl::EngineError>(())
+//! # Ok::<(), journey_spec::EngineError>(())
 //! ```
 
 use std::collections::BTreeMap;

@@ -1,13 +1,13 @@
 //! Workload files (`SPEC.md` §8): a replayable record of everything that decides a journey.
 //!
 //! ```
-//! use journey_spec::r#impl::Workload;
+//! use journey_spec::Workload;
 //! let w = Workload::from_json(r#"{"config": {"max_num_seqs": 2, "max_num_batched_tokens": 64,
 //!     "block_size": 16, "num_blocks": 8, "max_model_len": 128},
 //!     "steps": [{"ops": [{"op": "add", "id": "r1", "prompt_len": 5, "max_tokens": 2}]}, {"eos": ["r1"]}]}"#)?;
 //! assert_eq!(w.steps.len(), 2);
 //! assert_eq!(Workload::from_json(&w.to_json())?, w);
-//! # Ok::<(), journey_spec::r#impl::WorkloadError>(())
+//! # Ok::<(), journey_spec::WorkloadError>(())
 //! ```
 
 use super::config::{ConfigError, SchedulerConfig};

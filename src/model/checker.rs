@@ -4,10 +4,24 @@
 //! # How it reports
 //!
 //! For each event the checker evaluates the rules in catalogue order and reports the first one
-//! the event breaks (lowest id), with the event's index and a message that names the values
-//! involved. It then *adopts the event as its new baseline* — its state (the event's target in
-//! the transition table), counters and clocks — so that one defect is reported once: a dropped
-//! `PREEMPTED` gives one R2 and not an R9 on every later event.
+//! the event breaks (lowest id), with the event's index and a structured [`Detail`]. It then
+//! *adopts the event as its new baseline* — its state (the event's target in the transition
+//! table), counters and clocks — so that one defect is reported once: a dropped `PREEMPTED`
+//! gives one R2 and not an R9 on every later event.
+//!
+//! One defect gives one finding, with one documented exception each way for R9: after a wrong
+//! `num_preemptions` the checker accepts on the next events either the count the history implies
+//! or the count the broken event reported, so a single wrong count and a count shifted from
+//! one event on are both reported once. (Checked over the whole corruption catalogue by
+//! `tests/model_rules.rs`: every corruption marked `once` yields exactly one violation.)
+//!
+//! # Profiles
+//!
+//! A checker runs under a [`Profile`]: [`Profile::Sync`] (the default, `SPEC.md` §2–§5) or
+//! [`Profile::Async`] (`SPEC.md` §11), which is the same checker with the documented
+//! relaxations of [`Profile::late_output_rows`]: in `Preempted`, the output of a batch still in
+//! flight — FIRST_TOKEN, or FINISHED(stopped|length) — may arrive, at a step below the PREEMPTED
+//! before it and not below the SCHEDULED that admitted it; it does not lower the step baseline.
 //!
 //! # Incomplete journeys
 //!
@@ -17,39 +31,11 @@
 //! from that event, does not require FINISHED, and reports only what the kept events themselves
 //! break. Its verdict is [`Verdict::Incomplete`] unless a kept event breaks a rule.
 
-use std::fmt;
-
+use super::core::{Core, State};
 use super::event::{EventKind, FinishStatus, JourneyEvent, Label, Phase, RequestId, ScheduleKind, Step};
-use super::lifecycle::{self, State};
+use super::finding::{Detail, Seen, SpanEdge, Verdict, Violation};
+use super::lifecycle::{self, Lifecycle, Row};
 use super::rules::RuleId;
-
-/// A broken rule: which, where, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Violation {
-    /// The rule that was broken.
-    pub rule: RuleId,
-    /// The request whose journey broke it.
-    pub request_id: RequestId,
-    /// The index of the offending event in the journey (the number of events for a rule that
-    /// concerns the end of the journey, such as a missing FINISHED).
-    pub event_index: usize,
-    /// What was wrong, naming the values involved.
-    pub message: String,
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {}: request {:?}, event #{}: {}",
-            self.rule,
-            self.rule.info().name,
-            self.request_id.as_str(),
-            self.event_index,
-            self.message
-        )
-    }
-}
 
 /// What the checker knows about the span that carried the journey.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,33 +49,61 @@ pub struct SpanInfo {
     pub dropped_events: u32,
 }
 
-/// The outcome of checking one journey.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Every rule holds and the journey is complete.
-    Conforming,
-    /// No kept event breaks a rule, but the span dropped events, so the journey cannot be
-    /// judged complete.
-    Incomplete {
-        /// Events the span reported as dropped.
-        dropped_events: u32,
-    },
-    /// At least one rule is broken; every violation found, in event order.
-    Violating(Vec<Violation>),
+/// A scheduling profile: which engine produced the journeys, and so which relaxations of the
+/// core rules apply (`SPEC.md` §10: a profile is never inferred).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Profile {
+    /// The synchronous engine (`SPEC.md` §2–§5): no relaxation.
+    #[default]
+    Sync,
+    /// Async scheduling (`SPEC.md` §11): step N+1 is scheduled before step N's output is
+    /// applied, so the output of a batch in flight may reach a request that was preempted
+    /// meanwhile (a *late output*).
+    Async,
 }
 
-impl Verdict {
-    /// Whether the verdict is [`Verdict::Conforming`].
-    pub fn is_conforming(&self) -> bool {
-        matches!(self, Verdict::Conforming)
+const LATE_OUTPUTS: &[Row<Core>] = &[
+    Row::new(State::Preempted, Label::FirstToken, State::Preempted),
+    Row::new(State::Preempted, Label::Finished(FinishStatus::Stopped), State::Finished(FinishStatus::Stopped)),
+    Row::new(State::Preempted, Label::Finished(FinishStatus::Length), State::Finished(FinishStatus::Length)),
+];
+
+impl Profile {
+    /// Every profile.
+    pub const ALL: &'static [Profile] = &[Profile::Sync, Profile::Async];
+
+    /// The name used on the command line and in reports: `sync`, `async`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Profile::Sync => "sync",
+            Profile::Async => "async",
+        }
     }
 
-    /// The violations (empty unless [`Verdict::Violating`]).
-    pub fn violations(&self) -> &[Violation] {
+    /// The rows this profile adds to the core table: the late outputs it allows. Each is legal
+    /// only with the step conditions of `SPEC.md` §11 (checked under R6).
+    pub const fn late_output_rows(self) -> &'static [Row<Core>] {
         match self {
-            Verdict::Violating(v) => v,
-            Verdict::Conforming | Verdict::Incomplete { .. } => &[],
+            Profile::Sync => &[],
+            Profile::Async => LATE_OUTPUTS,
         }
+    }
+
+    /// Looks a profile up by name.
+    pub fn lookup(name: &str) -> Option<Profile> {
+        Profile::ALL.iter().copied().find(|p| p.as_str() == name)
+    }
+
+    fn late_output(self, from: State, label: Label) -> Option<State> {
+        self.late_output_rows().iter().find(|r| r.from == from && r.label == label).map(|r| r.to)
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -110,7 +124,6 @@ struct Baseline {
 /// use journey_spec::model::*;
 ///
 /// let p = Progress::new(4, 2);
-/// let done = Progress { prefill_done: 4, decode_done: 1, ..p };
 /// let mut checker = JourneyChecker::new("r1");
 /// checker.push(&JourneyEvent::new(Label::Queued, Step(0), p, 0)).unwrap();
 /// checker.push(&JourneyEvent::new(Label::Scheduled(ScheduleKind::First), Step(1), p, 0)).unwrap();
@@ -119,19 +132,26 @@ struct Baseline {
 /// assert_eq!(err.rule, RuleId::NaturalFinishHasOutput);
 /// assert_eq!(err.event_index, 2);
 /// assert!(!checker.finish().is_conforming());
-/// # let _ = done;
 /// ```
 #[derive(Debug, Clone)]
 pub struct JourneyChecker {
     request_id: RequestId,
     span: SpanInfo,
+    profile: Profile,
     events: usize,
     state: State,
-    queued_at: Option<usize>,
-    first_token_at: Option<usize>,
+    queued_at: Option<Seen>,
+    first_token_at: Option<Seen>,
     output_seen: bool,
+    /// `num_preemptions` as the last event reported it.
     preemptions: u64,
+    /// PREEMPTED events counted (from the first kept event's count on).
+    counted_preemptions: u64,
     last_preempted_step: Option<Step>,
+    /// The step of the SCHEDULED that last admitted the request.
+    admitted_step: Option<Step>,
+    /// The step of the last late output in the current preempted stretch (async profile).
+    late_step: Option<Step>,
     prev: Option<Baseline>,
     violations: Vec<Violation>,
     /// The latest wall-clock time among events checked before the span's end was known, and
@@ -140,21 +160,30 @@ pub struct JourneyChecker {
 }
 
 /// A broken rule before it is attached to a request and an index.
-type Broken = (RuleId, String);
+type Broken = (RuleId, Detail);
+
+fn other(rule: RuleId, message: String) -> Broken {
+    (rule, Detail::Other { message })
+}
 
 impl JourneyChecker {
-    /// A checker for the journey of `request_id`, expecting a complete journey.
+    /// A checker for the journey of `request_id`, expecting a complete journey, under the
+    /// [`Profile::Sync`] profile.
     pub fn new(request_id: impl Into<RequestId>) -> JourneyChecker {
         JourneyChecker {
             request_id: request_id.into(),
             span: SpanInfo::default(),
+            profile: Profile::Sync,
             events: 0,
-            state: State::New,
+            state: Core::INITIAL,
             queued_at: None,
             first_token_at: None,
             output_seen: false,
             preemptions: 0,
+            counted_preemptions: 0,
             last_preempted_step: None,
+            admitted_step: None,
+            late_step: None,
             prev: None,
             violations: Vec::new(),
             unbounded_latest: None,
@@ -165,6 +194,17 @@ impl JourneyChecker {
     pub fn with_span(mut self, span: SpanInfo) -> JourneyChecker {
         self.span = span;
         self
+    }
+
+    /// Sets the scheduling profile.
+    pub fn with_profile(mut self, profile: Profile) -> JourneyChecker {
+        self.profile = profile;
+        self
+    }
+
+    /// The profile the checker runs under.
+    pub fn profile(&self) -> Profile {
+        self.profile
     }
 
     /// Sets the span's end time once it is known (the span ended after the events were fed);
@@ -210,8 +250,8 @@ impl JourneyChecker {
         self.adopt(index, event, broken.as_ref().map(|(r, _)| *r));
         match broken {
             None => Ok(()),
-            Some((rule, message)) => {
-                let v = Violation { rule, request_id: self.request_id.clone(), event_index: index, message };
+            Some((rule, detail)) => {
+                let v = Violation { rule, request_id: self.request_id.clone(), event_index: index, detail };
                 self.violations.push(v.clone());
                 Err(v)
             }
@@ -220,8 +260,8 @@ impl JourneyChecker {
 
     /// Records an event that could not be read at all (a wire-level rule such as R5 broke
     /// before the model could see it). It takes an index; the state does not change.
-    pub fn push_unreadable(&mut self, rule: RuleId, message: String) -> Violation {
-        let v = Violation { rule, request_id: self.request_id.clone(), event_index: self.events, message };
+    pub fn push_unreadable(&mut self, rule: RuleId, detail: Detail) -> Violation {
+        let v = Violation { rule, request_id: self.request_id.clone(), event_index: self.events, detail };
         self.events += 1;
         self.violations.push(v.clone());
         v
@@ -236,31 +276,22 @@ impl JourneyChecker {
                 rule: RuleId::TimeOrder,
                 request_id: self.request_id.clone(),
                 event_index: index,
-                message: format!("event time {t} ns is after the span's end {end} ns"),
+                detail: Detail::OutsideSpan { time_unix_nano: t, edge: SpanEdge::End, span_unix_nano: end },
             });
             self.violations.sort_by_key(|v| v.event_index);
         }
         let dropped = self.span.dropped_events;
-        if dropped == 0 && !self.state.is_finished() {
-            let message = if self.events == 0 {
-                "the span ended without any journey event".to_owned()
-            } else {
-                format!("the span ended in state {} without FINISHED", self.state)
-            };
+        if dropped == 0
+            && let Err(detail) = lifecycle::check_end::<Core>(self.state, self.events)
+        {
             self.violations.push(Violation {
-                rule: RuleId::EndsFinished,
+                rule: Core::RULES.end,
                 request_id: self.request_id.clone(),
                 event_index: self.events,
-                message,
+                detail,
             });
         }
-        if !self.violations.is_empty() {
-            Verdict::Violating(self.violations)
-        } else if dropped > 0 {
-            Verdict::Incomplete { dropped_events: dropped }
-        } else {
-            Verdict::Conforming
-        }
+        Verdict::from_violations(self.violations, dropped)
     }
 
     /// The span lost its oldest events: start from a state in which `first` is legal, with the
@@ -270,16 +301,28 @@ impl JourneyChecker {
         // qualifiers are wrong (R4 then reports them).
         let from = first
             .label()
-            .and_then(|l| lifecycle::sources(l).next())
-            .or_else(|| lifecycle::TRANSITIONS.iter().find(|r| r.label.kind() == first.kind).map(|r| r.from));
-        self.state = from.unwrap_or(State::New);
-        self.queued_at = Some(usize::MAX); // QUEUED was among the lost events
+            .and_then(|l| Core::sources(l).next())
+            .or_else(|| Core::TABLE.iter().find(|r| r.label.kind() == first.kind).map(|r| r.from));
+        self.state = from.unwrap_or(Core::INITIAL);
+        self.queued_at = Some(Seen::BeforeKept);
         let own = u64::from(first.kind == EventKind::Preempted);
         self.preemptions = first.num_preemptions.saturating_sub(own);
+        self.counted_preemptions = self.preemptions;
         self.output_seen = first.progress.decode_done > 0 && first.kind != EventKind::FirstToken;
         if self.output_seen {
-            self.first_token_at = Some(usize::MAX);
+            self.first_token_at = Some(Seen::BeforeKept);
         }
+    }
+
+    /// Whether `e` is a late output (async profile): an output of a batch in flight that
+    /// reaches the request in `Preempted`.
+    fn is_late_output(&self, e: &JourneyEvent) -> bool {
+        e.label().is_some_and(|l| self.profile.late_output(self.state, l).is_some())
+    }
+
+    /// The transition `label` makes in this profile.
+    fn next(&self, label: Label) -> Option<State> {
+        Core::next(self.state, label).or_else(|| self.profile.late_output(self.state, label))
     }
 
     fn evaluate(&self, index: usize, e: &JourneyEvent) -> Option<Broken> {
@@ -300,31 +343,25 @@ impl JourneyChecker {
     fn queued_first(&self, index: usize, e: &JourneyEvent) -> Result<(), Broken> {
         let rule = RuleId::QueuedFirst;
         if e.kind == EventKind::Queued {
-            if let Some(at) = self.queued_at {
-                let first =
-                    if at == usize::MAX { "an earlier, dropped event".to_owned() } else { format!("event #{at}") };
-                return Err((rule, format!("a second QUEUED (the first was {first})")));
+            if let Some(first) = self.queued_at {
+                return Err((rule, Detail::Repeated { event: e.kind.to_string(), first }));
             }
-        } else if index == 0 && self.state == State::New {
-            return Err((rule, format!("the journey starts with {}, not QUEUED", e.kind)));
+        } else if index == 0 && self.state == Core::INITIAL {
+            let expected = Core::allowed(Core::INITIAL).map(|l| l.to_string()).collect();
+            return Err((rule, Detail::BadStart { got: e.kind.to_string(), expected }));
         }
         Ok(())
     }
 
     /// R2.
     fn legal(&self, e: &JourneyEvent) -> Result<(), Broken> {
-        let rule = RuleId::LegalTransition;
-        if let State::Finished(status) = self.state {
-            return Err((rule, format!("{} after FINISHED({status})", e.kind)));
+        let legal = Core::kind_allowed(self.state, e.kind)
+            || self.profile.late_output_rows().iter().any(|r| r.from == self.state && r.label.kind() == e.kind);
+        if legal {
+            return Ok(());
         }
-        if !lifecycle::kind_allowed(self.state, e.kind) {
-            let allowed: Vec<String> = lifecycle::allowed(self.state).map(|l| l.to_string()).collect();
-            return Err((
-                rule,
-                format!("{} is not allowed in state {} (allowed: {})", e.kind, self.state, allowed.join(", ")),
-            ));
-        }
-        Ok(())
+        let detail = lifecycle::check_transition::<Core>(self.state, e.label(), e.kind).err();
+        Err((RuleId::LegalTransition, detail.unwrap_or_else(|| Detail::other(format!("{} in {}", e.kind, self.state)))))
     }
 
     /// R4.
@@ -333,29 +370,30 @@ impl JourneyChecker {
         if e.kind != EventKind::Scheduled
             && let Some(k) = e.schedule_kind
         {
-            return Err((rule, format!("schedule.kind {k} on {}", e.kind)));
+            return Err(other(rule, format!("schedule.kind {k} on {}", e.kind)));
         }
         if e.kind != EventKind::Finished
             && let Some(s) = e.finish_status
         {
-            return Err((rule, format!("finish.status {s} on {}", e.kind)));
+            return Err(other(rule, format!("finish.status {s} on {}", e.kind)));
         }
         match e.kind {
             EventKind::Scheduled => match e.schedule_kind {
-                None => return Err((rule, "SCHEDULED without schedule.kind".to_owned())),
-                Some(k) if lifecycle::next(self.state, Label::Scheduled(k)).is_none() => {
-                    let expected = match self.state {
-                        State::Preempted => ScheduleKind::Resume,
-                        State::New | State::Waiting | State::Running | State::Finished(_) => ScheduleKind::First,
-                    };
-                    return Err((rule, format!("SCHEDULED({k}) from {}: expected {expected}", self.state)));
+                None => return Err(other(rule, "SCHEDULED without schedule.kind".to_owned())),
+                Some(k) if self.next(Label::Scheduled(k)).is_none() => {
+                    let expected: Vec<String> =
+                        Core::allowed(self.state).filter_map(|l| l.schedule_kind()).map(|k| k.to_string()).collect();
+                    return Err(other(
+                        rule,
+                        format!("SCHEDULED({k}) from {}: expected {}", self.state, expected.join(" or ")),
+                    ));
                 }
                 Some(_) => {}
             },
             EventKind::Finished => match e.finish_status {
-                None => return Err((rule, "FINISHED without finish.status".to_owned())),
-                Some(s) if lifecycle::next(self.state, Label::Finished(s)).is_none() => {
-                    return Err((
+                None => return Err(other(rule, "FINISHED without finish.status".to_owned())),
+                Some(s) if self.next(Label::Finished(s)).is_none() => {
+                    return Err(other(
                         rule,
                         format!("natural status {s} from {}: only a running request finishes naturally", self.state),
                     ));
@@ -367,23 +405,50 @@ impl JourneyChecker {
         Ok(())
     }
 
-    /// R6.
+    /// R6 (with the async profile's conditions on late outputs).
     fn step_order(&self, e: &JourneyEvent) -> Result<(), Broken> {
         let rule = RuleId::StepOrder;
+        let went_back = |from: Step, to: Step| {
+            (rule, Detail::WentBack { field: "scheduler.step".to_owned(), from: from.to_string(), to: to.to_string() })
+        };
+        if self.is_late_output(e) {
+            if let Some(p) = self.last_preempted_step
+                && e.step >= p
+            {
+                return Err(other(
+                    rule,
+                    format!("late {} at step {} is not before its PREEMPTED at step {p}", e.kind, e.step),
+                ));
+            }
+            if let Some(a) = self.admitted_step
+                && e.step < a
+            {
+                return Err(other(
+                    rule,
+                    format!("late {} at step {} is before the SCHEDULED at step {a} that admitted it", e.kind, e.step),
+                ));
+            }
+            if let Some(l) = self.late_step
+                && e.step < l
+            {
+                return Err(went_back(l, e.step));
+            }
+            return Ok(());
+        }
         if let Some(prev) = self.prev
             && e.step < prev.step
         {
-            return Err((rule, format!("scheduler.step went from {} back to {}", prev.step, e.step)));
+            return Err(went_back(prev.step, e.step));
         }
         if matches!(e.kind, EventKind::Scheduled | EventKind::Preempted) && e.step < Step(1) {
-            return Err((rule, format!("{} at step {}: steps inside schedule() start at 1", e.kind, e.step)));
+            return Err(other(rule, format!("{} at step {}: steps inside schedule() start at 1", e.kind, e.step)));
         }
         if e.kind == EventKind::Scheduled
             && e.schedule_kind == Some(ScheduleKind::Resume)
             && let Some(p) = self.last_preempted_step
             && e.step <= p
         {
-            return Err((rule, format!("RESUME at step {} is not after its PREEMPTED at step {p}", e.step)));
+            return Err(other(rule, format!("RESUME at step {} is not after its PREEMPTED at step {p}", e.step)));
         }
         Ok(())
     }
@@ -395,15 +460,28 @@ impl JourneyChecker {
             // NaN is out of order too.
             let in_order = e.ts_monotonic.partial_cmp(&prev.ts_monotonic).is_some_and(|o| o.is_ge());
             if !in_order {
-                return Err((rule, format!("ts.monotonic went from {} back to {}", prev.ts_monotonic, e.ts_monotonic)));
+                return Err((
+                    rule,
+                    Detail::WentBack {
+                        field: "ts.monotonic".to_owned(),
+                        from: prev.ts_monotonic.to_string(),
+                        to: e.ts_monotonic.to_string(),
+                    },
+                ));
             }
         }
         if let Some(t) = e.time_unix_nano {
             if let Some(start) = self.span.start_unix_nano.filter(|&s| t < s) {
-                return Err((rule, format!("event time {t} ns is before the span's start {start} ns")));
+                return Err((
+                    rule,
+                    Detail::OutsideSpan { time_unix_nano: t, edge: SpanEdge::Start, span_unix_nano: start },
+                ));
             }
             if let Some(end) = self.span.end_unix_nano.filter(|&end| t > end) {
-                return Err((rule, format!("event time {t} ns is after the span's end {end} ns")));
+                return Err((
+                    rule,
+                    Detail::OutsideSpan { time_unix_nano: t, edge: SpanEdge::End, span_unix_nano: end },
+                ));
             }
         }
         Ok(())
@@ -413,39 +491,35 @@ impl JourneyChecker {
     fn progress_bounds(&self, e: &JourneyEvent) -> Result<(), Broken> {
         let rule = RuleId::ProgressBounds;
         let p = &e.progress;
+        let s = |v: u64| v.to_string();
         if let Some(prev) = self.prev {
-            if p.prefill_total != prev.prefill_total {
-                return Err((
-                    rule,
-                    format!("prefill.total_tokens changed from {} to {}", prev.prefill_total, p.prefill_total),
-                ));
-            }
-            if p.decode_max != prev.decode_max {
-                return Err((rule, format!("decode.max_tokens changed from {} to {}", prev.decode_max, p.decode_max)));
-            }
-            if p.prefill_done < prev.prefill_done {
-                return Err((
-                    rule,
-                    format!("prefill.done_tokens went from {} back to {}", prev.prefill_done, p.prefill_done),
-                ));
-            }
-            if p.decode_done < prev.decode_done {
-                return Err((
-                    rule,
-                    format!("decode.done_tokens went from {} back to {}", prev.decode_done, p.decode_done),
-                ));
+            let checks = [
+                (
+                    prev.prefill_total != p.prefill_total,
+                    false,
+                    "prefill.total_tokens",
+                    prev.prefill_total,
+                    p.prefill_total,
+                ),
+                (prev.decode_max != p.decode_max, false, "decode.max_tokens", prev.decode_max, p.decode_max),
+                (p.prefill_done < prev.prefill_done, true, "prefill.done_tokens", prev.prefill_done, p.prefill_done),
+                (p.decode_done < prev.decode_done, true, "decode.done_tokens", prev.decode_done, p.decode_done),
+            ];
+            if let Some(&(_, back, field, from, to)) = checks.iter().find(|c| c.0) {
+                let (field, from, to) = (field.to_owned(), s(from), s(to));
+                let detail =
+                    if back { Detail::WentBack { field, from, to } } else { Detail::Changed { field, from, to } };
+                return Err((rule, detail));
             }
         }
-        if p.prefill_done > p.prefill_total {
+        let bounds = [
+            ("prefill.done_tokens", p.prefill_done, "prefill.total_tokens", p.prefill_total),
+            ("decode.done_tokens", p.decode_done, "decode.max_tokens", p.decode_max),
+        ];
+        if let Some(&(field, value, bound_field, bound)) = bounds.iter().find(|b| b.1 > b.3) {
             return Err((
                 rule,
-                format!("prefill.done_tokens {} exceeds prefill.total_tokens {}", p.prefill_done, p.prefill_total),
-            ));
-        }
-        if p.decode_done > p.decode_max {
-            return Err((
-                rule,
-                format!("decode.done_tokens {} exceeds decode.max_tokens {}", p.decode_done, p.decode_max),
+                Detail::Exceeds { field: field.to_owned(), value, bound_field: bound_field.to_owned(), bound },
             ));
         }
         Ok(())
@@ -453,14 +527,21 @@ impl JourneyChecker {
 
     /// R9.
     fn preemption_count(&self, e: &JourneyEvent) -> Result<(), Broken> {
-        let expected = self.preemptions + u64::from(e.kind == EventKind::Preempted);
-        if e.num_preemptions != expected {
-            return Err((
-                RuleId::PreemptionCount,
-                format!("num_preemptions is {}, but {expected} PREEMPTED event(s) happened so far", e.num_preemptions),
-            ));
+        let own = u64::from(e.kind == EventKind::Preempted);
+        let (reported, counted) = (self.preemptions.checked_add(own), self.counted_preemptions.checked_add(own));
+        if reported == Some(e.num_preemptions) || counted == Some(e.num_preemptions) {
+            return Ok(());
         }
-        Ok(())
+        let detail = match counted {
+            Some(expected) => Detail::Counter {
+                field: "num_preemptions".to_owned(),
+                expected,
+                found: e.num_preemptions,
+                counts: "PREEMPTED event(s)".to_owned(),
+            },
+            None => Detail::other(format!("num_preemptions is {}: the count overflows", e.num_preemptions)),
+        };
+        Err((RuleId::PreemptionCount, detail))
     }
 
     /// R10.
@@ -468,7 +549,7 @@ impl JourneyChecker {
         let rule = RuleId::PhaseAndSnapshot;
         let expected = Phase::expected(e.kind, e.progress.decode_done);
         if e.phase != expected {
-            return Err((
+            return Err(other(
                 rule,
                 format!(
                     "phase is {} on {} with decode.done_tokens {}: expected {expected}",
@@ -479,7 +560,7 @@ impl JourneyChecker {
         let p = &e.progress;
         // (QUEUED's zero preemptions is R10's too, but R9 always reports a non-zero count first.)
         if e.kind == EventKind::Queued && (p.prefill_done != 0 || p.decode_done != 0) {
-            return Err((
+            return Err(other(
                 rule,
                 format!(
                     "QUEUED reports prefill.done_tokens {} and decode.done_tokens {}: both must be 0",
@@ -488,7 +569,7 @@ impl JourneyChecker {
             ));
         }
         if e.kind == EventKind::Scheduled && e.schedule_kind == Some(ScheduleKind::First) && p.prefill_done != 0 {
-            return Err((
+            return Err(other(
                 rule,
                 format!(
                     "SCHEDULED(FIRST) reports prefill.done_tokens {}: expected 0, the mark before this step's work",
@@ -504,16 +585,14 @@ impl JourneyChecker {
         let rule = RuleId::FirstToken;
         let p = &e.progress;
         if e.kind == EventKind::FirstToken {
-            if let Some(at) = self.first_token_at {
-                let first =
-                    if at == usize::MAX { "before the kept events".to_owned() } else { format!("at event #{at}") };
-                return Err((rule, format!("a second FIRST_TOKEN (the first was {first})")));
+            if let Some(first) = self.first_token_at {
+                return Err((rule, Detail::Repeated { event: e.kind.to_string(), first }));
             }
             if p.decode_done < 1 {
-                return Err((rule, "FIRST_TOKEN with decode.done_tokens 0".to_owned()));
+                return Err(other(rule, "FIRST_TOKEN with decode.done_tokens 0".to_owned()));
             }
             if p.prefill_done != p.prefill_total {
-                return Err((
+                return Err(other(
                     rule,
                     format!(
                         "FIRST_TOKEN with prefill.done_tokens {} of {}: the whole prompt must be done",
@@ -522,7 +601,7 @@ impl JourneyChecker {
                 ));
             }
         } else if p.decode_done >= 1 && self.first_token_at.is_none() && !self.output_seen {
-            return Err((
+            return Err(other(
                 rule,
                 format!("{} reports decode.done_tokens {} before any FIRST_TOKEN", e.kind, p.decode_done),
             ));
@@ -532,23 +611,31 @@ impl JourneyChecker {
 
     /// Makes `e` the new baseline. `broken` is the rule it broke, if any.
     fn adopt(&mut self, index: usize, e: &JourneyEvent, broken: Option<RuleId>) {
+        let late = self.is_late_output(e);
         // (A QUEUED that breaks R1 is never the first event.)
         let duplicate_queued = e.kind == EventKind::Queued && broken == Some(RuleId::QueuedFirst);
-        if !self.state.is_finished() && !duplicate_queued {
+        if !Core::is_terminal(self.state) && !duplicate_queued {
             let label = e.label();
-            let legal = label.and_then(|l| lifecycle::next(self.state, l));
-            if let Some(s) = legal.or_else(|| lifecycle::target(label, e.kind)) {
+            let legal = label.and_then(|l| self.next(l));
+            if let Some(s) = legal.or_else(|| Core::target(label, e.kind)) {
                 self.state = s;
             }
         }
         match e.kind {
             EventKind::Queued => {
-                self.queued_at.get_or_insert(index);
+                self.queued_at.get_or_insert(Seen::At(index));
             }
-            EventKind::Scheduled => self.last_preempted_step = None,
-            EventKind::Preempted => self.last_preempted_step = Some(e.step),
+            EventKind::Scheduled => {
+                self.last_preempted_step = None;
+                self.admitted_step = Some(e.step);
+                self.late_step = None;
+            }
+            EventKind::Preempted => {
+                self.last_preempted_step = Some(e.step);
+                self.late_step = None;
+            }
             EventKind::FirstToken => {
-                self.first_token_at.get_or_insert(index);
+                self.first_token_at.get_or_insert(Seen::At(index));
             }
             EventKind::Finished => {}
         }
@@ -559,8 +646,20 @@ impl JourneyChecker {
             self.unbounded_latest = Some((t, index));
         }
         self.preemptions = e.num_preemptions;
+        if e.kind == EventKind::Preempted {
+            self.counted_preemptions = self.counted_preemptions.saturating_add(1);
+        }
+        // A late output does not lower the step baseline: later events are held to R6 against
+        // the PREEMPTED's step.
+        let step = match (late, self.prev) {
+            (true, Some(prev)) => {
+                self.late_step = Some(e.step);
+                prev.step
+            }
+            (true, None) | (false, _) => e.step,
+        };
         self.prev = Some(Baseline {
-            step: e.step,
+            step,
             ts_monotonic: e.ts_monotonic,
             prefill_done: e.progress.prefill_done,
             prefill_total: e.progress.prefill_total,
@@ -573,10 +672,10 @@ impl JourneyChecker {
 /// R12.
 fn natural_finish_has_output(e: &JourneyEvent) -> Result<(), Broken> {
     if e.kind == EventKind::Finished
-        && let Some(s @ (FinishStatus::Stopped | FinishStatus::Length)) = e.finish_status
+        && let Some(s) = e.finish_status.filter(|s| s.is_natural())
         && e.progress.decode_done < 1
     {
-        return Err((RuleId::NaturalFinishHasOutput, format!("FINISHED({s}) with decode.done_tokens 0")));
+        return Err(other(RuleId::NaturalFinishHasOutput, format!("FINISHED({s}) with decode.done_tokens 0")));
     }
     Ok(())
 }
@@ -593,7 +692,17 @@ fn natural_finish_has_output(e: &JourneyEvent) -> Result<(), Broken> {
 /// assert_eq!(check_journey("r1", SpanInfo::default(), &journey), Verdict::Conforming);
 /// ```
 pub fn check_journey(request_id: impl Into<RequestId>, span: SpanInfo, events: &[JourneyEvent]) -> Verdict {
-    let mut checker = JourneyChecker::new(request_id).with_span(span);
+    check_journey_with(request_id, span, Profile::Sync, events)
+}
+
+/// [`check_journey`] under a profile.
+pub fn check_journey_with(
+    request_id: impl Into<RequestId>,
+    span: SpanInfo,
+    profile: Profile,
+    events: &[JourneyEvent],
+) -> Verdict {
+    let mut checker = JourneyChecker::new(request_id).with_span(span).with_profile(profile);
     for e in events {
         // Violations are collected by the checker and returned by `finish`.
         let _ = checker.push(e);

@@ -23,6 +23,28 @@ pub struct UnknownValue {
 macro_rules! wire_enum {
     (
         $(#[$meta:meta])*
+        $vis:vis enum $name:ident ($what:literal, names $prefix:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident => $wire:literal, )+
+        }
+    ) => {
+        wire_enum! {
+            $(#[$meta])*
+            $vis enum $name ($what) {
+                $( $(#[$vmeta])* $variant => $wire, )+
+            }
+        }
+
+        impl $name {
+            /// The span event name: the wire spelling after its prefix.
+            pub const fn event_name(self) -> &'static str {
+                match self {
+                    $($name::$variant => concat!($prefix, $wire),)+
+                }
+            }
+        }
+    };
+    (
+        $(#[$meta:meta])*
         $vis:vis enum $name:ident ($what:literal) {
             $( $(#[$vmeta:meta])* $variant:ident => $wire:literal, )+
         }
@@ -81,7 +103,7 @@ macro_rules! wire_enum {
 
 wire_enum! {
     /// What happened to a request: the suffix of a `journey.<KIND>` span event.
-    pub enum EventKind ("event kind") {
+    pub enum EventKind ("event kind", names "journey.") {
         /// The request was added to the scheduler's waiting queue.
         Queued => "QUEUED",
         /// The request moved into `Running`: admitted for the first time or resumed after a
@@ -270,13 +292,20 @@ impl Label {
     }
 }
 
+impl Label {
+    /// The qualifier's wire spelling (`FIRST`, `stopped`), on `SCHEDULED` and `FINISHED`.
+    pub const fn qualifier(self) -> Option<&'static str> {
+        match (self.schedule_kind(), self.finish_status()) {
+            (Some(k), _) => Some(k.as_str()),
+            (None, Some(s)) => Some(s.as_str()),
+            (None, None) => None,
+        }
+    }
+}
+
 impl fmt::Display for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Label::Scheduled(k) => write!(f, "SCHEDULED({k})"),
-            Label::Finished(s) => write!(f, "FINISHED({s})"),
-            Label::Queued | Label::Preempted | Label::FirstToken => f.write_str(self.kind().as_str()),
-        }
+        super::lifecycle::qualified(f, self.kind().as_str(), self.qualifier())
     }
 }
 
@@ -375,24 +404,19 @@ impl JourneyEvent {
 
 /// The span event name of a kind: `journey.QUEUED`, `journey.SCHEDULED`, ...
 pub const fn event_name(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::Queued => "journey.QUEUED",
-        EventKind::Scheduled => "journey.SCHEDULED",
-        EventKind::Preempted => "journey.PREEMPTED",
-        EventKind::FirstToken => "journey.FIRST_TOKEN",
-        EventKind::Finished => "journey.FINISHED",
-    }
+    kind.event_name()
 }
 
 impl fmt::Display for JourneyEvent {
     /// One line: `SCHEDULED(RESUME) step=7 phase=DECODE prefill=100/100 decode=3/10 preemptions=1 t=…`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.kind.as_str())?;
         match (self.schedule_kind, self.finish_status) {
-            (Some(k), None) => write!(f, "({k})")?,
-            (None, Some(s)) => write!(f, "({s})")?,
-            (Some(k), Some(s)) => write!(f, "({k},{s})")?,
-            (None, None) => {}
+            (Some(k), Some(s)) => write!(f, "{}({k},{s})", self.kind)?,
+            (k, s) => super::lifecycle::qualified(
+                f,
+                self.kind.as_str(),
+                k.map(ScheduleKind::as_str).or(s.map(FinishStatus::as_str)),
+            )?,
         }
         let p = &self.progress;
         write!(

@@ -6,8 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::checker::{SpanInfo, Violation};
+use super::checker::SpanInfo;
 use super::event::{EventKind, JourneyEvent, RequestId, Step};
+use super::finding::{Detail, Violation};
 use super::rules::RuleId;
 
 /// Where an event is: journey (index into the checker's journeys) and event index.
@@ -113,13 +114,13 @@ impl InstanceChecker {
                         rule: RuleId::NoAdmissionAfterPreemption,
                         request_id: self.journeys[at.journey].0.clone(),
                         event_index: at.event,
-                        message: format!(
+                        detail: Detail::other(format!(
                             "SCHEDULED at step {step}, t={}, after request {:?} was PREEMPTED in the same step (event #{}, t={})",
                             at.ts,
                             pid.as_str(),
                             p.event,
                             p.ts
-                        ),
+                        )),
                     },
                 });
             }
@@ -157,10 +158,10 @@ impl InstanceChecker {
                             rule: RuleId::UniqueLiveIds,
                             request_id: id.clone(),
                             event_index: 0,
-                            message: format!(
+                            detail: Detail::other(format!(
                                 "a span for request {:?} starts at {start} ns while another span for it, started at {} ns, is live until {} ns",
                                 id.as_str(), latest_end.0, latest_end.1
-                            ),
+                            )),
                         },
                     });
                 }

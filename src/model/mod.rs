@@ -4,12 +4,16 @@
 //!
 //! - [`event`]: the vocabulary ([`EventKind`], [`ScheduleKind`], [`FinishStatus`], [`Phase`],
 //!   [`Progress`], [`JourneyEvent`]) with the wire spellings of `SPEC.md` §3.
-//! - [`lifecycle`]: [`State`] and the [`TRANSITIONS`] table, the single source of truth for which
-//!   event is legal where; [`mermaid`] draws it.
-//! - [`rules`]: the catalogue [`RuleId`] (`R1` … `R14`).
+//! - [`lifecycle`]: the machinery every lifecycle shares ([`Lifecycle`], [`LifecycleChecker`]);
+//!   [`core`]: the core journey's [`State`]s and its [`TRANSITIONS`] table, the single source of
+//!   truth for which event is legal where; [`mermaid`] draws it.
+//! - [`finding`]: [`Violation`], [`Detail`], [`Verdict`]: findings as data.
+//! - [`rules`]: the catalogue [`RuleId`] (`R1` … `R14`; the later layers' ids are namespaced by
+//!   their letter).
 //! - [`JourneyChecker`] checks one journey incrementally; [`InstanceChecker`] checks the rules
 //!   that span the journeys of one scheduler instance.
-//! - `strategy` (cargo feature `proptest`): strategies that generate valid journeys.
+//! - `strategy` (cargo feature `proptest`): strategies that generate valid journeys, the
+//!   corruption catalogue, and paths and corruptions for any lifecycle.
 //!
 //! # Using the model as an oracle
 //!
@@ -46,44 +50,60 @@
 //!
 //! `examples/oracle.rs` does the same for a whole log file of another server.
 //!
+//! # Lifecycles
+//!
+//! Every lifecycle is a [`Lifecycle`]: states, labels, kinds, rule ids and one `const` table of
+//! [`Row`]s, from which [`lifecycle`] derives the rest — legality, terminal states (those no row
+//! leaves), where a journey may end, the diagram, the lists coverage is sized by — and which
+//! [`LifecycleChecker`] checks with the lifecycle's own rule ids. The core journey is [`Core`];
+//! [`JourneyChecker`] adds the core's attribute rules (R4–R12) to the machinery, under a
+//! [`Profile`]. Findings are [`Violation`]s with a structured [`Detail`].
+//!
 //! # Extending the model
 //!
-//! Adding an event is one new enum variant plus its rows; the compiler then points at every
-//! place that must handle it, because no `match` over events has a wildcard arm. As a walk
-//! through, take the fork's API-side `DEPARTED` (the response left the system, after FINISHED):
+//! **A lifecycle of your own** needs no change to this crate: implement [`Lifecycle`] on a
+//! marker type (`tests/extension.rs` does it for a journey with an event after the old end and
+//! a status the crate does not have) and use [`LifecycleChecker`], [`Lifecycle::mermaid`] and
+//! `strategy::lifecycle::{path, corrupted_path}`.
 //!
-//! 1. **The kind.** Add `Departed => "DEPARTED",` to [`EventKind`] in `event.rs`. `ALL`, `as_str`,
-//!    parsing and serde follow from the `wire_enum!` list. The compiler now stops at
-//!    [`event_name`] (its span event name), [`Phase::expected`] (what phase it reports),
-//!    [`JourneyEvent::label`], the checker's baseline update, [`InstanceChecker::add_journey`],
-//!    the wire decoder and the emitter's call sites.
-//! 2. **The label.** Add `Label::Departed`; the compiler stops at [`Label::kind`],
-//!    [`Label::schedule_kind`], [`Label::finish_status`] and `Display`.
-//! 3. **The rows.** `DEPARTED` follows `FINISHED`, so the lifecycle needs a new terminal state:
-//!    add `State::Departed`, make `Finished(_)` non-terminal and add one row per status,
-//!    `row(State::Finished(s), Label::Departed, State::Departed)`, to [`TRANSITIONS`]. The
-//!    table's unit tests (one target class per kind, nothing leaves the terminal state) and the
-//!    README diagram test (`tests/readme.rs`) fail until the README shows the new diagram.
-//! 4. **The rules.** R2's "nothing follows FINISHED" becomes "nothing follows DEPARTED"; R3 may
-//!    require DEPARTED after FINISHED. A genuinely new property gets the next free id (`R15`,
-//!    never a reused one) in [`RuleId`] with its catalogue entry; `tests/model_rules.rs` fails
-//!    until a targeted corruption breaks the new rule.
-//! 5. **The wire.** [`crate::wire`] decodes `journey.DEPARTED` once the kind exists; add any new
-//!    attribute key to [`crate::wire::keys`].
+//! **A variant in the crate's own enums** is found by the compiler: no `match` over kinds,
+//! labels or states has a wildcard arm, and nothing else lists them. Measured by adding each
+//! variant to a copy of the crate and building with every feature:
+//!
+//! | added | places the compiler points at |
+//! |---|---|
+//! | an [`EventKind`] (`Departed => "DEPARTED"`) | 9: [`Phase::expected`], [`JourneyEvent::label`], the checker's R4 and baseline matches (`checker.rs`), [`InstanceChecker::add_journey`], `otel::summary` (journey metrics), `otel::text` (three: event marks, glyphs, labels) |
+//! | its [`Label`] | 3: [`Label::kind`], [`Label::schedule_kind`], [`Label::finish_status`] |
+//! | a [`State`] | 3: [`State::name`], its `Display`, `otel::text`'s lane glyph |
+//! | a [`FinishStatus`] | 1: [`FinishStatus::is_natural`] |
+//!
+//! Then the data: the new rows in [`TRANSITIONS`] (a state that gains an outgoing row stops
+//! being terminal by itself: `FINISHED → DEPARTED` makes `Finished(_)` ordinary and the new
+//! state the end), the wire spelling in `SPEC.md` §3 (a test checks every spelling is there),
+//! a rule id if the event brings a new property (the next free number, never a reused one,
+//! with its entry in [`RuleId`]; `tests/model_rules.rs` fails until a corruption breaks it),
+//! and the README diagram (its test fails until it shows [`mermaid`]'s output). Tests that
+//! fail on their own until the data is right: every kind has a row with one target class,
+//! every live state can finish with every unnatural status, coverage is sized by
+//! [`Lifecycle::labels`] and [`Lifecycle::states`].
 
 pub mod checker;
+pub mod core;
 pub mod event;
+pub mod finding;
 pub mod instance;
 pub mod lifecycle;
 pub mod rules;
 #[cfg(feature = "proptest")]
 pub mod strategy;
 
-pub use checker::{JourneyChecker, SpanInfo, Verdict, Violation, check_journey};
+pub use checker::{JourneyChecker, Profile, SpanInfo, check_journey, check_journey_with};
+pub use core::{Core, State, TRANSITIONS, allowed, mermaid, next};
 pub use event::{
     EventKind, FinishStatus, JourneyEvent, Label, Phase, Progress, RequestId, ScheduleKind, Step, UnknownValue,
     event_name,
 };
+pub use finding::{Detail, Seen, SpanEdge, Verdict, Violation};
 pub use instance::{InstanceChecker, InstanceViolation};
-pub use lifecycle::{Row, State, TRANSITIONS, allowed, mermaid, next};
-pub use rules::{RuleId, RuleInfo, Scope, catalogue};
+pub use lifecycle::{Lifecycle, LifecycleChecker, LifecycleRules, Row, Rule};
+pub use rules::{Layer, RuleId, RuleInfo, Scope, catalogue};

@@ -18,6 +18,25 @@ pub enum Scope {
     Instance,
 }
 
+/// Which layer of a journey a rule is about: the namespace of its id (`R`/`C` core, `A` API,
+/// `X` across the layers, `S` step windows; `SPEC.md` §5, §9, §12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Layer {
+    /// The `llm_core` span: the request in the scheduler.
+    Core,
+}
+
+impl Layer {
+    /// The layer's name in reports: `core`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Layer::Core => "core",
+        }
+    }
+}
+
 /// A rule of the oracle. The variant docs are the one-line statements of `SPEC.md` §5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -66,6 +85,8 @@ pub struct RuleInfo {
     pub name: &'static str,
     /// Who checks it.
     pub scope: Scope,
+    /// The layer it is about (the namespace of its id).
+    pub layer: Layer,
     /// The one-line statement.
     pub statement: &'static str,
     /// Why the rule holds and what it means in practice.
@@ -105,6 +126,11 @@ impl RuleId {
     /// The rule's number in `SPEC.md` §5.
     pub const fn number(self) -> u8 {
         self.entry().number
+    }
+
+    /// The layer the rule is about.
+    pub const fn layer(self) -> Layer {
+        self.entry().info.layer
     }
 
     /// The catalogue entry.
@@ -274,7 +300,13 @@ impl Entry {
         statement: &'static str,
         doc: &'static str,
     ) -> Entry {
-        Entry { number, id_str, info: RuleInfo { id, name, scope, statement, doc } }
+        Entry { number, id_str, info: RuleInfo { id, name, scope, layer: Layer::Core, statement, doc } }
+    }
+}
+
+impl super::lifecycle::Rule for RuleId {
+    fn name(self) -> &'static str {
+        self.info().name
     }
 }
 

@@ -15,7 +15,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::{InstanceChecker, JourneyChecker, JourneyEvent, RuleId, SpanInfo, State, Verdict, Violation};
+use crate::model::{
+    Detail, InstanceChecker, JourneyChecker, JourneyEvent, RuleId, SpanInfo, State, Verdict, Violation,
+};
 
 use super::read::{ReadCounts, RecordedEvent, Resource, Span, Trace, hex};
 
@@ -104,13 +106,7 @@ pub fn check_trace(trace: Trace, options: &CheckOptions) -> CheckedTrace {
         };
         violations.extend(more);
         violations.retain(|v| !options.allow.contains(&v.rule));
-        journey.verdict = if !violations.is_empty() {
-            Verdict::Violating(violations)
-        } else if journey.span.dropped_events > 0 {
-            Verdict::Incomplete { dropped_events: journey.span.dropped_events }
-        } else {
-            Verdict::Conforming
-        };
+        journey.verdict = Verdict::from_violations(violations, journey.span.dropped_events);
     }
     CheckedTrace { source_name, spans: span_count, journeys, resources, counts }
 }
@@ -126,7 +122,7 @@ fn check_span(span: Span) -> JourneyReport {
                 let _ = checker.push(event);
             }
             Err(u) => {
-                checker.push_unreadable(u.error.rule, u.error.message.clone());
+                checker.push_unreadable(u.error.rule, u.error.detail.clone());
             }
         }
         states.push(checker.state());
@@ -170,8 +166,10 @@ fn instance_rules(journeys: &[JourneyReport], members: &[usize]) -> Vec<(usize, 
             if v.rule == RuleId::UniqueLiveIds {
                 if let Some((other, _)) = iv.related {
                     let o = &journeys[members[other]];
-                    v.message =
-                        format!("{}; the other span is {}/{} (line {})", v.message, o.trace_id, o.span_id, o.line);
+                    v.detail = Detail::other(format!(
+                        "{}; the other span is {}/{} (line {})",
+                        v.detail, o.trace_id, o.span_id, o.line
+                    ));
                 }
             } else if let Some(&i) = positions[iv.journey].get(v.event_index) {
                 v.event_index = i;

@@ -26,7 +26,11 @@
 //! `"R14"`), `rule_name` (`"queued-first"`, ...), `event_index` (0-based index of the event in the
 //! journey in timestamp order; the number of events for a missing FINISHED), `event` (that
 //! event's kind such as `"PREEMPTED"`, or `null` when the violation concerns the whole journey:
-//! R3 at the end, R14), `message`.
+//! R3 at the end, R14), `message`, and `detail`: the same finding as structured data, an object
+//! whose `kind` names its shape (`illegal_transition` with `from`, `got`, `allowed`; `counter`
+//! with `field`, `expected`, `found`; `went_back` and `changed` with `field`, `from`, `to`;
+//! `exceeds`; `outside_span`; `repeated`; `bad_start`; `unfinished`; `missing_attribute`;
+//! `wrong_type`; `other` with `message`). New kinds and fields may appear.
 //!
 //! `stats`: `queue_time_s` (QUEUED → first SCHEDULED), `time_to_first_token_s` (QUEUED →
 //! FIRST_TOKEN), `end_to_end_s` (QUEUED → FINISHED), each `null` or an object with `count`,
@@ -42,7 +46,9 @@
 //!  "input_errors":0,"allowed":[],
 //!  "violations":[{"path":"run.jsonl","line":2,"request_id":"r7","trace_id":"42d6…","span_id":"a091…",
 //!                 "rule":"R9","rule_name":"preemption-count","event_index":3,"event":"PREEMPTED",
-//!                 "message":"num_preemptions is 2, but 1 PREEMPTED event(s) happened so far"}],
+//!                 "message":"num_preemptions is 2, but 1 PREEMPTED event(s) happened so far",
+//!                 "detail":{"kind":"counter","field":"num_preemptions","expected":1,"found":2,
+//!                           "counts":"PREEMPTED event(s)"}}],
 //!  "incomplete_journeys":[],
 //!  "stats":{"queue_time_s":{"count":3,"min":0.0003,"p50":0.0004,"p90":0.0009,"p99":0.0009,"max":0.0009,"mean":0.0005},
 //!           "time_to_first_token_s":null,"end_to_end_s":null,
@@ -58,7 +64,7 @@ use std::io;
 
 use serde::Serialize;
 
-use crate::model::{FinishStatus, RuleId};
+use crate::model::{Detail, FinishStatus, RuleId};
 
 use super::summary::{Distribution, Summary};
 
@@ -100,7 +106,8 @@ struct ViolationOut<'a> {
     rule_name: &'static str,
     event_index: usize,
     event: Option<&'static str>,
-    message: &'a str,
+    message: String,
+    detail: &'a Detail,
 }
 
 #[derive(Debug, Serialize)]
@@ -145,9 +152,7 @@ impl<'a> Report<'a> {
     /// The report of `summary`, for a check that allowed the rules `allowed`.
     pub fn new(summary: &'a Summary, allowed: impl IntoIterator<Item = RuleId>) -> Report<'a> {
         let path = |input: usize| summary.inputs.get(input).map_or("", |i| i.name.as_str());
-        let count = |s: FinishStatus| {
-            FinishStatus::ALL.iter().position(|x| *x == s).map_or(0, |i| summary.stats.finish_status[i])
-        };
+        let count = |s: FinishStatus| summary.stats.finished(s);
         Report {
             version: 1,
             inputs: summary
@@ -181,7 +186,8 @@ impl<'a> Report<'a> {
                     rule_name: v.rule.info().name,
                     event_index: v.event_index,
                     event: j.event_of(v),
-                    message: &v.message,
+                    message: v.message(),
+                    detail: &v.detail,
                 })
                 .collect(),
             incomplete_journeys: summary

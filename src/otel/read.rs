@@ -58,7 +58,9 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span as ProtoSpan;
 use opentelemetry_proto::tonic::trace::v1::span::Event as ProtoEvent;
 
-use crate::model::{EventKind, FinishStatus, JourneyEvent, Phase, Progress, RuleId, ScheduleKind, SpanInfo, Step};
+use crate::model::{
+    Detail, EventKind, FinishStatus, JourneyEvent, Phase, Progress, RuleId, ScheduleKind, SpanInfo, Step,
+};
 use crate::wire::{self, DecodeError, WireValue, keys};
 
 /// An input that could not be read, or a record in it that could not be used.
@@ -145,6 +147,19 @@ pub struct Unreadable {
     pub error: DecodeError,
 }
 
+impl RecordedEvent {
+    /// A decoded event at `time_unix_nano` (0 when unknown): what a user builds to draw the
+    /// timeline of a journey of their own ([`crate::otel::text`]).
+    pub fn new(time_unix_nano: u64, event: JourneyEvent) -> RecordedEvent {
+        RecordedEvent { time_unix_nano, decoded: Ok(event), part: 0 }
+    }
+
+    /// An event that could not be decoded.
+    pub fn unreadable(time_unix_nano: u64, unreadable: Unreadable) -> RecordedEvent {
+        RecordedEvent { time_unix_nano, decoded: Err(unreadable), part: 0 }
+    }
+}
+
 /// Events are equal when their timestamps and contents are, whichever record carried them.
 impl PartialEq for RecordedEvent {
     fn eq(&self, other: &Self) -> bool {
@@ -179,7 +194,7 @@ impl RecordedEvent {
                 time: self.time_unix_nano,
                 name: &u.name,
                 rule: u.error.rule,
-                message: &u.error.message,
+                detail: &u.error.detail,
             },
         }
     }
@@ -202,7 +217,7 @@ enum Identity<'a> {
         time: u64,
         name: &'a str,
         rule: RuleId,
-        message: &'a str,
+        detail: &'a Detail,
     },
 }
 

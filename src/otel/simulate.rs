@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use journey_spec::otel::simulate::{SimulateOptions, simulate};
-//! use journey_spec::r#impl::synth::{SynthParams, generate};
+//! use journey_spec::synth::{SynthParams, generate};
 //!
 //! let workload = generate(&SynthParams { requests: 10, ..SynthParams::default() })?;
 //! let (bytes, stats) = simulate(&workload, Vec::new(), &SimulateOptions::default(), |_| {})?;

@@ -151,24 +151,25 @@ pub struct Stats {
     pub end_to_end: Vec<f64>,
     /// Number of journeys by number of preemptions.
     pub preemptions: BTreeMap<u64, u64>,
-    /// Number of journeys by finish status, in [`FinishStatus::ALL`] order.
-    pub finish_status: [u64; 5],
+    /// Number of journeys by finish status (statuses no journey had are absent).
+    pub finish_status: BTreeMap<FinishStatus, u64>,
     /// Journeys without FINISHED (incomplete ones that lost it).
     pub unfinished: u64,
 }
 
 impl Stats {
+    /// How many journeys finished with `status`.
+    pub fn finished(&self, status: FinishStatus) -> u64 {
+        self.finish_status.get(&status).copied().unwrap_or(0)
+    }
+
     fn add(&mut self, m: &JourneyMetrics) {
         self.queue_time.extend(m.queue_time);
         self.time_to_first_token.extend(m.time_to_first_token);
         self.end_to_end.extend(m.end_to_end);
         *self.preemptions.entry(m.preemptions).or_default() += 1;
         match m.finish_status {
-            Some(s) => {
-                if let Some(i) = FinishStatus::ALL.iter().position(|x| *x == s) {
-                    self.finish_status[i] += 1;
-                }
-            }
+            Some(s) => *self.finish_status.entry(s).or_default() += 1,
             None => self.unfinished += 1,
         }
     }

@@ -116,7 +116,7 @@ fn write_violating(out: &mut dyn Write, input: &str, j: &JourneyReport) -> io::R
             Some(e) => format!("event #{} {}", v.event_index, label(e)),
             None => "the end of the journey".to_owned(),
         };
-        writeln!(out, "  {} {} at {at}: {}", v.rule, v.rule.info().name, v.message)?;
+        writeln!(out, "  {} {} at {at}: {}", v.rule, v.rule.info().name, v.detail)?;
     }
     // The events around each violation, the first and the last.
     let n = j.events.len();
@@ -191,7 +191,7 @@ fn write_stats(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
         writeln!(out, "    {range:>7}  {count:>6}  {bar}")?;
     }
     let mut statuses = String::new();
-    for (status, count) in FinishStatus::ALL.iter().zip(s.finish_status) {
+    for (status, count) in FinishStatus::ALL.iter().map(|st| (st, s.finished(*st))) {
         let _ = write!(statuses, "  {status} {count}");
     }
     if s.unfinished > 0 {
@@ -416,7 +416,7 @@ pub fn write_timeline(out: &mut dyn Write, input: &str, j: &JourneyReport) -> io
             } else {
                 "the end of the journey".to_owned()
             };
-            writeln!(out, "✗ {} {} at {at}: {}", v.rule, v.rule.info().name, v.message)?;
+            writeln!(out, "✗ {} {} at {at}: {}", v.rule, v.rule.info().name, v.detail)?;
         }
     }
     Ok(())

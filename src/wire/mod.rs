@@ -17,7 +17,8 @@
 //! ```
 
 use crate::model::{
-    EventKind, FinishStatus, JourneyChecker, JourneyEvent, Phase, Progress, RuleId, ScheduleKind, Step, Violation,
+    Detail, EventKind, FinishStatus, JourneyChecker, JourneyEvent, Phase, Progress, RuleId, ScheduleKind, Step,
+    Violation,
 };
 
 /// Attribute keys and names of the wire format (`SPEC.md` §3), shared by the emitter and the
@@ -98,18 +99,26 @@ impl WireValue<'_> {
 }
 
 /// Why an event could not be decoded: the rule it breaks (R5, or R4 for a qualifier outside its
-/// set) and what was wrong.
+/// set) and what was wrong, structured ([`Detail::MissingAttribute`], [`Detail::WrongType`], or
+/// in words).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{rule}: {message}")]
+#[error("{rule}: {detail}")]
 pub struct DecodeError {
     /// [`RuleId::WellFormed`] or [`RuleId::Qualifiers`].
     pub rule: RuleId,
     /// What was wrong, naming the attribute.
-    pub message: String,
+    pub detail: Detail,
+}
+
+impl DecodeError {
+    /// The human message: the detail's `Display`.
+    pub fn message(&self) -> String {
+        self.detail.to_string()
+    }
 }
 
 fn malformed(message: String) -> DecodeError {
-    DecodeError { rule: RuleId::WellFormed, message }
+    DecodeError { rule: RuleId::WellFormed, detail: Detail::other(message) }
 }
 
 /// The kind named by a span event name, `None` when the name is not a journey event at all
@@ -248,16 +257,18 @@ pub fn push<'a>(
 ) -> Result<JourneyEvent, Violation> {
     match decode(name, time_unix_nano, attributes) {
         Ok(event) => checker.push(&event).map(|()| event),
-        Err(e) => Err(checker.push_unreadable(e.rule, e.message)),
+        Err(e) => Err(checker.push_unreadable(e.rule, e.detail)),
     }
 }
 
 fn missing(key: &str) -> DecodeError {
-    malformed(format!("mandatory attribute {key} is missing"))
+    DecodeError { rule: RuleId::WellFormed, detail: Detail::MissingAttribute { key: key.to_owned() } }
 }
 
 fn wrong_type(key: &str, expected: &str, found: &WireValue<'_>) -> DecodeError {
-    malformed(format!("attribute {key} has type {}, expected {expected}", found.type_name()))
+    let detail =
+        Detail::WrongType { key: key.to_owned(), expected: expected.to_owned(), found: found.type_name().to_owned() };
+    DecodeError { rule: RuleId::WellFormed, detail }
 }
 
 fn string<'a>(key: &str, v: Option<WireValue<'a>>) -> Result<&'a str, DecodeError> {
@@ -288,7 +299,7 @@ fn qualifier<T: std::str::FromStr<Err = crate::model::UnknownValue>>(
         None => Ok(None),
         Some(WireValue::Str(s)) => s.parse().map(Some).map_err(|e: crate::model::UnknownValue| DecodeError {
             rule: RuleId::Qualifiers,
-            message: format!("{key}: {e}"),
+            detail: Detail::other(format!("{key}: {e}")),
         }),
         Some(other) => Err(wrong_type(key, "string", &other)),
     }
@@ -318,7 +329,7 @@ mod tests {
             let attrs = encode(&ev).filter(|(k, _)| *k != key);
             let err = decode(ev.name(), None, attrs).unwrap_err();
             assert_eq!(err.rule, RuleId::WellFormed, "{key}");
-            assert!(err.message.contains(key), "{err}");
+            assert!(err.message().contains(key), "{err}");
         }
     }
 

@@ -9,9 +9,16 @@ use std::path::{Path, PathBuf};
 use journey_spec::model::JourneyEvent;
 use journey_spec::wire::{self, WireValue};
 
+/// `tests/data` of the repository, from the root package or the CLI package (`cli/`).
+pub fn data_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let here = manifest.join("tests/data");
+    if here.is_dir() { here } else { manifest.join("../tests/data") }
+}
+
 /// The eight fixture runs: (name, workload file, OTLP JSON Lines file).
 pub fn all() -> Vec<(String, PathBuf, PathBuf)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let root = data_dir();
     let mut out = Vec::new();
     for (dir, names) in
         [("vllm", &["basic", "kv_pressure"][..]), ("vllm-random", &["w1", "w2", "w3", "w4", "w5", "w6"][..])]

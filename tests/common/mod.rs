@@ -26,8 +26,8 @@ pub fn config(file: &'static str, default_cases: u32) -> Config {
 
 /// The small configuration most scenario tests start from: 8 sequences, a 64-token budget, 16
 /// KV blocks of 4 tokens, `max_model_len` 64, chunked prefill, fcfs.
-pub fn small_config() -> journey_spec::r#impl::SchedulerConfig {
-    journey_spec::r#impl::SchedulerConfig {
+pub fn small_config() -> journey_spec::SchedulerConfig {
+    journey_spec::SchedulerConfig {
         max_num_seqs: 8,
         max_num_batched_tokens: 64,
         block_size: 4,
@@ -35,6 +35,6 @@ pub fn small_config() -> journey_spec::r#impl::SchedulerConfig {
         max_model_len: 64,
         long_prefill_token_threshold: 0,
         enable_chunked_prefill: true,
-        policy: journey_spec::r#impl::Policy::Fcfs,
+        policy: journey_spec::Policy::Fcfs,
     }
 }

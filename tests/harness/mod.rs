@@ -14,12 +14,12 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use journey_spec::r#impl::{
+use journey_spec::model::{InstanceChecker, JourneyEvent, Label, Progress, RequestId, SpanInfo, Step, Verdict};
+use journey_spec::otel::span_data::{SpanJourney, journey_of};
+use journey_spec::{
     AddError, AddOp, Emitter, FinishOp, FinishReason, Finished, Handle, InFlight, Iteration, NewRequest, Op, Scheduler,
     SchedulerConfig, StepOutput, TickClock, UpdateOutput, Workload,
 };
-use journey_spec::model::{InstanceChecker, JourneyEvent, Label, Progress, RequestId, SpanInfo, Step, Verdict};
-use journey_spec::otel::span_data::{SpanJourney, journey_of};
 use opentelemetry::Context;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};

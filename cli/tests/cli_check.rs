@@ -56,6 +56,7 @@ struct Violation {
     event_index: usize,
     event: Option<String>,
     message: String,
+    detail: serde_json::Value,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +125,7 @@ struct Rule {
     id: String,
     name: String,
     scope: String,
+    layer: String,
     statement: String,
     doc: String,
 }
@@ -131,7 +133,7 @@ struct Rule {
 // ---- helpers ----
 
 fn data(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data").join(path)
 }
 
 fn journey(args: &[&str], paths: &[&Path]) -> Output {
@@ -249,6 +251,12 @@ fn violations_in_json_name_journey_rule_and_event() {
     assert!(v.request_id.as_deref().is_some_and(|id| id.starts_with("kv_pressure-")));
     assert_eq!((v.trace_id.len(), v.span_id.len(), v.line), (32, 16, 1));
     assert!(v.message.contains("num_preemptions"), "{}", v.message);
+    // The same finding as data: a counter with what the history implies and what was found.
+    assert_eq!(
+        v.detail,
+        serde_json::json!({"kind": "counter", "field": "num_preemptions", "expected": 1, "found": 2,
+                           "counts": "PREEMPTED event(s)"})
+    );
     assert_eq!(v.path, path.display().to_string());
     // A missing FINISHED points past the last event, at no event.
     let o = journey(&["check", "--format", "json"], &[&data("corrupted/R3.finished-dropped.otlp.jsonl")]);
@@ -418,6 +426,7 @@ fn rules_lists_the_catalogue() {
     assert_eq!(ids, expected);
     assert!(c.rules.iter().all(|r| !r.name.is_empty() && !r.statement.is_empty() && !r.doc.is_empty()));
     assert_eq!(c.rules[12].scope, "instance");
+    assert!(c.rules.iter().all(|r| r.layer == "core"), "{:?}", c.rules);
     let text = journey(&["rules"], &[]);
     assert_eq!(stdout(&text).lines().count(), 14);
     assert!(stdout(&text).starts_with("R1   queued-first"));

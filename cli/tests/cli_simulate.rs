@@ -2,7 +2,7 @@
 //! writes the fixture's journeys; `simulate | check` round-trips with no violation across many
 //! seeds and configurations; a saved workload replays to the same bytes.
 
-#[path = "common/fixtures.rs"]
+#[path = "../../tests/common/fixtures.rs"]
 mod fixtures;
 
 use std::collections::BTreeMap;
@@ -10,11 +10,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use journey_spec::r#impl::synth::{SynthParams, generate};
-use journey_spec::r#impl::{Policy, SchedulerConfig};
 use journey_spec::model::JourneyEvent;
 use journey_spec::otel::simulate::{SimulateOptions, simulate};
 use journey_spec::otel::{CheckOptions, Summary, check_trace, read_trace};
+use journey_spec::synth::{SynthParams, generate};
+use journey_spec::{Policy, SchedulerConfig};
 
 fn journey(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_journey")).args(args).output().expect("journey runs")

@@ -17,10 +17,10 @@ use std::process::Command;
 use journey_spec::model::RuleId;
 use serde_json::{Value, json};
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/corrupted");
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/corrupted");
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data").join(name)
 }
 
 /// A span with the resource and scope it came with.
@@ -208,8 +208,8 @@ const CORRUPTIONS: &[Corruption] = &[
         make: || {
             basic_edit(|e| {
                 broken_copy(e, |ev| {
-                    ev["name"] = json!("journey.DEPARTED");
-                    set_attr(ev, "event.type", json!({ "stringValue": "DEPARTED" }));
+                    ev["name"] = json!("journey.NOT_A_KIND");
+                    set_attr(ev, "event.type", json!({ "stringValue": "NOT_A_KIND" }));
                 })
             })
         },

@@ -20,9 +20,12 @@
 
 use proptest::prelude::*;
 
+pub mod corrupt;
+pub mod lifecycle;
+
 use super::checker::SpanInfo;
+use super::core::State;
 use super::event::{FinishStatus, JourneyEvent, Label, Progress, RequestId, ScheduleKind, Step};
-use super::lifecycle::State;
 
 /// A generated journey with the span it would be carried on.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,11 +6,11 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use journey_spec::r#impl::synth::{LengthDist, SynthParams, generate};
-use journey_spec::r#impl::{Policy, SchedulerConfig, Workload};
 use journey_spec::model::EventKind;
 use journey_spec::otel::simulate::{Progress, SimulateOptions, SimulateStats, simulate};
 use journey_spec::otel::{CheckOptions, Summary, check_trace, read_trace, text};
+use journey_spec::synth::{LengthDist, SynthParams, generate};
+use journey_spec::{Policy, SchedulerConfig, Workload};
 
 use super::cli::{DemoArgs, PolicyArg, SimulateArgs, SynthArgs};
 use super::status::StatusLine;
