@@ -78,3 +78,74 @@ pub fn load<'a>(rows: impl IntoIterator<Item = &'a JourneyRow>, duration: f64, b
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otel::report::RunData;
+    use crate::otel::{CheckOptions, check_trace, read_trace};
+
+    fn kv_pressure() -> RunData {
+        let input = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/vllm/kv_pressure.otlp.jsonl"))
+            .unwrap_or_default();
+        let mut run = RunData::new();
+        run.add(check_trace(read_trace("kv", &input[..], |_| {}), &CheckOptions::default()), 0);
+        run
+    }
+
+    /// The time a lane spends in `segment`, from its events.
+    fn time_in(run: &RunData, segment: Segment) -> f64 {
+        run.rows
+            .iter()
+            .flat_map(|r| r.lanes.iter())
+            .flat_map(|l| l.events.windows(2))
+            .filter(|w| w[0].segment == segment)
+            .map(|w| w[1].t - w[0].t)
+            .sum()
+    }
+
+    #[test]
+    fn the_areas_are_the_time_spent_in_each_state_whatever_the_bins() {
+        let run = kv_pressure();
+        assert_eq!(run.rows.len(), 150);
+        let d = run.inputs[0].duration;
+        for bins in [1, 7, 240, 1000] {
+            let l = load(&run.rows, d, bins);
+            assert_eq!(l.len(), bins);
+            for (series, segment) in
+                [(&l.running, Segment::Running), (&l.waiting, Segment::Waiting), (&l.preempted, Segment::Preempted)]
+            {
+                let area: f64 = series.iter().sum::<f64>() * l.bin;
+                let expected = time_in(&run, segment);
+                assert!(
+                    (area - expected).abs() < 1e-9 * expected.max(1.0),
+                    "{bins} bins, {segment:?}: {area} vs {expected}"
+                );
+            }
+            // kv_pressure's README: 790 preemptions.
+            let preemptions: f64 = l.preemptions_per_s.iter().sum::<f64>() * l.bin;
+            assert!((preemptions - 790.0).abs() < 1e-6, "{preemptions}");
+        }
+        // At most 32 requests run at once (max_num_seqs), so no bin's mean exceeds it.
+        assert!(load(&run.rows, d, 240).running.iter().all(|r| *r <= 32.0 + 1e-9));
+        assert!(load(&run.rows, 0.0, 240).is_empty());
+    }
+
+    #[test]
+    fn a_run_compared_with_itself_is_identical() {
+        let run = kv_pressure();
+        let c = crate::otel::report::compare(&run, &run);
+        assert_eq!((c.identical, c.differences.len(), c.only_in_a.len(), c.only_in_b.len()), (150, 0, 0, 0));
+        let mut other = run.clone();
+        if let Some(lane) = other.rows.get_mut(3).and_then(|r| r.lanes.get_mut(0)) {
+            lane.events.truncate(2);
+        }
+        other.rows[5].request_id = Some("not-in-a".to_owned());
+        let c = crate::otel::report::compare(&run, &other);
+        assert_eq!((c.identical, c.only_in_a.len(), c.only_in_b), (148, 1, vec!["not-in-a".to_owned()]));
+        assert_eq!(c.differences.len(), 1);
+        let d = &c.differences[0];
+        assert_eq!((d.index, d.b_event.as_deref()), (2, None));
+        assert!(d.a_event.as_deref().is_some_and(|e| e.contains("@ step")), "{:?}", d.a_event);
+    }
+}

@@ -100,10 +100,14 @@ fn header(p: &mut String, runs: &[(&str, &RunData)], options: &ReportOptions) {
     for (k, (tag, run)) in runs.iter().enumerate() {
         let s = &run.summary;
         let names: Vec<String> = s.inputs.iter().map(|i| esc(&i.name)).collect();
+        let inputs = if names.len() <= 3 {
+            names.join(", ")
+        } else {
+            format!("<details><summary>{} inputs</summary>{}</details>", names.len(), names.join("<br>"))
+        };
         let _ = write!(
             p,
-            r#"<div class="run-head"><span class="run-tag run-{k}">{tag}</span> <span class="inputs">{}</span></div><div class="cards">"#,
-            names.join(", ")
+            r#"<div class="run-head"><span class="run-tag run-{k}">{tag}</span> <span class="inputs">{inputs}</span></div><div class="cards">"#
         );
         for (name, n, class) in [
             ("journeys", s.journeys, ""),
@@ -257,7 +261,8 @@ fn distributions(p: &mut String, runs: &[(&str, &RunData)]) {
         .map(|s| {
             let mut v: Vec<(String, u64)> =
                 FinishStatus::ALL.iter().zip(s.finish_status).map(|(st, c)| (st.to_string(), c)).collect();
-            v.push(("unfinished".to_owned(), s.unfinished));
+            // Journeys without FINISHED (`unfinished` in the JSON report).
+            v.push(("none".to_owned(), s.unfinished));
             v
         })
         .collect();

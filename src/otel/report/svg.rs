@@ -269,8 +269,8 @@ fn runs(values: &[f64]) -> Vec<(usize, usize, f64)> {
 /// The load of one input: stacked areas of running, waiting and preempted requests, and
 /// below them the preemptions per second, on one time axis.
 pub(super) fn load_chart(chart: &str, load: &Load, duration: f64) -> String {
-    let f = Frame { width: 1160.0, height: 230.0, left: 56.0, right: 16.0, top: 14.0, bottom: 30.0 };
-    let g = Frame { width: 1160.0, height: 110.0, left: 56.0, right: 16.0, top: 10.0, bottom: 30.0 };
+    let f = Frame { width: 1160.0, height: 240.0, left: 56.0, right: 16.0, top: 24.0, bottom: 30.0 };
+    let g = Frame { width: 1160.0, height: 120.0, left: 56.0, right: 16.0, top: 22.0, bottom: 30.0 };
     let mut out = String::new();
     f.open(&mut out, chart, "load over time");
     let n = load.len();
@@ -312,7 +312,7 @@ pub(super) fn load_chart(chart: &str, load: &Load, duration: f64) -> String {
         );
     }
     f.time_axis(&mut out, 0.0, duration, "time since the first event");
-    let _ = write!(out, r#"<text class="axis-title" x="{}" y="{}">requests</text>"#, f.left + 4.0, f.top + 8.0);
+    let _ = write!(out, r#"<text class="axis-title" x="{}" y="12">requests (mean per bin)</text>"#, f.left);
     out.push_str("</svg>");
 
     let chart2 = format!("{chart}-preemptions");
@@ -335,7 +335,7 @@ pub(super) fn load_chart(chart: &str, load: &Load, duration: f64) -> String {
         );
     }
     g.time_axis(&mut out, 0.0, duration, "time since the first event");
-    let _ = write!(out, r#"<text class="axis-title" x="{}" y="{}">preemptions / s</text>"#, g.left + 4.0, g.top + 8.0);
+    let _ = write!(out, r#"<text class="axis-title" x="{}" y="12">preemptions per second</text>"#, g.left);
     out.push_str("</svg>");
     out
 }
