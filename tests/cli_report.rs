@@ -386,7 +386,8 @@ fn in_chromium_the_page_draws_lanes_charts_and_violations() {
     assert_eq!(page_errors(&dom), (0, String::new()));
     assert_eq!(attr(&dom, r#"<div class="lanes"#, "data-rendered"), "150", "every lane drawn");
     assert_eq!(dom.matches(r#"<g class="lane"#).count(), 150);
-    assert_eq!(dom.matches(r#"class="seg preempted""#).count() > 0, true);
+    // Each preemption is a preempted stretch until its RESUME (or FINISHED).
+    assert_eq!(dom.matches(r#"class="seg preempted""#).count(), 790);
     // kv_pressure's 790 preemptions are 790 marks; every journey finishes, once.
     assert_eq!(dom.matches(r#"class="m-preemption""#).count(), 790);
     assert_eq!(dom.matches(r#"class="m-finish""#).count(), 150);

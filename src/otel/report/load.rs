@@ -64,7 +64,8 @@ pub fn load<'a>(rows: impl IntoIterator<Item = &'a JourneyRow>, duration: f64, b
                 Segment::Done => continue,
             };
             let (from, to) = (e.t.max(0.0), next.t.min(duration));
-            if !(to > from) {
+            // Also skips a NaN time.
+            if to.partial_cmp(&from) != Some(std::cmp::Ordering::Greater) {
                 continue;
             }
             for (i, slot) in series.iter_mut().enumerate().take(index(to) + 1).skip(index(from)) {

@@ -13,8 +13,8 @@
 //!    the page's numbers are the check's), and keeps one [`JourneyRow`] per journey: its lanes
 //!    (a [`Lane`] per layer, the core lane for now), its metrics and, when it violates a rule,
 //!    its text timeline as `journey timeline` prints it.
-//! 2. [`load`] derives the load over time (running, waiting and preempted counts, preemptions
-//!    per second) from the lanes; [`compare`] finds where the journeys of two runs first differ.
+//! 2. [`load()`] derives the load over time (running, waiting and preempted counts, preemptions
+//!    per second) from the lanes; [`compare()`] finds where the journeys of two runs first differ.
 //! 3. [`write_html`] writes the page.
 //!
 //! ```

@@ -25,7 +25,7 @@ pub(super) fn esc(s: &str) -> String {
 
 /// Ticks at 1, 2 or 5 times a power of ten, about `target` of them, covering `[lo, hi]`.
 pub(super) fn ticks(lo: f64, hi: f64, target: usize) -> Vec<f64> {
-    if !(hi > lo) || !lo.is_finite() || !hi.is_finite() {
+    if hi <= lo || !lo.is_finite() || !hi.is_finite() {
         return vec![lo];
     }
     let raw = (hi - lo) / target.max(1) as f64;
