@@ -57,13 +57,14 @@ pub fn write_html(
     );
     header(&mut p, &runs, options);
     p.push_str("<main>");
+    // A comparison is what its reader came for: first.
+    if let (Some(c), Some(b)) = (&comparison, against) {
+        comparison_section(&mut p, c, run, b);
+    }
     overview(&mut p, &runs);
     load_section(&mut p, &runs);
     distributions(&mut p, &runs);
     violations(&mut p, &runs);
-    if let Some(c) = &comparison {
-        comparison_section(&mut p, c, run, against.unwrap_or(run));
-    }
     timelines(&mut p, &runs);
     p.push_str("</main>");
     p.push_str(r#"<pre id="page-errors" data-count="0" hidden></pre>"#);
@@ -127,13 +128,13 @@ fn header(p: &mut String, runs: &[(&str, &RunData)], options: &ReportOptions) {
         stat(p, k, "violations", &violations.to_string(), &violations.to_string());
         p.push_str(r#"<span class="card-label">violations</span></div></div>"#);
     }
-    p.push_str(
-        r##"<nav><a href="#overview">Overview</a><a href="#load">Load</a><a href="#distributions">Distributions</a><a href="#violations">Violations</a>"##,
-    );
+    p.push_str("<nav>");
     if runs.len() > 1 {
         p.push_str(r##"<a href="#comparison">Comparison</a>"##);
     }
-    p.push_str(r##"<a href="#timelines">Timelines</a></nav></header>"##);
+    p.push_str(
+        r##"<a href="#overview">Overview</a><a href="#load">Load</a><a href="#distributions">Distributions</a><a href="#violations">Violations</a><a href="#timelines">Timelines</a></nav></header>"##,
+    );
 }
 
 fn legend(p: &mut String) {
