@@ -7,7 +7,7 @@
 //! another binary). Without it they say why and pass, except on CI (`CI=true`), where they fail.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -301,7 +301,8 @@ fn chromium() -> Option<PathBuf> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI must run the browser tests: {why}");
     }
-    eprintln!("SKIPPED: the browser test needs Chromium: {why}");
+    // Straight to stderr, past the test harness's capture, so that the skip shows.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: the browser tests need Chromium: {why}");
     None
 }
 
