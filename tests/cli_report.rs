@@ -309,7 +309,10 @@ fn chromium() -> Option<PathBuf> {
 /// Runs headless Chromium on `page` with `args` (`--dump-dom`, `--screenshot=...`) in a fresh
 /// profile, network features off; returns stdout. Gives up after two minutes.
 fn run_chromium(chromium: &Path, page: &Path, args: &[String]) -> String {
-    let profile = scratch(&format!("chromium-profile-{}", std::process::id()));
+    // A fresh profile per run: tests run in parallel, and two Chromiums cannot share one.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let profile = scratch(&format!("chromium-profile-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&profile);
     std::fs::create_dir_all(&profile).unwrap();
     let mut child = Command::new(chromium)
