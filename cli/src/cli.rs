@@ -45,6 +45,15 @@ pub enum Command {
     /// violating, 2 when no journey has the request id.
     #[command(after_help = EXIT_STATUS)]
     Timeline(TimelineArgs),
+    /// Write one self-contained HTML page of a check: every journey as a lane over time, the
+    /// load, the distributions, the violations with their timelines.
+    ///
+    /// The page is built from the same check as `journey check` (same numbers) and needs
+    /// nothing else to be opened: styles, scripts and data are inline, it works from file://.
+    /// With --against, a second run of the same workload is compared request by request.
+    /// Exits as `check` does on the inputs given as PATH; the page is written either way.
+    #[command(after_help = EXIT_STATUS)]
+    Report(ReportArgs),
     /// Print the rule catalogue (R1 … R14): id, name, scope, statement.
     Rules(RulesArgs),
     /// Run the reference scheduler with the journey emitter on the OpenTelemetry SDK and write
@@ -93,6 +102,40 @@ pub struct TimelineArgs {
     /// Do not count violations of this rule (as for check); repeatable.
     #[arg(long = "allow", value_name = "RULE", value_parser = parse_rule)]
     pub allow: Vec<RuleId>,
+    /// Trace files (OTLP JSON); `-` reads standard input.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// The checking profile (`SPEC.md` §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Profile {
+    /// The synchronous engine (the only profile so far).
+    #[default]
+    Sync,
+}
+
+/// `journey report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Where to write the page; `-` is standard output.
+    #[arg(long, value_name = "FILE", default_value = "report.html")]
+    pub out: PathBuf,
+    /// A second run of the same workload to compare with (repeatable: its inputs together).
+    #[arg(long, value_name = "PATH")]
+    pub against: Vec<PathBuf>,
+    /// Do not count violations of this rule (as for check); repeatable.
+    #[arg(long = "allow", value_name = "RULE", value_parser = parse_rule)]
+    pub allow: Vec<RuleId>,
+    /// The checking profile; shown on the page (only `sync` so far).
+    #[arg(long, value_enum, default_value_t = Profile::Sync)]
+    pub profile: Profile,
+    /// Declare the input complete (every span of every request); shown on the page.
+    #[arg(long)]
+    pub complete: bool,
+    /// The page's title (default: the first input's name).
+    #[arg(long)]
+    pub title: Option<String>,
     /// Trace files (OTLP JSON); `-` reads standard input.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,

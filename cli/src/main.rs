@@ -4,6 +4,7 @@
 //! ```text
 //! journey check [--format text|json] [--allow RULE]... PATH...
 //! journey timeline --request ID [--allow RULE]... PATH...
+//! journey report [--out FILE] [--against PATH]... [--allow RULE]... [--profile sync] [--complete] PATH...
 //! journey rules [--format text|json]
 //! journey simulate [--workload FILE | --seed N --requests N ...] [--out FILE] [--workload-out FILE]
 //! journey demo [--seed N --requests N ...]
@@ -32,9 +33,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use journey_spec::model::{self, RuleId};
 use journey_spec::otel::json::Report;
+use journey_spec::otel::report::{ReportOptions, RunData, write_html};
 use journey_spec::otel::{CheckOptions, Summary, text};
 
-use cli::{CheckArgs, Cli, Command, Format, RulesArgs, TimelineArgs};
+use cli::{CheckArgs, Cli, Command, Format, Profile, ReportArgs, RulesArgs, TimelineArgs};
 
 /// Exit status: no violation.
 const SUCCESS: u8 = 0;
@@ -70,6 +72,7 @@ fn run(cli: Cli) -> io::Result<u8> {
     let code = match cli.command {
         Command::Check(args) => check(args, &mut out)?,
         Command::Timeline(args) => timeline(args, &mut out)?,
+        Command::Report(args) => report(args, &mut out)?,
         Command::Rules(args) => rules(args, &mut out)?,
         Command::Simulate(args) => simulate::run(args)?,
         Command::Demo(args) => simulate::demo(args, &mut out)?,
@@ -95,6 +98,53 @@ fn check(args: CheckArgs, out: &mut dyn Write) -> io::Result<u8> {
         Format::Json => Report::new(&summary, allowed).write(&mut *out)?,
     }
     Ok(exit_status(&summary))
+}
+
+fn report(args: ReportArgs, out: &mut dyn Write) -> io::Result<u8> {
+    let options = options(&args.allow);
+    let read = |paths: &[std::path::PathBuf]| {
+        let mut run = RunData::new();
+        for path in paths {
+            let (checked, errors) = input::check_input(path, &options);
+            run.add(checked, errors);
+        }
+        run
+    };
+    let run = read(&args.paths);
+    let against = (!args.against.is_empty()).then(|| read(&args.against));
+    let title = args.title.clone().unwrap_or_else(|| {
+        let first = args.paths.first().map(|p| p.display().to_string()).unwrap_or_default();
+        match args.against.first() {
+            Some(b) => format!("journey report: {first} against {}", b.display()),
+            None => format!("journey report: {first}"),
+        }
+    });
+    let report_options = ReportOptions {
+        title,
+        allowed: options.allow.iter().copied().collect(),
+        profile: match args.profile {
+            Profile::Sync => "sync".to_owned(),
+        },
+        complete: args.complete,
+    };
+    let mut page = Vec::new();
+    write_html(&mut page, &run, against.as_ref(), &report_options)?;
+    if args.out.as_os_str() == "-" {
+        out.write_all(&page)?;
+    } else {
+        if let Err(e) = std::fs::write(&args.out, &page) {
+            let _ = writeln!(io::stderr(), "journey: cannot write {}: {e}", args.out.display());
+            return Ok(ERROR);
+        }
+        let _ = writeln!(
+            io::stderr(),
+            "journey: wrote {} ({} bytes, {} journeys)",
+            args.out.display(),
+            page.len(),
+            run.rows.len()
+        );
+    }
+    Ok(exit_status(&run.summary))
 }
 
 /// The exit status of a check: input errors win over violations.

@@ -9,7 +9,8 @@
 //! 2. [`check`]: [`check_trace`] checks every journey of a trace (rules R1–R12 per journey,
 //!    R13–R14 per scheduler instance) into [`JourneyReport`]s.
 //! 3. [`summary`]: a [`Summary`] totals checked traces and keeps the statistics.
-//! 4. [`json`] and [`text`]: the two output formats of `journey check`, and the timeline.
+//! 4. [`json`] and [`text`]: the two output formats of `journey check`, and the timeline;
+//!    [`report`]: the HTML page of `journey report`.
 //!
 //! And the other direction: [`span_data`] reads journeys from SDK spans, [`write`](mod@write) writes spans
 //! as OTLP JSON Lines, and `simulate` (feature `tracing`) runs a workload through the emitter
@@ -28,6 +29,7 @@
 pub mod check;
 pub mod json;
 pub mod read;
+pub mod report;
 #[cfg(feature = "tracing")]
 pub mod simulate;
 pub mod span_data;
