@@ -141,10 +141,19 @@ impl SimClock {
         SimClock { nanos: Arc::new(AtomicU64::new(0)), start }
     }
 
-    /// Moves time forward by `by`.
+    /// Moves time forward by `by`. Time stops at `u64::MAX` nanoseconds (some 584 years): it
+    /// never wraps back to the start.
     pub fn advance(&self, by: Duration) {
         let ns = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        self.nanos.fetch_add(ns, Ordering::Relaxed);
+        self.add(ns);
+    }
+
+    /// Adds `ns` nanoseconds, saturating; returns the time before.
+    fn add(&self, ns: u64) -> u64 {
+        // `fetch_update` with a closure that always returns `Some` cannot fail.
+        match self.nanos.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| Some(t.saturating_add(ns))) {
+            Ok(before) | Err(before) => before,
+        }
     }
 
     /// Simulated time elapsed so far.
@@ -153,7 +162,7 @@ impl SimClock {
     }
 
     fn read(&self) -> Duration {
-        Duration::from_nanos(self.nanos.fetch_add(1, Ordering::Relaxed))
+        Duration::from_nanos(self.add(1))
     }
 }
 
