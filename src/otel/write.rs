@@ -196,3 +196,17 @@ impl IdGenerator for SeededIds {
         SpanId::from(self.next())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_ids_are_the_generator_stream_with_the_low_bit_set() {
+        let ids = SeededIds::new(42);
+        let mut rng = crate::r#impl::synth::Rng::new(42);
+        for _ in 0..100 {
+            assert_eq!(ids.next(), rng.next_u64() | 1);
+        }
+    }
+}
