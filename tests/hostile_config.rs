@@ -5,12 +5,16 @@
 //! A byte-counting global allocator (this test binary only) measures what the calling thread
 //! asks for, so the tests can run in parallel.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use journey_spec::r#impl::{
-    AddError, ConfigError, Engine, EngineError, NewRequest, Scheduler, SchedulerConfig, Workload, WorkloadError, replay,
+    AddError, ConfigError, Engine, EngineError, NewRequest, Policy, Scheduler, SchedulerConfig, Workload,
+    WorkloadError, replay,
 };
+use proptest::prelude::*;
 
 struct Counting;
 
@@ -202,4 +206,77 @@ fn workload_errors_name_the_file_and_print_ids_as_strings() {
         e.to_string(),
         format!("{}: invalid workload configuration: max_num_seqs is 0, must be at least 1", bad.display())
     );
+}
+
+/// Every numeric field at 0, 1, small, around 2^32 and at the top of its range.
+fn hostile() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(0),
+        Just(1),
+        2..64u64,
+        Just(u64::from(u32::MAX)),
+        Just(1 << 32),
+        Just(1 << 40),
+        Just(1 << 63),
+        Just(u64::MAX - 1),
+        Just(u64::MAX),
+    ]
+}
+
+/// Prompt lengths: hostile, but none that fits a hostile cache in billions of blocks (a
+/// request that really holds them takes their memory, as it should).
+fn prompt() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(0), Just(1), 2..64u64, Just(u64::MAX - 1), Just(u64::MAX)]
+}
+
+proptest! {
+    #![proptest_config(common::config(regressions!("hostile_config"), 256))]
+
+    /// Any configuration and any requests: `Scheduler::new` accepts or names the value, and
+    /// nothing panics, breaks an invariant, or allocates by what is configured rather than
+    /// what is used.
+    #[test]
+    fn no_configuration_or_request_panics_or_allocates_what_it_configures(
+        (seqs, budget, block_size, num_blocks, max_model_len, threshold) in
+            (hostile(), hostile(), hostile(), hostile(), hostile(), hostile()),
+        chunked in any::<bool>(),
+        priority in any::<bool>(),
+        requests in proptest::collection::vec((prompt(), hostile(), any::<i64>()), 0..6),
+        steps in 1..40usize,
+    ) {
+        let config = SchedulerConfig {
+            max_num_seqs: usize::try_from(seqs).unwrap_or(usize::MAX),
+            max_num_batched_tokens: budget,
+            block_size,
+            num_blocks: usize::try_from(num_blocks).unwrap_or(usize::MAX),
+            max_model_len,
+            long_prefill_token_threshold: threshold,
+            enable_chunked_prefill: chunked,
+            policy: if priority { Policy::Priority } else { Policy::Fcfs },
+        };
+        let (n, s) = bytes(|| Scheduler::new(config));
+        prop_assert!(n < SMALL, "{n} bytes up front for {config:?}");
+        let mut s = match s {
+            Ok(s) => s,
+            Err(e) => {
+                prop_assert_eq!(config.validate(), Err(e));
+                return Ok(());
+            }
+        };
+        for (k, &(prompt_len, max_tokens, priority)) in requests.iter().enumerate() {
+            let (n, _) = bytes(|| s.add_request(NewRequest::new(format!("r{k}"), prompt_len, max_tokens).priority(priority)));
+            prop_assert!(n < SMALL, "{n} bytes to add ({prompt_len}, {max_tokens})");
+        }
+        let mut engine = Engine::new(s);
+        for _ in 0..steps {
+            let (n, _) = bytes(|| {
+                let s = engine.scheduler_mut();
+                s.schedule();
+                s.update_from_output(|_| false);
+            });
+            prop_assert!(n < SMALL, "{n} bytes in one step");
+            prop_assert_eq!(engine.scheduler().check_invariants(), Ok(()));
+            prop_assert!(engine.drain_limit() >= 1024);
+        }
+    }
 }

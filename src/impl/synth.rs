@@ -229,8 +229,8 @@ pub fn generate(params: &SynthParams) -> Result<Workload, SynthError> {
     let mut t = 0.0;
     for k in 0..params.requests {
         t += rng.exponential(params.arrival_rate);
-        // Also false for an infinite `t`: past this test the cast to usize is exact.
-        if !(t <= MAX_ARRIVAL as f64) {
+        // Also true for an infinite `t`: past this test the cast to usize is exact.
+        if t.is_nan() || t > MAX_ARRIVAL as f64 {
             return Err(SynthError::TooSparse { rate: params.arrival_rate, request: k, at: t });
         }
         let at = t as usize;
