@@ -200,10 +200,10 @@ fn live_mut(slots: &mut [Slot], h: Handle) -> Option<&mut Request> {
 /// for 16,384 tokens in blocks of 16.
 const RESERVED_BLOCKS: usize = 1024;
 
-/// Tokens a request wants in this step, before the budget: the rest of its known tokens, at
-/// most `long_prefill_token_threshold` (when set) and never reaching `max_model_len`. The same
-/// for running and waiting requests (a waiting one has nothing computed, and a live request's
-/// tokens are below `max_model_len`, so the last cap binds only for running ones).
+/// Tokens a request wants in this step, before the budget, whether it runs or waits: the rest
+/// of its known tokens, at most `long_prefill_token_threshold` (when set) and never reaching
+/// `max_model_len` (vLLM's cap for speculative tokens; a live request's known tokens are
+/// already below it).
 #[inline]
 fn wanted(c: &SchedulerConfig, r: &Request) -> u64 {
     let mut n = r.num_tokens() - r.num_computed;

@@ -188,10 +188,10 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0)]
     pub id_seed: u64,
     /// Modelled cost of a step, in milliseconds.
-    #[arg(long, value_name = "MS", default_value = "8", allow_negative_numbers = true, value_parser = |s: &str| parse_duration(s, 1e3))]
+    #[arg(long, value_name = "MS", default_value = "8", allow_negative_numbers = true, value_parser = parse_millis)]
     pub step_ms: Duration,
     /// Modelled cost of a scheduled token, in microseconds.
-    #[arg(long, value_name = "US", default_value = "40", allow_negative_numbers = true, value_parser = |s: &str| parse_duration(s, 1e6))]
+    #[arg(long, value_name = "US", default_value = "40", allow_negative_numbers = true, value_parser = parse_micros)]
     pub token_us: Duration,
 }
 
@@ -231,6 +231,14 @@ fn parse_duration(s: &str, per_second: f64) -> Result<Duration, String> {
     }
     Duration::try_from_secs_f64(value / per_second)
         .map_err(|_| format!("is too long: at most {} s", Duration::MAX.as_secs()))
+}
+
+fn parse_millis(s: &str) -> Result<Duration, String> {
+    parse_duration(s, 1e3)
+}
+
+fn parse_micros(s: &str) -> Result<Duration, String> {
+    parse_duration(s, 1e6)
 }
 
 fn parse_rule(s: &str) -> Result<RuleId, String> {
