@@ -3,6 +3,7 @@
 //! in `main.rs`'s dispatch.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use journey_spec::model::RuleId;
@@ -159,7 +160,7 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 200)]
     pub requests: usize,
     /// Mean arrivals per engine iteration.
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.25, allow_negative_numbers = true)]
     pub arrival_rate: f64,
     /// Median prompt length (log-normal).
     #[arg(long, default_value_t = 300)]
@@ -168,7 +169,7 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 60)]
     pub output_median: u64,
     /// Share of requests aborted or failed from outside.
-    #[arg(long, default_value_t = 0.08)]
+    #[arg(long, default_value_t = 0.08, allow_negative_numbers = true)]
     pub abort_share: f64,
     /// Priority levels (priorities 0..N).
     #[arg(long, default_value_t = 1)]
@@ -230,11 +231,11 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0)]
     pub id_seed: u64,
     /// Modelled cost of a step, in milliseconds.
-    #[arg(long, default_value_t = 8.0)]
-    pub step_ms: f64,
+    #[arg(long, value_name = "MS", default_value = "8", allow_negative_numbers = true, value_parser = parse_millis)]
+    pub step_ms: Duration,
     /// Modelled cost of a scheduled token, in microseconds.
-    #[arg(long, default_value_t = 40.0)]
-    pub token_us: f64,
+    #[arg(long, value_name = "US", default_value = "40", allow_negative_numbers = true, value_parser = parse_micros)]
+    pub token_us: Duration,
 }
 
 /// The synthetic options, which `--workload` excludes.
@@ -262,6 +263,25 @@ pub struct DemoArgs {
     /// The synthetic workload (defaults: a busy cache with preemptions and aborts).
     #[command(flatten)]
     pub synth: SynthArgs,
+}
+
+/// A duration given as a number of `1 / per_second` seconds: finite, at least 0, and at most
+/// `Duration::MAX`.
+fn parse_duration(s: &str, per_second: f64) -> Result<Duration, String> {
+    let value: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(value.is_finite() && value >= 0.0) {
+        return Err("must be a finite number, at least 0".to_owned());
+    }
+    Duration::try_from_secs_f64(value / per_second)
+        .map_err(|_| format!("is too long: at most {} s", Duration::MAX.as_secs()))
+}
+
+fn parse_millis(s: &str) -> Result<Duration, String> {
+    parse_duration(s, 1e3)
+}
+
+fn parse_micros(s: &str) -> Result<Duration, String> {
+    parse_duration(s, 1e6)
 }
 
 fn parse_rule(s: &str) -> Result<RuleId, String> {

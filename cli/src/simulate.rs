@@ -4,13 +4,12 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
-use std::time::Duration;
 
 use journey_spec::model::EventKind;
 use journey_spec::otel::simulate::{Progress, SimulateOptions, SimulateStats, simulate};
 use journey_spec::otel::{CheckOptions, Summary, check_trace, read_trace, text};
-use journey_spec::synth::{LengthDist, SynthParams, generate};
-use journey_spec::{Policy, SchedulerConfig, Workload};
+use journey_spec::synth::{LengthDist, SynthError, SynthParams, generate};
+use journey_spec::{ConfigError, Policy, SchedulerConfig, Workload};
 
 use super::cli::{DemoArgs, PolicyArg, SimulateArgs, SynthArgs};
 use super::status::StatusLine;
@@ -25,7 +24,7 @@ fn params(a: &SynthArgs) -> SynthParams {
         prompt_len: LengthDist { median: a.prompt_median as f64, ..d.prompt_len },
         output_len: LengthDist { median: a.output_median as f64, ..d.output_len },
         abort_share: a.abort_share,
-        priorities: a.priorities.max(1),
+        priorities: a.priorities,
         config: SchedulerConfig {
             max_num_seqs: a.max_num_seqs,
             max_num_batched_tokens: a.max_num_batched_tokens,
@@ -40,6 +39,32 @@ fn params(a: &SynthArgs) -> SynthParams {
             },
         },
         ..d
+    }
+}
+
+/// The command-line flag of a synthetic-workload parameter or configuration field.
+fn flag(field: &str) -> String {
+    match field {
+        "prompt_len.median" => "--prompt-median".to_owned(),
+        "output_len.median" => "--output-median".to_owned(),
+        _ => format!("--{}", field.replace('_', "-")),
+    }
+}
+
+/// A generator error in terms of the flags that caused it.
+fn synth_error(e: &SynthError) -> String {
+    match e {
+        SynthError::Param { field, value, expected } => format!("{} {value}: must be {expected}", flag(field)),
+        SynthError::Config(ConfigError::TooSmall { field, value, min }) => {
+            format!("{} {value}: must be at least {min}", flag(field))
+        }
+        SynthError::Config(ConfigError::TooLarge { field, value, max }) => {
+            format!("{} {value}: must be at most {max}", flag(field))
+        }
+        SynthError::TooSparse { .. } => format!("--arrival-rate: {e}"),
+        SynthError::EmptyLengths { .. }
+        | SynthError::Config(ConfigError::BudgetBelowModelLen { .. })
+        | SynthError::Engine(_) => format!("cannot generate the workload: {e}"),
     }
 }
 
@@ -61,8 +86,8 @@ fn options(a: &SimulateArgs) -> SimulateOptions {
     SimulateOptions {
         event_limit: a.event_limit,
         id_seed: a.id_seed,
-        step_base: Duration::from_secs_f64(a.step_ms.max(0.0) / 1e3),
-        step_per_token: Duration::from_secs_f64(a.token_us.max(0.0) / 1e6),
+        step_base: a.step_ms,
+        step_per_token: a.token_us,
         ..SimulateOptions::default()
     }
 }
@@ -84,16 +109,13 @@ fn describe(stats: &SimulateStats) -> String {
 /// `journey simulate`.
 pub fn run(args: SimulateArgs) -> io::Result<u8> {
     let workload = match &args.workload {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => match Workload::from_json(&text) {
-                Ok(w) => w,
-                Err(e) => return Ok(fail(format_args!("{}: {e}", path.display()))),
-            },
-            Err(e) => return Ok(fail(format_args!("{}: {e}", path.display()))),
+        Some(path) => match Workload::from_file(path) {
+            Ok(w) => w,
+            Err(e) => return Ok(fail(e)),
         },
         None => match generate(&params(&args.synth)) {
             Ok(w) => w,
-            Err(e) => return Ok(fail(format_args!("cannot generate the workload: {e}"))),
+            Err(e) => return Ok(fail(synth_error(&e))),
         },
     };
     if let Some(path) = &args.workload_out
@@ -119,7 +141,11 @@ pub fn run(args: SimulateArgs) -> io::Result<u8> {
         }
         // A closed standard output is not an error (like ripgrep).
         Err(journey_spec::otel::simulate::SimulateError::Io(e)) => Err(e),
-        Err(e) => Ok(fail(e)),
+        // A run error of a workload file names the file.
+        Err(e) => Ok(match &args.workload {
+            Some(path) => fail(format_args!("{}: {e}", path.display())),
+            None => fail(e),
+        }),
     }
 }
 
@@ -128,7 +154,7 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> io::Result<u8> {
     let params = params(&args.synth);
     let workload = match generate(&params) {
         Ok(w) => w,
-        Err(e) => return Ok(fail(format_args!("cannot generate the workload: {e}"))),
+        Err(e) => return Ok(fail(synth_error(&e))),
     };
     let c = params.config;
     writeln!(

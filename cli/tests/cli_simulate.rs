@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use journey_spec::model::JourneyEvent;
 use journey_spec::otel::simulate::{SimulateOptions, simulate};
@@ -137,10 +138,102 @@ fn usage_and_input_errors_exit_2_with_a_message() {
     let zero = journey(&["simulate", "--max-num-seqs", "0"]);
     assert_eq!(zero.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&zero.stderr).contains("max_num_seqs"),
+        String::from_utf8_lossy(&zero.stderr).contains("--max-num-seqs 0: must be at least 1"),
         "{}",
         String::from_utf8_lossy(&zero.stderr)
     );
+}
+
+#[test]
+fn hostile_flags_are_errors_naming_the_flag_and_the_value() {
+    // `--step-ms 1e300` panicked in `Duration::from_secs_f64`; `--arrival-rate 0`, `nan` and
+    // `-1` ran 1.4 M iterations and then said "did not drain"; the rest were accepted.
+    let out = tmp("hostile.jsonl");
+    let cases: [(&[&str], &str); 14] = [
+        (&["--step-ms", "1e300"], "--step-ms <MS>': is too long"),
+        (&["--step-ms", "-1"], "'-1' for '--step-ms <MS>': must be a finite number, at least 0"),
+        (&["--step-ms", "inf"], "'inf' for '--step-ms <MS>'"),
+        (&["--token-us", "nan"], "'nan' for '--token-us <US>': must be a finite number, at least 0"),
+        (&["--arrival-rate", "0"], "--arrival-rate 0: must be a positive, finite number"),
+        (&["--arrival-rate", "nan"], "--arrival-rate NaN: must be a positive, finite number"),
+        (&["--arrival-rate", "-1"], "--arrival-rate -1: must be a positive, finite number"),
+        (&["--arrival-rate", "1e-300"], "--arrival-rate: arrival_rate is 1e-300: request 0 would arrive at iteration"),
+        (&["--abort-share", "1.5"], "--abort-share 1.5: must be between 0 and 1"),
+        (&["--priorities", "0"], "--priorities 0: must be at least 1"),
+        (&["--prompt-median", "0"], "--prompt-median 0: must be a positive, finite number"),
+        (&["--num-blocks", "4294967296"], "--num-blocks 4294967296: must be at most 4294967295"),
+        (&["--block-size", "0"], "--block-size 0: must be at least 1"),
+        (&["--max-num-seqs", "0"], "--max-num-seqs 0: must be at least 1"),
+    ];
+    for (flags, message) in cases {
+        let mut args = vec!["simulate", "--requests", "3", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let o = journey(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(message), "{flags:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{flags:?}: {stderr}");
+    }
+    // `journey demo` shares the synthetic options and their checks.
+    for flags in [["--priorities", "0"], ["--abort-share", "1.5"], ["--num-blocks", "4294967296"]] {
+        let o = journey(&[&["demo"][..], &flags].concat());
+        assert_eq!(o.status.code(), Some(2), "demo {flags:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("{} {}", flags[0], flags[1])), "demo {flags:?}");
+    }
+}
+
+#[test]
+fn huge_limits_run_in_the_memory_of_what_runs() {
+    // `--max-num-seqs` 2^63 panicked (capacity overflow) and 2^40 aborted (allocation failure),
+    // in `simulate` and `demo`; `--num-blocks` 2^32 - 1 allocated 16 GiB of free list.
+    let out = tmp("huge-limits.jsonl");
+    for limits in
+        [["--max-num-seqs", "9223372036854775808"], ["--max-num-seqs", "1099511627776"], ["--num-blocks", "4294967295"]]
+    {
+        let o = journey(&[&["simulate", "--requests", "20", "--out", out.to_str().unwrap()][..], &limits].concat());
+        assert!(o.status.success(), "{limits:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let check = journey(&["check", out.to_str().unwrap()]);
+        assert_eq!(check.status.code(), Some(0), "{limits:?}: {}", String::from_utf8_lossy(&check.stdout));
+        let demo = journey(&[&["demo", "--requests", "20"][..], &limits].concat());
+        assert_eq!(demo.status.code(), Some(0), "demo {limits:?}: {}", String::from_utf8_lossy(&demo.stderr));
+    }
+}
+
+#[test]
+fn run_errors_of_a_workload_file_name_the_file_and_the_request_id_as_a_string() {
+    let w = tmp("duplicate.workload.json");
+    std::fs::write(
+        &w,
+        r#"{"config": {"max_num_seqs": 2, "max_num_batched_tokens": 64, "block_size": 4, "num_blocks": 16,
+            "max_model_len": 64}, "steps": [{"ops": [{"op": "add", "id": "a", "prompt_len": 4, "max_tokens": 8}]},
+            {"ops": [{"op": "add", "id": "a", "prompt_len": 4, "max_tokens": 8}]}]}"#,
+    )
+    .unwrap();
+    let o =
+        journey(&["simulate", "--workload", w.to_str().unwrap(), "--out", tmp("duplicate.jsonl").to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: iteration 1, operation 0: request \"a\" is already live", w.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("RequestId"), "{stderr}");
+}
+
+#[test]
+fn the_longest_step_costs_saturate_simulated_time_instead_of_panicking() {
+    // `step_base + step_per_token · tokens` overflowed `Duration`, and the clock wrapped.
+    let w = generate(&SynthParams { requests: 10, ..SynthParams::default() }).unwrap();
+    let options =
+        SimulateOptions { step_base: Duration::MAX, step_per_token: Duration::MAX, ..SimulateOptions::default() };
+    let (bytes, stats) = simulate(&w, Vec::new(), &options, |_| {}).expect("simulates");
+    // Time stops at the last instant of OpenTelemetry's u64 nanoseconds since the epoch.
+    let end = Duration::from_nanos(u64::MAX);
+    assert_eq!(options.start.duration_since(std::time::UNIX_EPOCH).unwrap() + stats.simulated, end);
+    let trace = read_trace("sim", &bytes[..], |e| panic!("{e}"));
+    let mut summary = Summary::new();
+    summary.add(check_trace(trace, &CheckOptions::default()), 0);
+    assert_eq!((summary.journeys, summary.violating), (10, 0), "time never runs backwards");
 }
 
 #[test]

@@ -34,13 +34,15 @@ impl fmt::Display for Policy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulerConfig {
-    /// Most requests in the running list at once.
+    /// Most requests in the running list at once (a limit only: the running list grows with
+    /// the requests that run, whatever this is).
     pub max_num_seqs: usize,
     /// The token budget of one step.
     pub max_num_batched_tokens: u64,
     /// Tokens per KV block.
     pub block_size: u64,
-    /// Usable KV blocks (vLLM's `num_gpu_blocks` minus its null block).
+    /// Usable KV blocks (vLLM's `num_gpu_blocks` minus its null block), at most `u32::MAX`.
+    /// The pool takes memory for the blocks in use, not for all of them.
     pub num_blocks: usize,
     /// Longest sequence (prompt plus outputs) a request may reach.
     pub max_model_len: u64,
@@ -88,6 +90,16 @@ pub enum ConfigError {
         /// The smallest sensible value.
         min: u64,
     },
+    /// A field is above the largest value the reference system supports.
+    #[error("{field} is {value}, must be at most {max}")]
+    TooLarge {
+        /// The field's name.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// The largest supported value.
+        max: u64,
+    },
     /// Without chunked prefill a prompt must fit one step's budget, so the budget must cover
     /// the longest prompt (vLLM rejects this configuration too).
     #[error(
@@ -114,6 +126,14 @@ impl SchedulerConfig {
         ];
         if let Some(&(field, value, min)) = checks.iter().find(|(_, value, min)| value < min) {
             return Err(ConfigError::TooSmall { field, value, min });
+        }
+        // Block ids are 32-bit (a request holds 4 bytes per block).
+        if self.num_blocks as u64 > u64::from(u32::MAX) {
+            return Err(ConfigError::TooLarge {
+                field: "num_blocks",
+                value: self.num_blocks as u64,
+                max: u32::MAX.into(),
+            });
         }
         if !self.enable_chunked_prefill && self.max_num_batched_tokens < self.max_model_len {
             return Err(ConfigError::BudgetBelowModelLen {

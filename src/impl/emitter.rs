@@ -133,18 +133,34 @@ impl Clock for TickClock {
 pub struct SimClock {
     nanos: Arc<AtomicU64>,
     start: SystemTime,
+    /// The most nanoseconds that may elapse (see [`SimClock::advance`]).
+    end: u64,
 }
 
 impl SimClock {
     /// Simulated time starting at `start` (wall) and 0 s (monotonic).
     pub fn new(start: SystemTime) -> SimClock {
-        SimClock { nanos: Arc::new(AtomicU64::new(0)), start }
+        // OpenTelemetry timestamps are u64 nanoseconds since the Unix epoch.
+        let since_epoch =
+            start.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        SimClock { nanos: Arc::new(AtomicU64::new(0)), start, end: u64::MAX - since_epoch }
     }
 
-    /// Moves time forward by `by`.
+    /// Moves time forward by `by`. Time stops at the last instant of OpenTelemetry's u64
+    /// nanoseconds since the Unix epoch (in the year 2554), or after `u64::MAX` nanoseconds
+    /// from a start before the epoch: it never wraps back.
     pub fn advance(&self, by: Duration) {
         let ns = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        self.nanos.fetch_add(ns, Ordering::Relaxed);
+        self.add(ns);
+    }
+
+    /// Adds `ns` nanoseconds, saturating at the end of time; returns the time before.
+    fn add(&self, ns: u64) -> u64 {
+        let end = self.end;
+        // `fetch_update` with a closure that always returns `Some` cannot fail.
+        match self.nanos.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| Some(t.saturating_add(ns).min(end))) {
+            Ok(before) | Err(before) => before,
+        }
     }
 
     /// Simulated time elapsed so far.
@@ -153,7 +169,7 @@ impl SimClock {
     }
 
     fn read(&self) -> Duration {
-        Duration::from_nanos(self.nanos.fetch_add(1, Ordering::Relaxed))
+        Duration::from_nanos(self.add(1))
     }
 }
 
@@ -534,6 +550,23 @@ mod tests {
         assert_eq!(c.elapsed(), Duration::from_nanos(2_000_000_001));
         assert_eq!(c.monotonic(), 2.000_000_001);
         assert_eq!(c.clone().wall(), start + Duration::from_nanos(2_000_000_002));
+    }
+
+    #[test]
+    fn sim_clock_stops_at_the_end_of_otel_time_instead_of_wrapping() {
+        let end = UNIX_EPOCH + Duration::from_nanos(u64::MAX);
+        for start in [UNIX_EPOCH, UNIX_EPOCH + Duration::from_secs(1_767_225_600)] {
+            let c = SimClock::new(start);
+            c.advance(Duration::MAX);
+            c.advance(Duration::from_secs(1));
+            assert_eq!(start + c.elapsed(), end, "{start:?}");
+            assert_eq!(c.wall(), end, "{start:?}: a read stays at the end");
+            assert_eq!(start + c.elapsed(), end);
+        }
+        let before_epoch = UNIX_EPOCH - Duration::from_secs(10);
+        let c = SimClock::new(before_epoch);
+        c.advance(Duration::MAX);
+        assert_eq!(c.elapsed(), Duration::from_nanos(u64::MAX));
     }
 
     #[test]

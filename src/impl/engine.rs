@@ -137,7 +137,8 @@ impl Engine {
                     iterations: summary.drain_iterations,
                 });
             }
-            let k = workload.steps.len() + summary.drain_iterations as usize;
+            let k =
+                workload.steps.len().saturating_add(usize::try_from(summary.drain_iterations).unwrap_or(usize::MAX));
             let done = self.iterate(k, &empty)?;
             summary.iterations += 1;
             summary.drain_iterations += 1;
@@ -150,7 +151,8 @@ impl Engine {
     /// A generous bound on the iterations needed to finish every live request: in a healthy
     /// run the first running request (under fcfs; the best one under priority) gains a token in
     /// every step and is never preempted while others run, so each request finishes within
-    /// `prompt + max_tokens` steps of reaching the head; the bound allows 16 full recomputes.
+    /// `min(prompt + max_tokens, max_model_len)` steps of reaching the head; the bound allows 16
+    /// full recomputes. It saturates at `u64::MAX` rather than overflow.
     pub fn drain_limit(&self) -> u64 {
         let s = &self.scheduler;
         drain_bound(
@@ -158,14 +160,17 @@ impl Engine {
                 .chain(s.running().iter().copied())
                 .filter_map(|h| s.request(h))
                 .map(|r| (r.prompt_len(), r.max_tokens())),
+            s.config().max_model_len,
         )
     }
 }
 
 /// The drain bound of [`Engine::drain_limit`] for requests of `(prompt_len, max_tokens)`.
-pub(crate) fn drain_bound(requests: impl Iterator<Item = (u64, u64)>) -> u64 {
-    let work: u64 = requests.map(|(prompt, max)| prompt + max).sum();
-    1024 + 16 * work
+pub(crate) fn drain_bound(requests: impl Iterator<Item = (u64, u64)>, max_model_len: u64) -> u64 {
+    // Saturating: `max_tokens` may be anything up to u64::MAX, and so may the sum.
+    let work =
+        requests.fold(0u64, |work, (prompt, max)| work.saturating_add(prompt.saturating_add(max).min(max_model_len)));
+    work.saturating_mul(16).saturating_add(1024)
 }
 
 /// Replays a workload file's content on a fresh scheduler, returning the scheduler after the

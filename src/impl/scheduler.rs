@@ -15,19 +15,19 @@ use super::request::{FinishReason, Handle, NewRequest, Request, Status};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddError {
     /// A live request already has this id.
-    #[error("request {id:?} is already live")]
+    #[error("request {:?} is already live", .id.as_str())]
     DuplicateId {
         /// The id.
         id: RequestId,
     },
     /// `prompt_len` is 0.
-    #[error("request {id:?} has an empty prompt")]
+    #[error("request {:?} has an empty prompt", .id.as_str())]
     EmptyPrompt {
         /// The id.
         id: RequestId,
     },
     /// `prompt_len` is not below `max_model_len`.
-    #[error("request {id:?} has a prompt of {prompt_len} tokens; max_model_len is {max_model_len}")]
+    #[error("request {:?} has a prompt of {prompt_len} tokens; max_model_len is {max_model_len}", .id.as_str())]
     PromptTooLong {
         /// The id.
         id: RequestId,
@@ -37,14 +37,14 @@ pub enum AddError {
         max_model_len: u64,
     },
     /// `max_tokens` is 0.
-    #[error("request {id:?} has max_tokens 0")]
+    #[error("request {:?} has max_tokens 0", .id.as_str())]
     ZeroMaxTokens {
         /// The id.
         id: RequestId,
     },
     /// The request at its longest would need more KV blocks than the cache has, so it could
     /// never finish.
-    #[error("request {id:?} needs up to {needed} KV blocks; the cache has {available}")]
+    #[error("request {:?} needs up to {needed} KV blocks; the cache has {available}", .id.as_str())]
     CannotFit {
         /// The id.
         id: RequestId,
@@ -196,10 +196,40 @@ fn live_mut(slots: &mut [Slot], h: Handle) -> Option<&mut Request> {
     slots.get_mut(h.slot()).filter(|s| s.generation == h.generation).and_then(|s| s.request.as_mut())
 }
 
+/// Blocks reserved for a request when it is added, at most (see `add_request`): 4 KiB, enough
+/// for 16,384 tokens in blocks of 16.
+const RESERVED_BLOCKS: usize = 1024;
+
+/// Tokens a request wants in this step, before the budget, whether it runs or waits: the rest
+/// of its known tokens, at most `long_prefill_token_threshold` (when set) and never reaching
+/// `max_model_len` (vLLM's cap for speculative tokens; a live request's known tokens are
+/// already below it).
+#[inline]
+fn wanted(c: &SchedulerConfig, r: &Request) -> u64 {
+    let mut n = r.num_tokens() - r.num_computed;
+    if c.long_prefill_token_threshold > 0 && c.long_prefill_token_threshold < n {
+        n = c.long_prefill_token_threshold;
+    }
+    n.min((c.max_model_len - 1).saturating_sub(r.num_computed))
+}
+
+/// Blocks `r` holds once `n` more of its tokens are computed.
+#[inline]
+fn blocks_after(c: &SchedulerConfig, r: &Request, n: u64) -> usize {
+    c.blocks_for((r.num_computed + n).min(c.max_model_len))
+}
+
 impl Scheduler {
-    /// A scheduler with a validated configuration and no tracing.
+    /// A scheduler with a validated configuration and no tracing. It takes memory for what
+    /// runs, not for what is configured: neither `max_num_seqs` nor `num_blocks` is allocated
+    /// up front.
     pub fn new(config: SchedulerConfig) -> Result<Scheduler, ConfigError> {
         config.validate()?;
+        let num_blocks = u32::try_from(config.num_blocks).map_err(|_| ConfigError::TooLarge {
+            field: "num_blocks",
+            value: config.num_blocks as u64,
+            max: u32::MAX.into(),
+        })?;
         Ok(Scheduler {
             config,
             step: 0,
@@ -207,8 +237,8 @@ impl Scheduler {
             free_slots: Vec::new(),
             by_id: HashMap::new(),
             waiting: WaitingQueue::new(config.policy),
-            running: Vec::with_capacity(config.max_num_seqs),
-            pool: BlockPool::new(config.num_blocks),
+            running: Vec::new(),
+            pool: BlockPool::new(num_blocks),
             next_arrival: 0,
             unreported_finishes: 0,
             out: StepOutput::default(),
@@ -348,8 +378,10 @@ impl Scheduler {
             num_output: 0,
             num_preemptions: 0,
             // The most blocks it can ever hold, so that growing it in `schedule()` never
-            // allocates (a preemption empties it but keeps the room).
-            blocks: Vec::with_capacity(needed),
+            // allocates (a preemption empties it but keeps the room); at most
+            // `RESERVED_BLOCKS`, so that a request that may grow to billions of blocks takes
+            // memory as it grows.
+            blocks: Vec::with_capacity(needed.min(RESERVED_BLOCKS)),
             trace: new.trace,
         };
         let h = match self.free_slots.pop() {
@@ -421,16 +453,12 @@ impl Scheduler {
                 i += 1;
                 continue;
             };
-            let mut n = r.num_tokens() - r.num_computed;
-            if c.long_prefill_token_threshold > 0 && c.long_prefill_token_threshold < n {
-                n = c.long_prefill_token_threshold;
-            }
-            n = n.min(budget).min((c.max_model_len - 1).saturating_sub(r.num_computed));
+            let n = wanted(&c, r).min(budget);
             if n == 0 {
                 i += 1;
                 continue;
             }
-            let needed = c.blocks_for((r.num_computed + n).min(c.max_model_len));
+            let needed = blocks_after(&c, r, n);
             let mut allocated = false;
             while let Some(r) = live_mut(&mut self.slots, h) {
                 if self.pool.grow_to(&mut r.blocks, needed) {
@@ -466,15 +494,12 @@ impl Scheduler {
             while budget > 0 && self.running.len() < c.max_num_seqs {
                 let Some(h) = self.waiting.peek() else { break };
                 let Some(r) = live_mut(&mut self.slots, h) else { break };
-                let mut n = r.num_tokens() - r.num_computed;
-                if c.long_prefill_token_threshold > 0 && c.long_prefill_token_threshold < n {
-                    n = c.long_prefill_token_threshold;
-                }
+                let n = wanted(&c, r);
                 if !c.enable_chunked_prefill && n > budget {
                     break;
                 }
-                n = n.min(budget);
-                let needed = c.blocks_for((r.num_computed + n).min(c.max_model_len));
+                let n = n.min(budget);
+                let needed = blocks_after(&c, r, n);
                 if !self.pool.grow_to(&mut r.blocks, needed) {
                     break;
                 }
@@ -693,18 +718,21 @@ impl Scheduler {
         if self.running.len() > c.max_num_seqs {
             return fail(format!("{} running requests, max_num_seqs {}", self.running.len(), c.max_num_seqs));
         }
-        // Who has each block: nobody yet, the free list, or a request.
+        // Who has each block ever handed out: nobody yet, the free list, or a request. Blocks
+        // never handed out are free without being listed (and take no memory here either).
         #[derive(Clone, Copy)]
         enum Owner<'a> {
             Nobody,
             FreeList,
             Request(&'a str),
         }
-        let mut owner = vec![Owner::Nobody; self.pool.total()];
-        for b in self.pool.free_blocks() {
+        let (issued, total) = (self.pool.issued(), self.pool.total());
+        let mut owner = vec![Owner::Nobody; issued];
+        for b in self.pool.recycled() {
             match owner.get_mut(b.0 as usize) {
                 Some(o @ Owner::Nobody) => *o = Owner::FreeList,
                 Some(_) => return fail(format!("block {} is free twice", b.0)),
+                None if (b.0 as usize) < total => return fail(format!("block {} is free twice (never used)", b.0)),
                 None => return fail(format!("free block {} does not exist", b.0)),
             }
         }
@@ -757,6 +785,9 @@ impl Scheduler {
                     Some(Owner::Request(other)) => {
                         return fail(format!("block {} is held by {} and by {other}", b.0, r.id));
                     }
+                    None if (b.0 as usize) < total => {
+                        return fail(format!("block {} is free and held by {} (never used)", b.0, r.id));
+                    }
                     None => return fail(format!("{} holds block {} that does not exist", r.id, b.0)),
                 }
             }
@@ -805,7 +836,7 @@ mod tests {
     #[test]
     fn every_invariant_is_checked() {
         type Corrupt = fn(&mut Scheduler);
-        let cases: [(&str, Corrupt); 10] = [
+        let cases: [(&str, Corrupt); 11] = [
             ("budget", |s| s.out.total_tokens = 65),
             ("sum of scheduled", |s| s.out.total_tokens += 1),
             ("max_num_seqs", |s| s.config.max_num_seqs = 1),
@@ -814,7 +845,7 @@ mod tests {
                 s.pool.release(&mut vec![b]);
             }),
             ("free twice", |s| {
-                let b = *s.pool.free_blocks().last().expect("a free block");
+                let b = s.pool.free_blocks().next_back().expect("a free block");
                 s.pool.release(&mut vec![b]);
             }),
             ("does not exist", |s| s.pool.release(&mut vec![BlockId(99)])),
@@ -827,6 +858,7 @@ mod tests {
                 slot(s, "b").blocks.pop();
             }),
             ("past its caps", |s| slot(s, "w").num_output = 8),
+            ("free and held by a (never used)", |s| slot(s, "a").blocks[0] = BlockId(10)),
         ];
         for (what, corrupt) in cases {
             let mut s = busy();

@@ -12,14 +12,15 @@
 //! let params = SynthParams { requests: 20, ..SynthParams::default() };
 //! let w = generate(&params)?;
 //! assert_eq!(w, generate(&params)?, "same seed, same workload");
-//! # Ok::<(), journey_spec::EngineError>(())
+//! # Ok::<(), journey_spec::synth::SynthError>(())
 //! ```
 
 use std::collections::BTreeMap;
 
-use super::config::{Policy, SchedulerConfig};
+use super::config::{ConfigError, Policy, SchedulerConfig};
 use super::engine::EngineError;
 use super::request::FinishReason;
+pub use super::rng::Rng;
 use super::scheduler::Scheduler;
 use super::workload::{AddOp, FinishOp, InFlight, Iteration, Op, Workload};
 
@@ -98,60 +99,104 @@ impl Default for SynthParams {
     }
 }
 
-/// SplitMix64: a small, well-studied generator; plenty for workloads and fully reproducible.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
+/// The last engine iteration a request may arrive in: 2^24. Arrivals are drawn per iteration
+/// and every iteration is one entry of the workload, so a rate that spreads a few requests over
+/// billions of iterations would build a workload of empty entries; it is rejected instead.
+pub const MAX_ARRIVAL: usize = 1 << 24;
 
-impl Rng {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
+/// Why a synthetic workload could not be generated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SynthError {
+    /// A parameter is outside the values that make sense.
+    #[error("{field} is {value}, must be {expected}")]
+    Param {
+        /// The parameter's name, as in [`SynthParams`] (`prompt_len.median` for a nested one).
+        field: &'static str,
+        /// Its value.
+        value: f64,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// A length distribution's smallest length is above its largest.
+    #[error("{field}.min is {min}, above {field}.max ({max})")]
+    EmptyLengths {
+        /// `prompt_len` or `output_len`.
+        field: &'static str,
+        /// Its `min`.
+        min: u64,
+        /// Its `max`.
+        max: u64,
+    },
+    /// The scheduler configuration is rejected.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// At this arrival rate a request would arrive after [`MAX_ARRIVAL`].
+    #[error(
+        "arrival_rate is {rate:e}: request {request} would arrive at iteration {at:.3e}, past the last allowed ({MAX_ARRIVAL})"
+    )]
+    TooSparse {
+        /// `arrival_rate`.
+        rate: f64,
+        /// Index of the request.
+        request: usize,
+        /// The iteration it would arrive in.
+        at: f64,
+    },
+    /// The generated run failed: a request was rejected or the run did not drain.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
 
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `[lo, hi]`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo {
-            return lo;
+impl SynthParams {
+    /// Checks every parameter and the configuration; the first problem found is returned.
+    ///
+    /// ```
+    /// use journey_spec::synth::{SynthError, SynthParams};
+    /// let params = SynthParams { abort_share: 1.5, ..SynthParams::default() };
+    /// assert_eq!(
+    ///     params.validate(),
+    ///     Err(SynthError::Param { field: "abort_share", value: 1.5, expected: "between 0 and 1" })
+    /// );
+    /// ```
+    pub fn validate(&self) -> Result<(), SynthError> {
+        const POSITIVE: &str = "a positive, finite number";
+        const SHARE: &str = "between 0 and 1";
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        let share = |x: f64| (0.0..=1.0).contains(&x);
+        let non_negative = |x: f64| x.is_finite() && x >= 0.0;
+        let checks: [(&'static str, f64, bool, &'static str); 12] = [
+            ("arrival_rate", self.arrival_rate, positive(self.arrival_rate), POSITIVE),
+            ("prompt_len.median", self.prompt_len.median, positive(self.prompt_len.median), POSITIVE),
+            (
+                "prompt_len.sigma",
+                self.prompt_len.sigma,
+                non_negative(self.prompt_len.sigma),
+                "a finite number, at least 0",
+            ),
+            ("output_len.median", self.output_len.median, positive(self.output_len.median), POSITIVE),
+            (
+                "output_len.sigma",
+                self.output_len.sigma,
+                non_negative(self.output_len.sigma),
+                "a finite number, at least 0",
+            ),
+            ("capped_share", self.capped_share, share(self.capped_share), SHARE),
+            ("abort_share", self.abort_share, share(self.abort_share), SHARE),
+            ("in_flight_share", self.in_flight_share, share(self.in_flight_share), SHARE),
+            ("error_share", self.error_share, share(self.error_share), SHARE),
+            ("ignored_share", self.ignored_share, share(self.ignored_share), SHARE),
+            ("traceparent_share", self.traceparent_share, share(self.traceparent_share), SHARE),
+            ("priorities", f64::from(self.priorities), self.priorities >= 1, "at least 1"),
+        ];
+        if let Some(&(field, value, _, expected)) = checks.iter().find(|c| !c.2) {
+            return Err(SynthError::Param { field, value, expected });
         }
-        let span = hi - lo + 1;
-        lo + ((u128::from(self.next_u64()) * u128::from(span)) >> 64) as u64
-    }
-
-    /// `true` with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-
-    /// Exponentially distributed with the given rate.
-    pub fn exponential(&mut self, rate: f64) -> f64 {
-        -(1.0 - self.unit()).ln() / rate.max(f64::MIN_POSITIVE)
-    }
-
-    /// A standard normal deviate (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.unit();
-        let u2 = self.unit();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-
-    /// A length from `d`.
-    pub fn length(&mut self, d: &LengthDist) -> u64 {
-        let x = (d.median.max(1.0).ln() + d.sigma * self.normal()).exp();
-        (x.round() as u64).clamp(d.min.max(1), d.max.max(d.min.max(1)))
+        for (field, d) in [("prompt_len", &self.prompt_len), ("output_len", &self.output_len)] {
+            if d.min > d.max {
+                return Err(SynthError::EmptyLengths { field, min: d.min, max: d.max });
+            }
+        }
+        Ok(self.config.validate()?)
     }
 }
 
@@ -165,34 +210,46 @@ struct Plan {
     end: Option<(usize, bool, FinishReason)>,
 }
 
-/// Generates a workload (see the module docs). Fails only when `params.config` is invalid or
-/// the generated run does not drain.
-pub fn generate(params: &SynthParams) -> Result<Workload, EngineError> {
+/// Generates a workload (see the module docs). Fails when a parameter is invalid (see
+/// [`SynthParams::validate`]), when arrivals would land past [`MAX_ARRIVAL`], or when the
+/// generated run does not drain.
+pub fn generate(params: &SynthParams) -> Result<Workload, SynthError> {
+    params.validate()?;
     let config = params.config;
     let mut scheduler = Scheduler::new(config)?;
     let mut rng = Rng::new(params.seed);
     let width = params.requests.max(1).to_string().len().max(4);
+    // Requests are clamped to fit the whole cache at their longest (a request that cannot is
+    // rejected by the scheduler).
+    let capacity = (config.num_blocks as u64).saturating_mul(config.block_size);
+    let prompt_max = (config.max_model_len - 1).min(params.prompt_len.max.max(1));
 
     // Arrival iterations and per-request plans.
     let mut arrivals: BTreeMap<usize, Vec<Plan>> = BTreeMap::new();
     let mut t = 0.0;
     for k in 0..params.requests {
         t += rng.exponential(params.arrival_rate);
+        // Also true for an infinite `t`: past this test the cast to usize is exact.
+        if t.is_nan() || t > MAX_ARRIVAL as f64 {
+            return Err(SynthError::TooSparse { rate: params.arrival_rate, request: k, at: t });
+        }
         let at = t as usize;
-        let prompt_max = (config.max_model_len - 1).min(params.prompt_len.max.max(1));
-        let prompt_len = rng.length(&LengthDist { max: prompt_max, ..params.prompt_len });
+        let prompt_len = rng.length(&LengthDist { max: prompt_max, ..params.prompt_len }).min(prompt_max);
         let output = rng.length(&params.output_len);
-        let max_tokens = if rng.chance(params.capped_share) { rng.range(1, output) } else { output + rng.range(0, 64) };
-        // Fit the whole cache at the longest (a request that cannot is rejected by the scheduler).
-        let capacity = config.num_blocks as u64 * config.block_size;
+        let max_tokens = if rng.chance(params.capped_share) {
+            rng.range(1, output)
+        } else {
+            output.saturating_add(rng.range(0, 64))
+        };
         let prompt_len = prompt_len.min(capacity.saturating_sub(1).max(1));
         let max_tokens = max_tokens.min(capacity.saturating_sub(prompt_len).max(1));
-        let priority = i64::from(rng.range(0, u64::from(params.priorities.max(1)) - 1) as u32);
+        let priority = i64::from(rng.range(0, u64::from(params.priorities).saturating_sub(1)) as u32);
         let traceparent = rng
             .chance(params.traceparent_share)
             .then(|| format!("00-{:016x}{:016x}-{:016x}-01", rng.next_u64() | 1, rng.next_u64(), rng.next_u64() | 1));
         let end = rng.chance(params.abort_share).then(|| {
-            let after = rng.range(0, 2 * (prompt_len / config.max_num_batched_tokens.max(1) + output));
+            let work = (prompt_len / config.max_num_batched_tokens.max(1)).saturating_add(output);
+            let after = rng.range(0, work.saturating_mul(2));
             let reason = if rng.chance(params.error_share) {
                 FinishReason::Error
             } else if rng.chance(params.ignored_share) {
@@ -200,7 +257,12 @@ pub fn generate(params: &SynthParams) -> Result<Workload, EngineError> {
             } else {
                 FinishReason::Aborted
             };
-            (at + after as usize, rng.chance(params.in_flight_share), reason)
+            // An end past the run's last iteration never happens: the request finished before.
+            (
+                at.saturating_add(usize::try_from(after).unwrap_or(usize::MAX)),
+                rng.chance(params.in_flight_share),
+                reason,
+            )
         });
         let add = AddOp {
             id: format!("syn-{k:0width$}"),
@@ -219,12 +281,14 @@ pub fn generate(params: &SynthParams) -> Result<Workload, EngineError> {
     let mut steps = Vec::new();
     let last_arrival = arrivals.keys().next_back().copied().unwrap_or(0);
     // The engine's drain bound over all requests, after the last arrival.
-    let limit = last_arrival as u64
-        + super::engine::drain_bound(arrivals.values().flatten().map(|p| (p.add.prompt_len, p.add.max_tokens)));
+    let limit = (last_arrival as u64).saturating_add(super::engine::drain_bound(
+        arrivals.values().flatten().map(|p| (p.add.prompt_len, p.add.max_tokens)),
+        config.max_model_len,
+    ));
     let mut i = 0usize;
     while i <= last_arrival || scheduler.has_requests() {
         if i as u64 > limit {
-            return Err(EngineError::CannotDrain { live: scheduler.num_live(), iterations: i as u64 });
+            return Err(EngineError::CannotDrain { live: scheduler.num_live(), iterations: i as u64 }.into());
         }
         let mut it = Iteration::default();
         for plan in arrivals.remove(&i).unwrap_or_default() {
@@ -270,84 +334,4 @@ pub fn generate(params: &SynthParams) -> Result<Workload, EngineError> {
         steps.pop();
     }
     Ok(Workload { config, steps })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn draws<T>(n: usize, mut f: impl FnMut() -> T) -> Vec<T> {
-        (0..n).map(|_| f()).collect()
-    }
-
-    fn mean(v: &[f64]) -> f64 {
-        v.iter().sum::<f64>() / v.len() as f64
-    }
-
-    #[test]
-    fn splitmix64_matches_the_reference_outputs() {
-        // Reference values of SplitMix64 (Steele, Lea, Flood 2014): seed 0 starts 0xe220a8397b1dcdaf.
-        let mut r = Rng::new(0);
-        assert_eq!((r.next_u64(), r.next_u64()), (0xe220_a839_7b1d_cdaf, 0x6e78_9e6a_a1b9_65f4));
-        let mut r = Rng::new(1);
-        assert_eq!(
-            [r.next_u64(), r.next_u64(), r.next_u64()],
-            [0x910a_2dec_8902_5cc1, 0xbeeb_8da1_658e_ec67, 0xf893_a2ee_fb32_555e]
-        );
-    }
-
-    #[test]
-    fn unit_is_uniform_on_zero_to_one() {
-        let mut r = Rng::new(7);
-        let v = draws(20_000, || r.unit());
-        assert!(v.iter().all(|x| (0.0..1.0).contains(x)));
-        assert!((mean(&v) - 0.5).abs() < 0.01, "{}", mean(&v));
-        assert!(v.iter().any(|x| *x < 0.001) && v.iter().any(|x| *x > 0.999));
-    }
-
-    #[test]
-    fn range_covers_both_ends_and_nothing_else() {
-        let mut r = Rng::new(7);
-        let v = draws(10_000, || r.range(3, 9));
-        assert!(v.iter().all(|x| (3..=9).contains(x)));
-        for x in 3..=9 {
-            let share = v.iter().filter(|y| **y == x).count() as f64 / v.len() as f64;
-            assert!((share - 1.0 / 7.0).abs() < 0.02, "{x}: {share}");
-        }
-        assert_eq!((r.range(5, 5), r.range(7, 3)), (5, 7));
-    }
-
-    #[test]
-    fn chance_has_its_probability() {
-        let mut r = Rng::new(7);
-        assert!(draws(1000, || r.chance(0.0)).iter().all(|c| !c));
-        assert!(draws(1000, || r.chance(1.0)).iter().all(|c| *c));
-        let hits = draws(20_000, || r.chance(0.3)).iter().filter(|c| **c).count() as f64 / 20_000.0;
-        assert!((hits - 0.3).abs() < 0.015, "{hits}");
-    }
-
-    #[test]
-    fn exponential_and_normal_have_their_moments() {
-        let mut r = Rng::new(7);
-        let e = draws(40_000, || r.exponential(4.0));
-        assert!(e.iter().all(|x| *x >= 0.0));
-        assert!((mean(&e) - 0.25).abs() < 0.01, "{}", mean(&e));
-        let n = draws(40_000, || r.normal());
-        let m = mean(&n);
-        let var = n.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n.len() as f64;
-        assert!(m.abs() < 0.02 && (var - 1.0).abs() < 0.03, "mean {m}, variance {var}");
-        assert!(n.iter().filter(|x| **x < -1.0).count() > 5_000, "both tails");
-    }
-
-    #[test]
-    fn lengths_have_their_median_and_stay_in_bounds() {
-        let mut r = Rng::new(7);
-        let d = LengthDist { median: 100.0, sigma: 0.8, min: 5, max: 400 };
-        let mut v = draws(20_001, || r.length(&d));
-        v.sort_unstable();
-        assert!((95..=105).contains(&v[10_000]), "median {}", v[10_000]);
-        assert_eq!((v[0], v[20_000]), (5, 400), "clamped at both ends");
-        let fixed = LengthDist { median: 42.0, sigma: 0.0, min: 1, max: 1000 };
-        assert!(draws(100, || r.length(&fixed)).iter().all(|x| *x == 42));
-    }
 }

@@ -10,6 +10,9 @@
 //! # Ok::<(), journey_spec::WorkloadError>(())
 //! ```
 
+use std::io;
+use std::path::{Path, PathBuf};
+
 use super::config::{ConfigError, SchedulerConfig};
 use super::request::{FinishReason, NewRequest, TraceHeaders};
 use crate::model::RequestId;
@@ -120,6 +123,19 @@ pub enum WorkloadError {
     /// The configuration is rejected.
     #[error("invalid workload configuration: {0}")]
     Config(#[from] ConfigError),
+    /// The file cannot be read.
+    #[error("cannot read the workload: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A workload file that cannot be used: its path and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct WorkloadFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// What was wrong with it.
+    pub source: WorkloadError,
 }
 
 impl Workload {
@@ -128,6 +144,14 @@ impl Workload {
         let w: Workload = serde_json::from_str(text)?;
         w.config.validate()?;
         Ok(w)
+    }
+
+    /// Reads a workload file ([`Workload::from_json`] on its content); errors name the file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Workload, WorkloadFileError> {
+        let path = path.as_ref();
+        let read = std::fs::read_to_string(path).map_err(WorkloadError::from);
+        read.and_then(|text| Workload::from_json(&text))
+            .map_err(|source| WorkloadFileError { path: path.to_owned(), source })
     }
 
     /// The workload as one line of JSON.

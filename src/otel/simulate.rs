@@ -41,7 +41,8 @@ pub struct SimulateOptions {
     pub id_seed: u64,
     /// Wall-clock time of the simulation's start.
     pub start: SystemTime,
-    /// Modelled duration of a step: this much per step …
+    /// Modelled duration of a step: this much per step … (Any durations: simulated time
+    /// saturates at `u64::MAX` nanoseconds, some 584 years, instead of wrapping.)
     pub step_base: Duration,
     /// … plus this much per scheduled token.
     pub step_per_token: Duration,
@@ -132,7 +133,7 @@ pub fn simulate<W: Write + Send + 'static>(
             let out = s.last_step();
             stats.preemptions += out.preempted.len() as u64;
             let tokens = u32::try_from(out.total_tokens).unwrap_or(u32::MAX);
-            clock.advance(options.step_base + options.step_per_token.saturating_mul(tokens));
+            clock.advance(options.step_base.saturating_add(options.step_per_token.saturating_mul(tokens)));
         }
         stats.iterations += 1;
         progress(Progress { iterations: stats.iterations, planned, live: s.num_live() });

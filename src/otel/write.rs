@@ -30,6 +30,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{IdGenerator, SpanData, SpanExporter};
 
+use crate::r#impl::rng;
+
 /// What a writer wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriteStats {
@@ -180,10 +182,8 @@ impl SeededIds {
     }
 
     fn next(&self) -> u64 {
-        let mut z = self.state.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) | 1 // never the invalid all-zero id
+        let state = self.state.fetch_add(rng::GAMMA, Ordering::Relaxed).wrapping_add(rng::GAMMA);
+        rng::mix(state) | 1 // never the invalid all-zero id
     }
 }
 
@@ -194,5 +194,19 @@ impl IdGenerator for SeededIds {
 
     fn new_span_id(&self) -> SpanId {
         SpanId::from(self.next())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_ids_are_the_generator_stream_with_the_low_bit_set() {
+        let ids = SeededIds::new(42);
+        let mut rng = crate::r#impl::synth::Rng::new(42);
+        for _ in 0..100 {
+            assert_eq!(ids.next(), rng.next_u64() | 1);
+        }
     }
 }
