@@ -58,6 +58,13 @@ impl BlockPool {
             // The common case: a decoding request needs a new block once per `block_size` tokens.
             return true;
         }
+        self.take(held, missing)
+    }
+
+    /// Moves `missing` blocks to `held`, or none. Out of line, so that the scheduler's loop
+    /// over running requests, which inlines the common case above, keeps its registers.
+    #[inline(never)]
+    fn take(&mut self, held: &mut Vec<BlockId>, missing: usize) -> bool {
         if missing > self.free() {
             return false;
         }
