@@ -99,6 +99,10 @@ pub struct ExploreConfig {
     /// Most actions along one path.
     #[serde(default = "default_depth")]
     pub depth: usize,
+    /// Whether every explored state is also drained (steps without EOS until nothing is
+    /// live), with every property checked on the way and at the end.
+    #[serde(default = "yes")]
+    pub drain: bool,
     /// Deliberate scheduler bugs (test-only feature `faults`).
     #[cfg(feature = "faults")]
     #[doc(hidden)]
@@ -114,6 +118,10 @@ fn default_depth() -> usize {
     8
 }
 
+fn yes() -> bool {
+    true
+}
+
 impl ExploreConfig {
     /// A configuration with no fault injected.
     pub fn new(name: &str, scheduler: SchedulerConfig, shapes: Vec<Shape>, max_requests: usize, depth: usize) -> Self {
@@ -123,50 +131,61 @@ impl ExploreConfig {
             shapes,
             max_requests,
             depth,
+            drain: true,
             #[cfg(feature = "faults")]
             faults: crate::r#impl::Faults::NONE,
         }
     }
 
-    /// A KV cache of 4 blocks of 2 tokens, at most 2 tokens per request and step: two requests
+    /// A KV cache of 3 blocks of 2 tokens, at most 2 tokens per request and step: two requests
     /// already preempt each other, in prefill and in decode.
     pub fn tiny_kv() -> ExploreConfig {
         let scheduler = SchedulerConfig {
             max_num_seqs: 2,
             max_num_batched_tokens: 8,
             block_size: 2,
-            num_blocks: 4,
+            num_blocks: 3,
             max_model_len: 8,
             long_prefill_token_threshold: 2,
             enable_chunked_prefill: true,
             policy: Policy::Fcfs,
         };
-        let shapes = vec![Shape { prompt_len: 3, max_tokens: 2, priority: 0 }, Shape { prompt_len: 1, max_tokens: 3, priority: 0 }];
-        ExploreConfig::new("tiny-kv", scheduler, shapes, 3, 9)
+        let shapes = vec![
+            Shape { prompt_len: 3, max_tokens: 2, priority: 0 },
+            Shape { prompt_len: 1, max_tokens: 3, priority: 0 },
+        ];
+        ExploreConfig::new("tiny-kv", scheduler, shapes, 5, 30)
     }
 
     /// Chunked prefill off: a prompt is admitted whole or not at all.
     pub fn no_chunking() -> ExploreConfig {
         let scheduler = SchedulerConfig {
-            max_num_seqs: 2,
+            max_num_seqs: 3,
             max_num_batched_tokens: 8,
             block_size: 2,
-            num_blocks: 4,
+            num_blocks: 5,
             max_model_len: 8,
             long_prefill_token_threshold: 0,
             enable_chunked_prefill: false,
             policy: Policy::Fcfs,
         };
-        let shapes = vec![Shape { prompt_len: 5, max_tokens: 2, priority: 0 }, Shape { prompt_len: 1, max_tokens: 3, priority: 0 }];
-        ExploreConfig::new("no-chunking", scheduler, shapes, 3, 9)
+        let shapes = vec![
+            Shape { prompt_len: 5, max_tokens: 2, priority: 0 },
+            Shape { prompt_len: 1, max_tokens: 3, priority: 0 },
+            Shape { prompt_len: 3, max_tokens: 4, priority: 0 },
+        ];
+        ExploreConfig::new("no-chunking", scheduler, shapes, 5, 30)
     }
 
     /// The priority policy: the victim is the worst `(priority, arrival)`, which may already
     /// have been scheduled in the step.
     pub fn priority() -> ExploreConfig {
         let scheduler = SchedulerConfig { policy: Policy::Priority, ..ExploreConfig::tiny_kv().scheduler };
-        let shapes = vec![Shape { prompt_len: 3, max_tokens: 2, priority: 1 }, Shape { prompt_len: 1, max_tokens: 3, priority: 0 }];
-        ExploreConfig::new("priority", scheduler, shapes, 3, 9)
+        let shapes = vec![
+            Shape { prompt_len: 3, max_tokens: 2, priority: 1 },
+            Shape { prompt_len: 1, max_tokens: 3, priority: 0 },
+        ];
+        ExploreConfig::new("priority", scheduler, shapes, 4, 30)
     }
 
     /// Reads a configuration file (the JSON of [`ExploreConfig`]) and validates it.
@@ -311,6 +330,8 @@ pub struct Coverage {
     pub preempted_in_decode: bool,
     /// A request's FIRST_TOKEN and FINISHED in one step.
     pub first_token_and_finished_in_one_step: bool,
+    /// A preemption inside `schedule()` (out of KV blocks), not by a reset.
+    pub preempted_by_schedule: bool,
 }
 
 impl Default for Coverage {
@@ -320,6 +341,7 @@ impl Default for Coverage {
             preempted_in_prefill: false,
             preempted_in_decode: false,
             first_token_and_finished_in_one_step: false,
+            preempted_by_schedule: false,
         }
     }
 }
@@ -337,6 +359,7 @@ impl Coverage {
             (self.preempted_in_prefill, "PREEMPTED in prefill"),
             (self.preempted_in_decode, "PREEMPTED in decode"),
             (self.first_token_and_finished_in_one_step, "FIRST_TOKEN and FINISHED in one step"),
+            (self.preempted_by_schedule, "a preemption by schedule()"),
         ] {
             if !seen {
                 out.push(name.to_owned());
@@ -353,8 +376,9 @@ pub struct Counterexample {
     pub actions: Vec<Action>,
     /// The actions as concrete operations, one per line.
     pub lines: Vec<String>,
-    /// Whether the property broke while draining after the last action.
-    pub in_drain: bool,
+    /// How many of the last actions are the drain's (steps without EOS) of the state the
+    /// search reached.
+    pub drain_steps: usize,
     /// What broke.
     pub failure: Failure,
     /// The path as a workload file (`SPEC.md` §8) that `journey simulate --workload` replays.
@@ -374,8 +398,8 @@ impl fmt::Display for Counterexample {
         for (k, line) in self.lines.iter().enumerate() {
             writeln!(f, "  {}. {line}", k + 1)?;
         }
-        if self.in_drain {
-            writeln!(f, "  then drain (steps without EOS)")?;
+        if self.drain_steps > 0 {
+            writeln!(f, "  (the last {} are the drain: steps without EOS)", self.drain_steps)?;
         }
         write!(f, "broken: {}", self.failure)
     }
@@ -405,7 +429,8 @@ pub struct Report {
     pub max_depth: usize,
     /// Transitions taken (each checked).
     pub transitions: u64,
-    /// Whether no new state was left beyond the depth bound (the whole state space is explored).
+    /// Whether the deepest level found no new state: the whole state space (within
+    /// `max_requests`) is explored, and a deeper bound would find nothing more.
     pub exhausted: bool,
     /// The outcomes reached.
     pub coverage: Coverage,
@@ -486,20 +511,21 @@ impl Search<'_> {
 
     /// Drains a copy of `w` (whose fingerprint is `fp`): `Err` when a property breaks on the
     /// way or at the end. States already known to drain stop the walk.
-    fn drain(&mut self, w: &World, fp: u128) -> Result<(), Failure> {
-        if self.drained.contains(&fp) {
+    fn drain(&mut self, w: &World, fp: u128) -> Result<(), (usize, Failure)> {
+        if !self.config.drain || self.drained.contains(&fp) {
             return Ok(());
         }
         let mut walked = vec![fp];
         let bound = w.drain_bound();
-        let mut w = contained(|| w.fork(&self.clock))?;
+        let mut w = contained(|| w.fork(&self.clock)).map_err(|f| (0, f))?;
         let mut steps = 0;
         while w.has_requests() {
             if steps >= bound {
-                return Err(Failure::Drain { what: format!("{} requests still live after {steps} steps", w.num_live()) });
+                let what = format!("{} requests still live after {steps} steps", w.num_live());
+                return Err((steps as usize, Failure::Drain { what }));
             }
-            w = w.drain_step(self.config, &mut self.coverage)?;
             steps += 1;
+            w = w.drain_step(self.config, &mut self.coverage).map_err(|f| (steps as usize, f))?;
             let fp = self.fp(&w);
             if self.drained.contains(&fp) {
                 break;
@@ -507,7 +533,7 @@ impl Search<'_> {
             walked.push(fp);
         }
         if !w.has_requests() {
-            w.check_drained()?;
+            w.check_drained().map_err(|f| (steps as usize, f))?;
         }
         self.drained.extend(walked);
         Ok(())
@@ -558,19 +584,22 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
     search.nodes.push(Node { parent: u32::MAX, action: Action::FinishUnknown });
     let mut frontier: Vec<(u32, World)> = vec![(0, root)];
     let mut max_depth = 0;
-    let mut failure: Option<(u32, Option<Action>, Failure)> = None;
+    // The shortest failure so far: (length, state, actions after it, failure). An action that
+    // breaks a property at depth d is a shortest one; a drain that breaks one after k steps
+    // from a state at depth d is a candidate of length d + k, which shallower levels may beat.
+    let mut best: Option<(usize, u32, Vec<Action>, usize, Failure)> = None;
     let mut depth = 0;
-    while depth < config.depth && !frontier.is_empty() && failure.is_none() {
+    while depth < config.depth && !frontier.is_empty() && best.as_ref().is_none_or(|b| depth + 1 < b.0) {
         let mut next: Vec<(u32, World)> = Vec::new();
         let keep = depth + 1 < config.depth;
         'states: for (node, w) in frontier.drain(..) {
-            // One child: deduplicate, drain-check, queue. `false` stops the search.
+            // One child: deduplicate, drain-check, queue. `false` ends the level.
             let mut visit = |search: &mut Search, action: Action, child: Result<World, Failure>| -> bool {
                 search.transitions += 1;
                 let child = match child {
                     Ok(c) => c,
                     Err(f) => {
-                        failure = Some((node, Some(action), f));
+                        best = Some((depth + 1, node, vec![action], 0, f));
                         return false;
                     }
                 };
@@ -581,9 +610,11 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
                 let idx = search.nodes.len() as u32;
                 search.nodes.push(Node { parent: node, action });
                 max_depth = depth + 1;
-                if let Err(f) = search.drain(&child, fp) {
-                    failure = Some((idx, None, f));
-                    return false;
+                if let Err((k, f)) = search.drain(&child, fp) {
+                    let len = depth + 1 + k;
+                    if best.as_ref().is_none_or(|b| len < b.0) {
+                        best = Some((len, idx, vec![Action::Step { eos: 0, in_flight: None }; k], k, f));
+                    }
                 }
                 if keep {
                     next.push((idx, child));
@@ -609,13 +640,12 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
             if w.has_requests() {
                 let mut cov = std::mem::take(&mut search.coverage);
                 let mut children = Vec::new();
-                let ok = w.step_children(config, &search.clock, &mut cov, &mut |a, c, _| {
-                    let stop = c.is_err();
+                w.step_children(config, &search.clock, &mut cov, &mut |a, c, _| {
+                    let go_on = c.is_ok();
                     children.push((a, c));
-                    !stop
+                    go_on
                 });
                 search.coverage = cov;
-                let _ = ok;
                 for (action, child) in children {
                     if !visit(&mut search, action, child) {
                         break 'states;
@@ -632,22 +662,28 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
             elapsed: start.elapsed(),
         });
     }
-    let counterexample = failure.map(|(node, action, f)| counterexample(config, &search.nodes, node, action, f));
+    let counterexample = best.map(|(_, node, tail, k, f)| counterexample(config, &search.nodes, node, (tail, k), f));
     Ok(Report {
         name: config.name.clone(),
         unique_states: search.nodes.len(),
         max_depth,
         transitions: search.transitions,
-        exhausted: frontier.is_empty() && counterexample.is_none(),
+        exhausted: max_depth < config.depth && counterexample.is_none(),
         coverage: search.coverage,
         counterexample,
         elapsed: start.elapsed(),
     })
 }
 
-/// Rebuilds the path to `node` (then `last`, the action that broke a property, or the drain)
-/// and replays it for its concrete operations and workload file.
-fn counterexample(config: &ExploreConfig, nodes: &[Node], node: u32, last: Option<Action>, failure: Failure) -> Counterexample {
+/// Rebuilds the path to `node`, then `tail` (the action that broke a property, or the drain's
+/// steps), and replays it for its concrete operations and workload file.
+fn counterexample(
+    config: &ExploreConfig,
+    nodes: &[Node],
+    node: u32,
+    (tail, drain_steps): (Vec<Action>, usize),
+    failure: Failure,
+) -> Counterexample {
     let mut actions = Vec::new();
     let mut k = node;
     while let Some(n) = nodes.get(k as usize).filter(|n| n.parent != u32::MAX) {
@@ -655,11 +691,11 @@ fn counterexample(config: &ExploreConfig, nodes: &[Node], node: u32, last: Optio
         k = n.parent;
     }
     actions.reverse();
-    actions.extend(last);
+    actions.extend(tail);
     let (lines, workload, replayed) = replay(config, &actions);
     // The replay breaks the same property, with the same words; keep the search's otherwise.
     let failure = replayed.unwrap_or(failure);
-    Counterexample { actions, lines, in_drain: last.is_none(), failure, workload }
+    Counterexample { actions, lines, drain_steps, failure, workload }
 }
 
 /// Replays `actions` from the initial state, then drains: the operations one per line, the

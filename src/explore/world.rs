@@ -10,8 +10,8 @@ use crate::r#impl::{
     Status, StepOutput, UpdateOutput,
 };
 use crate::model::{
-    EventKind, InstanceChecker, JourneyChecker, JourneyEvent, Label, Phase, Progress, SpanInfo, State,
-    Step, TRANSITIONS, Verdict,
+    EventKind, InstanceChecker, JourneyChecker, JourneyEvent, Label, Phase, Progress, SpanInfo, State, Step,
+    TRANSITIONS, Verdict,
 };
 
 use super::{Action, Coverage, ExploreConfig, Failure, Shape};
@@ -48,6 +48,8 @@ pub(crate) struct World {
     reqs: Vec<Req>,
     /// Events the scheduler's outputs imply in the current transition, by request.
     expected: Vec<(usize, JourneyEvent)>,
+    /// Whether the current transition's `schedule()` preempted (for [`Coverage`]).
+    preempted_by_schedule: bool,
 }
 
 /// Where a transition is cut for branching: after `schedule()`, after the in-flight finish.
@@ -102,7 +104,7 @@ impl World {
         let mut plain = make()?;
         #[cfg(feature = "faults")]
         plain.inject_faults(config.faults);
-        Ok(World { traced, plain, reqs: Vec::new(), expected: Vec::new() })
+        Ok(World { traced, plain, reqs: Vec::new(), expected: Vec::new(), preempted_by_schedule: false })
     }
 
     /// A copy that branches on its own.
@@ -113,6 +115,7 @@ impl World {
             plain: self.plain.fork(clock).ok_or_else(no_copy)?,
             reqs: self.reqs.clone(),
             expected: Vec::new(),
+            preempted_by_schedule: self.preempted_by_schedule,
         })
     }
 
@@ -244,6 +247,7 @@ impl World {
         for &h in &out.preempted {
             self.preempted(h, out.step, shapes)?;
         }
+        self.preempted_by_schedule |= !out.preempted.is_empty();
         for s in &out.scheduled {
             if let Some(kind) = s.admitted {
                 let i = self.index_of(s.handle).unwrap_or(usize::MAX);
@@ -311,7 +315,12 @@ impl World {
 
     /// Applies `action` whole (the replay of a path, and every action but steps in the
     /// search) and checks the result.
-    pub(crate) fn apply(self, action: Action, config: &ExploreConfig, coverage: &mut Coverage) -> Result<World, Failure> {
+    pub(crate) fn apply(
+        self,
+        action: Action,
+        config: &ExploreConfig,
+        coverage: &mut Coverage,
+    ) -> Result<World, Failure> {
         let shapes = &config.shapes;
         let mut w = self;
         match action {
@@ -511,6 +520,7 @@ impl World {
                 got.push((i, b.event));
             }
         }
+        coverage.preempted_by_schedule |= std::mem::take(&mut self.preempted_by_schedule);
         let mut expected = std::mem::take(&mut self.expected);
         expected.sort_by_key(|(i, _)| *i);
         got.sort_by_key(|(i, _)| *i);

@@ -29,9 +29,9 @@ mod workload;
 pub use config::{ConfigError, Policy, SchedulerConfig};
 #[cfg(feature = "tracing")]
 pub use emitter::{BufferedEvent, Clock, Emitter, SimClock, SystemClock, TickClock};
-pub use engine::{Engine, EngineError, Iterated, RunSummary, replay};
 #[cfg(feature = "explore")]
 pub(crate) use engine::drain_bound;
+pub use engine::{Engine, EngineError, Iterated, RunSummary, replay};
 #[cfg(feature = "faults")]
 #[doc(hidden)]
 pub use faults::Faults;

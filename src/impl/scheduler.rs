@@ -532,7 +532,11 @@ impl Scheduler {
                 self.out.scheduled.push(Scheduled { handle: h, tokens: n, admitted: Some(kind) });
                 budget -= n;
                 #[cfg(feature = "faults")]
-                let kind = if kind == ScheduleKind::Resume && self.faults.resume_as_first { ScheduleKind::First } else { kind };
+                let kind = if kind == ScheduleKind::Resume && self.faults.resume_as_first {
+                    ScheduleKind::First
+                } else {
+                    kind
+                };
                 hooks.scheduled(h, r, step, kind);
             }
         }
