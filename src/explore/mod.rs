@@ -562,7 +562,7 @@ impl Search<'_> {
 }
 
 /// Explores `config` breadth first to `config.depth` actions; `progress` is called after every
-/// level and every 65,536 new states. Stops at the first broken property, whose path is then
+/// level and every 4,096 new states. Stops at the first broken property, whose path is then
 /// a shortest one.
 pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> Result<Report, ExploreError> {
     config.validate()?;
@@ -619,7 +619,7 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
                 if keep {
                     next.push((idx, child));
                 }
-                if search.nodes.len() % 65_536 == 0 {
+                if search.nodes.len() % 4_096 == 0 {
                     progress(&Progress {
                         states: search.nodes.len(),
                         depth: depth + 1,

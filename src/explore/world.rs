@@ -101,9 +101,13 @@ impl World {
         traced.set_emitter(Some(Emitter::without_tracer().with_clock(clock.clone())));
         #[cfg(feature = "faults")]
         traced.inject_faults(config.faults);
-        let mut plain = make()?;
+        let plain = make()?;
         #[cfg(feature = "faults")]
-        plain.inject_faults(config.faults);
+        let plain = {
+            let mut plain = plain;
+            plain.inject_faults(config.faults);
+            plain
+        };
         Ok(World { traced, plain, reqs: Vec::new(), expected: Vec::new(), preempted_by_schedule: false })
     }
 
