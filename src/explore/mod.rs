@@ -391,15 +391,17 @@ impl fmt::Display for Counterexample {
     ///   1. add r0: prompt 3, max_tokens 2
     ///   2. step
     ///   3. reset
-    /// broken: projection of r0: ...
+    /// broken: projection of r0: the scheduler holds (computed, outputs, preemptions) = (2, 0, 1), its outputs imply (0, 0, 1)
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "counterexample, {} operations:", self.lines.len())?;
         for (k, line) in self.lines.iter().enumerate() {
             writeln!(f, "  {}. {line}", k + 1)?;
         }
-        if self.drain_steps > 0 {
-            writeln!(f, "  (the last {} are the drain: steps without EOS)", self.drain_steps)?;
+        match self.drain_steps {
+            0 => {}
+            1 => writeln!(f, "  (the last is the drain's: a step without EOS)")?,
+            n => writeln!(f, "  (the last {n} are the drain's: steps without EOS)")?,
         }
         write!(f, "broken: {}", self.failure)
     }
@@ -619,7 +621,7 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
                 if keep {
                     next.push((idx, child));
                 }
-                if search.nodes.len() % 4_096 == 0 {
+                if search.nodes.len().is_multiple_of(4_096) {
                     progress(&Progress {
                         states: search.nodes.len(),
                         depth: depth + 1,
@@ -639,12 +641,7 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
             }
             if w.has_requests() {
                 let mut cov = std::mem::take(&mut search.coverage);
-                let mut children = Vec::new();
-                w.step_children(config, &search.clock, &mut cov, &mut |a, c, _| {
-                    let go_on = c.is_ok();
-                    children.push((a, c));
-                    go_on
-                });
+                let children = w.step_children(config, &search.clock, &mut cov);
                 search.coverage = cov;
                 for (action, child) in children {
                     if !visit(&mut search, action, child) {

@@ -432,19 +432,21 @@ impl World {
     }
 
     /// The children of a step, for every in-flight choice and every EOS choice, in the order
-    /// of [`Action::Step`]'s enumeration: `f` gets each action and its checked result.
+    /// of [`Action::Step`]'s enumeration, each checked; the list ends at the first failure.
     pub(crate) fn step_children(
         &self,
         config: &ExploreConfig,
         clock: &TickClock,
         coverage: &mut Coverage,
-        f: &mut dyn FnMut(Action, Result<World, Failure>, &mut Coverage) -> bool,
-    ) -> bool {
+    ) -> Vec<(Action, Result<World, Failure>)> {
         let shapes = &config.shapes;
-        let first = Action::Step { eos: 0, in_flight: None };
+        let mut out = Vec::new();
         let mid = match contained(|| self.fork(clock)?.schedule(shapes)) {
             Ok(mid) => mid,
-            Err(e) => return f(first, Err(e), coverage),
+            Err(e) => {
+                out.push((Action::Step { eos: 0, in_flight: None }, Err(e)));
+                return out;
+            }
         };
         let picks = std::iter::once(None).chain((0..mid.scheduled).map(|k| Some(k as u8)));
         for in_flight in picks {
@@ -458,11 +460,13 @@ impl World {
             });
             let after = match after {
                 Ok(w) => w,
-                Err(e) => return f(Action::Step { eos: 0, in_flight }, Err(e), coverage),
+                Err(e) => {
+                    out.push((Action::Step { eos: 0, in_flight }, Err(e)));
+                    return out;
+                }
             };
             let k = after.sampling().min(31);
             for eos in 0..(1u32 << k) {
-                let action = Action::Step { eos, in_flight };
                 let child = contained(|| {
                     let mut w = after.fork(clock)?;
                     w.expected.clone_from(&after.expected);
@@ -470,12 +474,14 @@ impl World {
                     w.check(coverage)?;
                     Ok(w)
                 });
-                if !f(action, child, coverage) {
-                    return false;
+                let failed = child.is_err();
+                out.push((Action::Step { eos, in_flight }, child));
+                if failed {
+                    return out;
                 }
             }
         }
-        true
+        out
     }
 
     // ---- The properties ----------------------------------------------------------------------
