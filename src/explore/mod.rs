@@ -31,6 +31,18 @@
 //! run, not liveness). Reachability is measured ([`Coverage`]): every row of the transition
 //! table, preemption in prefill and in decode, FIRST_TOKEN and FINISHED in one step.
 //!
+//! # The async engine, later
+//!
+//! A step is already three stages in the explorer's state: `schedule()`, the in-flight finish, the
+//! tokens (`update_from_output`). The async engine (`SPEC.md` §11) overlaps them: the next
+//! `schedule()` runs before the previous step's tokens are applied. It fits as a mode of this
+//! explorer rather than a second one: a configuration field selects it, the state gains the
+//! queue of steps whose outputs are pending, [`Action::Step`] splits into "schedule ahead" and
+//! "apply the oldest output" (each enabled by the queue's length), and the fingerprint lists
+//! the pending steps' requests in queue order. Properties, symmetry, drains and
+//! counterexamples stay as they are; the fault "free a request's blocks one step early" then
+//! becomes reachable.
+//!
 //! # Why not `stateright`
 //!
 //! stateright's `Model` wants a `State: Clone + Hash + Eq` that is the whole state and hashes it
@@ -609,7 +621,8 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
                 if !search.visited.insert(fp) {
                     return true;
                 }
-                let idx = search.nodes.len() as u32;
+                // Parent links are 32-bit: past 2^32 - 1 states the level ends early.
+                let Ok(idx) = u32::try_from(search.nodes.len()) else { return false };
                 search.nodes.push(Node { parent: node, action });
                 max_depth = depth + 1;
                 if let Err((k, f)) = search.drain(&child, fp) {

@@ -448,28 +448,47 @@ impl World {
                 return out;
             }
         };
-        let picks = std::iter::once(None).chain((0..mid.scheduled).map(|k| Some(k as u8)));
+        let scheduled = mid.scheduled;
+        let mut mid = Some(mid.world);
+        let picks = std::iter::once(None).chain((0..scheduled).map(|k| Some(k as u8)));
         for in_flight in picks {
             let after = contained(|| {
-                let mut w = mid.world.fork(clock)?;
-                w.expected.clone_from(&mid.world.expected);
+                // The last choice takes the state itself instead of a copy.
+                let mut w = match mid.take_if(|_| in_flight.map_or(scheduled == 0, |k| k as usize + 1 == scheduled)) {
+                    Some(w) => w,
+                    None => {
+                        let base = mid.as_ref().ok_or_else(|| diverged("no state to step"))?;
+                        let mut w = base.fork(clock)?;
+                        w.expected.clone_from(&base.expected);
+                        w
+                    }
+                };
                 if let Some(pick) = in_flight {
                     w.in_flight(pick, shapes)?;
                 }
                 Ok(w)
             });
-            let after = match after {
-                Ok(w) => w,
+            let mut after = match after {
+                Ok(w) => Some(w),
                 Err(e) => {
                     out.push((Action::Step { eos: 0, in_flight }, Err(e)));
                     return out;
                 }
             };
-            let k = after.sampling().min(31);
-            for eos in 0..(1u32 << k) {
+            let k = after.as_ref().map_or(0, |w| w.sampling().min(31));
+            let last = (1u32 << k) - 1;
+            for eos in 0..=last {
                 let child = contained(|| {
-                    let mut w = after.fork(clock)?;
-                    w.expected.clone_from(&after.expected);
+                    // The last choice takes the state itself instead of a copy.
+                    let mut w = match after.take_if(|_| eos == last) {
+                        Some(w) => w,
+                        None => {
+                            let base = after.as_ref().ok_or_else(|| diverged("no state to step"))?;
+                            let mut w = base.fork(clock)?;
+                            w.expected.clone_from(&base.expected);
+                            w
+                        }
+                    };
                     w.update(eos, shapes)?;
                     w.check(coverage)?;
                     Ok(w)
