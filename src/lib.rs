@@ -41,6 +41,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "explore")]
+pub mod explore;
 pub mod r#impl;
 pub mod model;
 #[cfg(feature = "otlp")]

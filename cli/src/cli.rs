@@ -12,7 +12,7 @@ use journey_spec::model::RuleId;
 pub const EXIT_STATUS: &str = "\
 EXIT STATUS:
   0  every journey conforms (or is incomplete); also when stdout is closed early (broken pipe)
-  1  at least one journey violates a rule that is not allowed
+  1  at least one journey violates a rule that is not allowed; explore: a counterexample
   2  an input could not be read or parsed (every problem is reported on stderr as
      path:line: message, and the rest of the input is still checked), an unknown request id
      (timeline), or a usage error";
@@ -65,6 +65,17 @@ pub enum Command {
     /// Time is simulated: each step costs --step-ms plus --token-us per scheduled token, so the
     /// output is the same bytes for the same workload. A summary goes to stderr.
     Simulate(SimulateArgs),
+    /// Explore every sequence of operations up to a depth on a configuration, breadth first.
+    ///
+    /// The configuration file is JSON: {"name": ..., "scheduler": {the workload config},
+    /// "shapes": [{"prompt_len": 3, "max_tokens": 2, "priority": 0}], "max_requests": 3}.
+    /// Operations: add a request of each shape, a step with every EOS choice and every in-flight
+    /// abort, finish each live request with each external reason, finish a finished or unknown
+    /// id, reset. Every state is checked (scheduler invariants, emitted journeys against the
+    /// model, traced and untraced decisions equal) and drained. Exits 1 with the shortest
+    /// counterexample when a property breaks.
+    #[command(after_help = EXIT_STATUS)]
+    Explore(ExploreArgs),
     /// The one-command tour: simulate a busy default workload (preemptions, aborts), check every
     /// journey, print the summary and the timeline of the most-preempted request.
     Demo(DemoArgs),
@@ -256,6 +267,26 @@ const SYNTH_OPTIONS: [&str; 15] = [
     "long_prefill_token_threshold",
     "no_chunked_prefill",
 ];
+
+/// `journey explore`.
+#[derive(Debug, Args)]
+pub struct ExploreArgs {
+    /// The configuration to explore (JSON, see above).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Most operations along one path.
+    #[arg(long, value_name = "N")]
+    pub depth: usize,
+    /// Most requests added along one path (default: the file's, else 3).
+    #[arg(long, value_name = "K")]
+    pub requests: Option<usize>,
+    /// Do not drain every explored state.
+    #[arg(long)]
+    pub no_drain: bool,
+    /// Where to write the counterexample as a workload file.
+    #[arg(long, value_name = "FILE")]
+    pub workload_out: Option<PathBuf>,
+}
 
 /// `journey demo`.
 #[derive(Debug, Args)]

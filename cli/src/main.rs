@@ -7,6 +7,7 @@
 //! journey report [--out FILE] [--against PATH]... [--allow RULE]... [--profile sync] [--complete] PATH...
 //! journey rules [--format text|json]
 //! journey simulate [--workload FILE | --seed N --requests N ...] [--out FILE] [--workload-out FILE]
+//! journey explore --config FILE --depth N [--requests K] [--workload-out FILE]
 //! journey demo [--seed N --requests N ...]
 //! ```
 //!
@@ -16,13 +17,15 @@
 //! # Exit status
 //!
 //! - 0: every journey conforms or is incomplete; also when stdout is closed early (broken pipe).
-//! - 1: at least one journey violates a rule that is not allowed (`check`, `timeline`).
+//! - 1: at least one journey violates a rule that is not allowed (`check`, `timeline`), or
+//!   `explore` found a counterexample.
 //! - 2: an input could not be read or parsed (the rest is still checked), an unknown request id
 //!   (`timeline`), or a usage error. Input errors win over violations.
 //!
 //! The binary is glue: everything it reports is computed by `journey_spec::otel`.
 
 mod cli;
+mod explore;
 mod input;
 mod simulate;
 mod status;
@@ -75,6 +78,7 @@ fn run(cli: Cli) -> io::Result<u8> {
         Command::Report(args) => report(args, &mut out)?,
         Command::Rules(args) => rules(args, &mut out)?,
         Command::Simulate(args) => simulate::run(args)?,
+        Command::Explore(args) => explore::run(args, &mut out)?,
         Command::Demo(args) => simulate::demo(args, &mut out)?,
     };
     out.flush()?;

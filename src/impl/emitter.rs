@@ -308,6 +308,40 @@ impl Emitter {
         &self.buffer
     }
 
+    /// A copy for the explorer's branching states, on `clock`: the per-request state and the
+    /// buffer. `None` when the emitter has a tracer, whose spans cannot be copied.
+    #[cfg(feature = "explore")]
+    pub(crate) fn fork(&self, clock: impl Clock + 'static) -> Option<Emitter> {
+        if self.tracer.is_some() {
+            return None;
+        }
+        let tracked = self
+            .tracked
+            .iter()
+            .map(|t| {
+                t.as_ref().map(|t| Tracked {
+                    generation: t.generation,
+                    id: Arc::clone(&t.id),
+                    span: None,
+                    first_token_emitted: t.first_token_emitted,
+                    hiwater: t.hiwater,
+                    #[cfg(debug_assertions)]
+                    checker: t.checker.clone(),
+                })
+            })
+            .collect();
+        Some(Emitter {
+            tracer: None,
+            clock: Box::new(clock),
+            propagator: TraceContextPropagator::new(),
+            tracked,
+            live: self.live,
+            buffer: self.buffer.clone(),
+            buffer_enabled: self.buffer_enabled,
+            contained_panics: self.contained_panics,
+        })
+    }
+
     fn slot(&mut self, h: Handle) -> Option<&mut Tracked> {
         self.tracked.get_mut(h.slot()).and_then(Option::as_mut).filter(|t| t.generation == h.generation)
     }

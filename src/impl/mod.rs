@@ -15,6 +15,9 @@ mod config;
 #[cfg(feature = "tracing")]
 pub mod emitter;
 mod engine;
+#[cfg(feature = "faults")]
+#[doc(hidden)]
+pub mod faults;
 mod hooks;
 mod kv;
 mod queue;
@@ -27,7 +30,12 @@ mod workload;
 pub use config::{ConfigError, Policy, SchedulerConfig};
 #[cfg(feature = "tracing")]
 pub use emitter::{BufferedEvent, Clock, Emitter, SimClock, SystemClock, TickClock};
+#[cfg(feature = "explore")]
+pub(crate) use engine::drain_bound;
 pub use engine::{Engine, EngineError, Iterated, RunSummary, replay};
+#[cfg(feature = "faults")]
+#[doc(hidden)]
+pub use faults::Faults;
 pub use kv::{BlockId, BlockPool};
 pub use request::{FinishReason, Handle, NewRequest, Request, Status, TraceHeaders};
 pub use scheduler::{AddError, Finished, InvariantError, Scheduled, Scheduler, StepOutput, UpdateOutput};

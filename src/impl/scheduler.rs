@@ -157,6 +157,8 @@ pub struct Scheduler {
     reset_preempted: Vec<Handle>,
     #[cfg(feature = "tracing")]
     emitter: Option<Box<super::emitter::Emitter>>,
+    #[cfg(feature = "faults")]
+    faults: super::faults::Faults,
 }
 
 /// Calls `$s.$method($args.., hooks)`, a method generic over [`Hooks`], with the attached
@@ -247,6 +249,44 @@ impl Scheduler {
             reset_preempted: Vec::new(),
             #[cfg(feature = "tracing")]
             emitter: None,
+            #[cfg(feature = "faults")]
+            faults: super::faults::Faults::NONE,
+        })
+    }
+
+    /// Injects deliberate bugs (test-only feature `faults`), to show that checks find them.
+    #[cfg(feature = "faults")]
+    #[doc(hidden)]
+    pub fn inject_faults(&mut self, faults: super::faults::Faults) {
+        self.faults = faults;
+    }
+
+    /// A copy of the scheduler for the explorer, whose states branch. The emitter is copied
+    /// only when it has no tracer (spans cannot be copied; `None` then), onto `clock`.
+    #[cfg(feature = "explore")]
+    pub(crate) fn fork(&self, clock: &super::emitter::TickClock) -> Option<Scheduler> {
+        let emitter = match &self.emitter {
+            None => None,
+            Some(e) => Some(Box::new(e.fork(clock.clone())?)),
+        };
+        Some(Scheduler {
+            config: self.config,
+            step: self.step,
+            slots: self.slots.clone(),
+            free_slots: self.free_slots.clone(),
+            by_id: self.by_id.clone(),
+            waiting: self.waiting.clone(),
+            running: self.running.clone(),
+            pool: self.pool.clone(),
+            next_arrival: self.next_arrival,
+            unreported_finishes: self.unreported_finishes,
+            out: self.out.clone(),
+            update: self.update.clone(),
+            finished: self.finished.clone(),
+            reset_preempted: self.reset_preempted.clone(),
+            emitter,
+            #[cfg(feature = "faults")]
+            faults: self.faults,
         })
     }
 
@@ -490,7 +530,11 @@ impl Scheduler {
         }
 
         // Waiting requests, only when this step preempted nothing.
-        if self.out.preempted.is_empty() {
+        #[cfg(feature = "faults")]
+        let admit = self.out.preempted.is_empty() || self.faults.admit_after_preemption;
+        #[cfg(not(feature = "faults"))]
+        let admit = self.out.preempted.is_empty();
+        if admit {
             while budget > 0 && self.running.len() < c.max_num_seqs {
                 let Some(h) = self.waiting.peek() else { break };
                 let Some(r) = live_mut(&mut self.slots, h) else { break };
@@ -512,6 +556,12 @@ impl Scheduler {
                 self.running.push(h);
                 self.out.scheduled.push(Scheduled { handle: h, tokens: n, admitted: Some(kind) });
                 budget -= n;
+                #[cfg(feature = "faults")]
+                let kind = if kind == ScheduleKind::Resume && self.faults.resume_as_first {
+                    ScheduleKind::First
+                } else {
+                    kind
+                };
                 hooks.scheduled(h, r, step, kind);
             }
         }
@@ -558,7 +608,13 @@ impl Scheduler {
         let Some(r) = live_mut(&mut self.slots, h) else { return };
         self.pool.release(&mut r.blocks);
         r.status = Status::Preempted;
-        r.num_computed = 0;
+        #[cfg(feature = "faults")]
+        let keep = self.faults.keep_computed_on_preemption;
+        #[cfg(not(feature = "faults"))]
+        let keep = false;
+        if !keep {
+            r.num_computed = 0;
+        }
         r.num_preemptions += 1;
         hooks.preempted(h, r, step);
         self.waiting.push_front(h, r.priority, r.arrival);

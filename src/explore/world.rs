@@ -1,0 +1,762 @@
+//! One state of the explored system and its transitions: the traced and the untraced
+//! scheduler side by side, a projection of the events each request must have, and one journey
+//! checker per live request. Every transition checks every property before it returns.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::r#impl::emitter::TickClock;
+use crate::r#impl::{
+    AddOp, Emitter, FinishOp, FinishReason, Finished, Handle, InFlight, Iteration, NewRequest, Op, Policy, Scheduler,
+    Status, StepOutput, UpdateOutput,
+};
+use crate::model::{
+    EventKind, InstanceChecker, JourneyChecker, JourneyEvent, Label, Phase, Progress, SpanInfo, State, Step,
+    TRANSITIONS, Verdict,
+};
+
+use super::{Action, Coverage, ExploreConfig, Failure, Shape};
+
+/// The id of the request added `n`-th along a path.
+pub(crate) fn request_id(n: usize) -> String {
+    format!("r{n}")
+}
+
+/// The id that no request ever has (finishing it must do nothing).
+pub(crate) const UNKNOWN_ID: &str = "ghost";
+
+/// One request as the projection sees it: what the scheduler's own outputs imply.
+#[derive(Debug, Clone)]
+struct Req {
+    shape: u8,
+    handle: Handle,
+    live: bool,
+    /// Tokens scheduled since the last preemption.
+    computed: u64,
+    /// Prompt tokens processed before the first output (survives preemption).
+    hiwater: u64,
+    outputs: u64,
+    preemptions: u64,
+    first_token_step: Option<Step>,
+    /// The model, fed the emitted events; `None` once the journey finished conforming.
+    checker: Option<JourneyChecker>,
+}
+
+/// A state of the explored system.
+pub(crate) struct World {
+    traced: Scheduler,
+    plain: Scheduler,
+    reqs: Vec<Req>,
+    /// Events the scheduler's outputs imply in the current transition, by request.
+    expected: Vec<(usize, JourneyEvent)>,
+    /// Whether the current transition's `schedule()` preempted (for [`Coverage`]).
+    preempted_by_schedule: bool,
+}
+
+/// Where a transition is cut for branching: after `schedule()`, after the in-flight finish.
+pub(crate) struct Scheduled {
+    world: World,
+    /// How many requests the step scheduled (in-flight choices).
+    pub(crate) scheduled: usize,
+}
+
+fn diverged(what: &str) -> Failure {
+    Failure::Diverged { what: what.to_owned() }
+}
+
+fn progress_of(r: &Req, shape: &Shape) -> Progress {
+    Progress {
+        prefill_done: r.hiwater.min(shape.prompt_len),
+        prefill_total: shape.prompt_len,
+        decode_done: r.outputs,
+        decode_max: shape.max_tokens,
+    }
+}
+
+/// The fields the projection fixes: all but the clocks.
+fn essence(e: &JourneyEvent) -> JourneyEvent {
+    JourneyEvent { ts_monotonic: 0.0, time_unix_nano: None, ..e.clone() }
+}
+
+/// Runs `f`, turning a panic of the system under test into a failure.
+pub(crate) fn contained<R>(f: impl FnOnce() -> Result<R, Failure>) -> Result<R, Failure> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            Err(Failure::Panicked(msg))
+        }
+    }
+}
+
+impl World {
+    /// The initial state: two empty schedulers, the traced one with a buffer-only emitter on
+    /// `clock` (shared by every state, so that events keep their order along any path).
+    pub(crate) fn new(config: &ExploreConfig, clock: &TickClock) -> Result<World, Failure> {
+        let make = || Scheduler::new(config.scheduler).map_err(|e| Failure::Config(e.to_string()));
+        let mut traced = make()?;
+        traced.set_emitter(Some(Emitter::without_tracer().with_clock(clock.clone())));
+        #[cfg(feature = "faults")]
+        traced.inject_faults(config.faults);
+        let plain = make()?;
+        #[cfg(feature = "faults")]
+        let plain = {
+            let mut plain = plain;
+            plain.inject_faults(config.faults);
+            plain
+        };
+        Ok(World { traced, plain, reqs: Vec::new(), expected: Vec::new(), preempted_by_schedule: false })
+    }
+
+    /// A copy that branches on its own.
+    pub(crate) fn fork(&self, clock: &TickClock) -> Result<World, Failure> {
+        let no_copy = || Failure::Config("the scheduler cannot be copied".to_owned());
+        Ok(World {
+            traced: self.traced.fork(clock).ok_or_else(no_copy)?,
+            plain: self.plain.fork(clock).ok_or_else(no_copy)?,
+            reqs: self.reqs.clone(),
+            expected: Vec::new(),
+            preempted_by_schedule: self.preempted_by_schedule,
+        })
+    }
+
+    /// Requests added so far.
+    pub(crate) fn added(&self) -> usize {
+        self.reqs.len()
+    }
+
+    /// Whether the engine would run `schedule()` now.
+    pub(crate) fn has_requests(&self) -> bool {
+        self.traced.has_requests()
+    }
+
+    /// Whether any request is running (a reset then preempts).
+    pub(crate) fn any_running(&self) -> bool {
+        !self.traced.running().is_empty()
+    }
+
+    /// Live requests, running ones first in running order, then the waiting queue in order:
+    /// the order in which [`Action::Finish`] picks.
+    pub(crate) fn live_order(&self) -> impl Iterator<Item = Handle> + '_ {
+        self.traced.running().iter().copied().chain(self.traced.waiting())
+    }
+
+    /// How many requests are live.
+    pub(crate) fn num_live(&self) -> usize {
+        self.traced.num_live()
+    }
+
+    /// The live request behind `h` (also one that finished in the current transition, whose
+    /// handle the scheduler no longer knows).
+    fn index_of(&self, h: Handle) -> Option<usize> {
+        self.reqs.iter().position(|r| r.live && r.handle == h)
+    }
+
+    fn req(&mut self, h: Handle) -> Result<&mut Req, Failure> {
+        let i = self.index_of(h).ok_or_else(|| diverged("an output names a request that is not live"))?;
+        self.reqs.get_mut(i).ok_or_else(|| diverged("an output names an unknown request"))
+    }
+
+    fn expect(&mut self, i: usize, label: Label, step: Step, shapes: &[Shape]) {
+        let (Some(r), Some(shape)) = (self.reqs.get(i), shapes.get(self.reqs.get(i).map_or(0, |r| r.shape as usize)))
+        else {
+            return;
+        };
+        let e = JourneyEvent::new(label, step, progress_of(r, shape), r.preemptions);
+        self.expected.push((i, e));
+    }
+
+    // ---- The transitions ---------------------------------------------------------------------
+
+    /// Adds a request of shape `shape` with the next id.
+    pub(crate) fn add(&mut self, shape: u8, shapes: &[Shape]) -> Result<(), Failure> {
+        let s = *shapes.get(shape as usize).ok_or_else(|| Failure::Config(format!("no shape {shape}")))?;
+        let i = self.reqs.len();
+        let new = NewRequest::new(request_id(i), s.prompt_len, s.max_tokens).priority(s.priority);
+        let step = self.traced.step();
+        let h = self.traced.add_request(new.clone()).map_err(Failure::Rejected)?;
+        if self.plain.add_request(new).ok() != Some(h) {
+            return Err(diverged("add_request"));
+        }
+        self.reqs.push(Req {
+            shape,
+            handle: h,
+            live: true,
+            computed: 0,
+            hiwater: 0,
+            outputs: 0,
+            preemptions: 0,
+            first_token_step: None,
+            checker: Some(JourneyChecker::new(request_id(i))),
+        });
+        self.expect(i, Label::Queued, step, shapes);
+        Ok(())
+    }
+
+    /// Finishes `id` from outside with `reason`.
+    pub(crate) fn finish(&mut self, id: &str, reason: FinishReason, shapes: &[Shape]) -> Result<usize, Failure> {
+        let done = self.traced.finish_requests([id], reason, None).to_vec();
+        if done != self.plain.finish_requests([id], reason, None) {
+            return Err(diverged("finish_requests"));
+        }
+        self.finished(&done, shapes)?;
+        Ok(done.len())
+    }
+
+    fn preempted(&mut self, h: Handle, step: Step, shapes: &[Shape]) -> Result<(), Failure> {
+        let r = self.req(h)?;
+        r.preemptions += 1;
+        r.computed = 0;
+        let i = self.index_of(h).unwrap_or(usize::MAX);
+        self.expect(i, Label::Preempted, step, shapes);
+        Ok(())
+    }
+
+    fn finished(&mut self, done: &[Finished], shapes: &[Shape]) -> Result<(), Failure> {
+        for f in done {
+            let i = f.id.strip_prefix('r').and_then(|n| n.parse::<usize>().ok());
+            let Some(i) = i.filter(|&i| self.reqs.get(i).is_some_and(|r| r.live && r.handle == f.handle)) else {
+                return Err(diverged("a finish names a request that is not live"));
+            };
+            self.expect(i, Label::Finished(f.status), f.step, shapes);
+            if let Some(r) = self.reqs.get_mut(i) {
+                r.live = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Preempts every running request.
+    pub(crate) fn reset(&mut self, shapes: &[Shape]) -> Result<(), Failure> {
+        let step = self.traced.step();
+        let preempted = self.traced.reset().to_vec();
+        if preempted != self.plain.reset() {
+            return Err(diverged("reset"));
+        }
+        for h in preempted {
+            self.preempted(h, step, shapes)?;
+        }
+        Ok(())
+    }
+
+    /// The first part of a step: `schedule()` on both schedulers.
+    pub(crate) fn schedule(mut self, shapes: &[Shape]) -> Result<Scheduled, Failure> {
+        let out: StepOutput = self.traced.schedule().clone();
+        if &out != self.plain.schedule() {
+            return Err(diverged("schedule"));
+        }
+        for &h in &out.preempted {
+            self.preempted(h, out.step, shapes)?;
+        }
+        self.preempted_by_schedule |= !out.preempted.is_empty();
+        for s in &out.scheduled {
+            if let Some(kind) = s.admitted {
+                let i = self.index_of(s.handle).unwrap_or(usize::MAX);
+                self.expect(i, Label::Scheduled(kind), out.step, shapes);
+            }
+        }
+        for s in &out.scheduled {
+            let r = self.req(s.handle)?;
+            r.computed += s.tokens;
+            if r.outputs == 0 {
+                let prompt = shapes.get(r.shape as usize).map_or(0, |s| s.prompt_len);
+                r.hiwater = r.hiwater.max(r.computed.min(prompt));
+            }
+        }
+        Ok(Scheduled { scheduled: out.scheduled.len(), world: self })
+    }
+
+    /// The in-flight part of a step: the `pick`-th scheduled request is aborted.
+    fn in_flight(&mut self, pick: u8, shapes: &[Shape]) -> Result<String, Failure> {
+        let h = self.traced.last_step().scheduled.get(pick as usize).map(|s| s.handle);
+        let id = h.and_then(|h| self.traced.request(h)).map(|r| r.id().to_owned());
+        let id = id.ok_or_else(|| diverged("in-flight pick out of range"))?;
+        self.finish(&id, FinishReason::Aborted, shapes)?;
+        Ok(id)
+    }
+
+    /// How many requests get a token in this step (EOS choices).
+    pub(crate) fn sampling(&self) -> usize {
+        self.traced.sampling().count()
+    }
+
+    /// The last part of a step: the tokens, EOS for the sampled requests whose bit is set.
+    /// Returns the ids that got EOS.
+    fn update(&mut self, eos: u32, shapes: &[Shape]) -> Result<Vec<String>, Failure> {
+        let sampled: Vec<Handle> = self.traced.sampling().collect();
+        let ids: Vec<String> = sampled
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| *k < 32 && eos & (1 << k) != 0)
+            .filter_map(|(_, h)| self.traced.request(*h).map(|r| r.id().to_owned()))
+            .collect();
+        let is_eos = |id: &str| ids.iter().any(|e| e == id);
+        let upd: UpdateOutput = self.traced.update_from_output(is_eos).clone();
+        if &upd != self.plain.update_from_output(is_eos) {
+            return Err(diverged("update_from_output"));
+        }
+        for &(h, first) in &upd.sampled {
+            let i = self.index_of(h).unwrap_or(usize::MAX);
+            let r = self.req(h)?;
+            r.outputs += 1;
+            if first != (r.outputs == 1) {
+                return Err(Failure::Projection {
+                    request: request_id(i),
+                    what: format!("first-token flag {first} on output {}", r.outputs),
+                });
+            }
+            if first {
+                r.first_token_step = Some(upd.step);
+                self.expect(i, Label::FirstToken, upd.step, shapes);
+            }
+        }
+        self.finished(&upd.finished, shapes)?;
+        Ok(ids)
+    }
+
+    /// Applies `action` whole (the replay of a path, and every action but steps in the
+    /// search) and checks the result.
+    pub(crate) fn apply(
+        self,
+        action: Action,
+        config: &ExploreConfig,
+        coverage: &mut Coverage,
+    ) -> Result<World, Failure> {
+        let shapes = &config.shapes;
+        let mut w = self;
+        match action {
+            Action::Add { shape } => w.add(shape, shapes)?,
+            Action::Step { eos, in_flight } => {
+                w = w.schedule(shapes)?.world;
+                if let Some(pick) = in_flight {
+                    w.in_flight(pick, shapes)?;
+                }
+                w.update(eos, shapes)?;
+            }
+            Action::Finish { pick, reason } => {
+                let (id, _) = w.live_at(pick).ok_or_else(|| diverged("finish pick out of range"))?;
+                if w.finish(&id, reason, shapes)? != 1 {
+                    return Err(diverged("finishing a live request did nothing"));
+                }
+            }
+            Action::FinishFinished => {
+                let id = w.first_finished().ok_or_else(|| diverged("no finished request"))?;
+                if w.finish(&id, FinishReason::Aborted, shapes)? != 0 {
+                    return Err(diverged("finishing a finished request did something"));
+                }
+            }
+            Action::FinishUnknown => {
+                if w.finish(UNKNOWN_ID, FinishReason::Aborted, shapes)? != 0 {
+                    return Err(diverged("finishing an unknown id did something"));
+                }
+            }
+            Action::Reset => w.reset(shapes)?,
+        }
+        w.check(coverage)?;
+        Ok(w)
+    }
+
+    /// The id of the first request that finished, in add order.
+    fn first_finished(&self) -> Option<String> {
+        self.reqs.iter().position(|r| !r.live).map(request_id)
+    }
+
+    /// What `action` does in this state, with concrete ids, as a workload fragment and one
+    /// line of text. Computed on a copy of the traced scheduler alone, unchecked, so that it
+    /// is known even for the action that breaks a property.
+    pub(crate) fn concrete(&self, action: Action, config: &ExploreConfig, clock: &TickClock) -> (Applied, String) {
+        let priority = config.scheduler.policy == Policy::Priority;
+        match action {
+            Action::Add { shape } => {
+                let id = request_id(self.reqs.len());
+                let s = config.shapes.get(shape as usize).copied().unwrap_or(Shape {
+                    prompt_len: 0,
+                    max_tokens: 0,
+                    priority: 0,
+                });
+                let mut line = format!("add {id}: prompt {}, max_tokens {}", s.prompt_len, s.max_tokens);
+                if priority {
+                    line.push_str(&format!(", priority {}", s.priority));
+                }
+                (Applied::Op(Op::Add(add_op(&id, &s))), line)
+            }
+            Action::Step { eos, in_flight } => {
+                let probe = catch_unwind(AssertUnwindSafe(|| {
+                    let mut s = self.traced.fork(clock)?;
+                    s.schedule();
+                    let aborted = in_flight.and_then(|k| {
+                        let h = s.last_step().scheduled.get(k as usize)?.handle;
+                        s.request(h).map(|r| r.id().to_owned())
+                    });
+                    if let Some(id) = &aborted {
+                        s.finish_requests([id.as_str()], FinishReason::Aborted, None);
+                    }
+                    let ids: Vec<String> = s
+                        .sampling()
+                        .enumerate()
+                        .filter(|(k, _)| *k < 32 && eos & (1 << k) != 0)
+                        .filter_map(|(_, h)| s.request(h).map(|r| r.id().to_owned()))
+                        .collect();
+                    Some((aborted, ids))
+                }));
+                let (aborted, ids) = probe.ok().flatten().unwrap_or_default();
+                let mut line = "step".to_owned();
+                if let Some(id) = &aborted {
+                    line.push_str(&format!(", {id} aborted in flight"));
+                }
+                if !ids.is_empty() {
+                    line.push_str(&format!(", EOS for {}", ids.join(" ")));
+                }
+                (Applied::Step { in_flight: aborted, eos: ids }, line)
+            }
+            Action::Finish { pick, reason } => {
+                let (id, status) = self.live_at(pick).unwrap_or_else(|| (format!("live#{pick}"), Status::Waiting));
+                let line = format!("finish {id} ({}): {reason}", format!("{status:?}").to_lowercase());
+                (Applied::Op(Op::Finish(FinishOp { id, status: reason })), line)
+            }
+            Action::FinishFinished => {
+                let id = self.first_finished().unwrap_or_default();
+                let line = format!("finish {id} (finished): aborted");
+                (Applied::Op(Op::Finish(FinishOp { id, status: FinishReason::Aborted })), line)
+            }
+            Action::FinishUnknown => {
+                let line = format!("finish {UNKNOWN_ID} (never added): aborted");
+                let op = Op::Finish(FinishOp { id: UNKNOWN_ID.to_owned(), status: FinishReason::Aborted });
+                (Applied::Op(op), line)
+            }
+            Action::Reset => (Applied::Op(Op::Reset), "reset".to_owned()),
+        }
+    }
+
+    /// The children of a step, for every in-flight choice and every EOS choice, in the order
+    /// of [`Action::Step`]'s enumeration, each checked; the list ends at the first failure.
+    pub(crate) fn step_children(
+        &self,
+        config: &ExploreConfig,
+        clock: &TickClock,
+        coverage: &mut Coverage,
+    ) -> Vec<(Action, Result<World, Failure>)> {
+        let shapes = &config.shapes;
+        let mut out = Vec::new();
+        let mid = match contained(|| self.fork(clock)?.schedule(shapes)) {
+            Ok(mid) => mid,
+            Err(e) => {
+                out.push((Action::Step { eos: 0, in_flight: None }, Err(e)));
+                return out;
+            }
+        };
+        let scheduled = mid.scheduled;
+        let mut mid = Some(mid.world);
+        let picks = std::iter::once(None).chain((0..scheduled).map(|k| Some(k as u8)));
+        for in_flight in picks {
+            let after = contained(|| {
+                // The last choice takes the state itself instead of a copy.
+                let mut w = match mid.take_if(|_| in_flight.map_or(scheduled == 0, |k| k as usize + 1 == scheduled)) {
+                    Some(w) => w,
+                    None => {
+                        let base = mid.as_ref().ok_or_else(|| diverged("no state to step"))?;
+                        let mut w = base.fork(clock)?;
+                        w.expected.clone_from(&base.expected);
+                        w
+                    }
+                };
+                if let Some(pick) = in_flight {
+                    w.in_flight(pick, shapes)?;
+                }
+                Ok(w)
+            });
+            let mut after = match after {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    out.push((Action::Step { eos: 0, in_flight }, Err(e)));
+                    return out;
+                }
+            };
+            let k = after.as_ref().map_or(0, |w| w.sampling().min(31));
+            let last = (1u32 << k) - 1;
+            for eos in 0..=last {
+                let child = contained(|| {
+                    // The last choice takes the state itself instead of a copy.
+                    let mut w = match after.take_if(|_| eos == last) {
+                        Some(w) => w,
+                        None => {
+                            let base = after.as_ref().ok_or_else(|| diverged("no state to step"))?;
+                            let mut w = base.fork(clock)?;
+                            w.expected.clone_from(&base.expected);
+                            w
+                        }
+                    };
+                    w.update(eos, shapes)?;
+                    w.check(coverage)?;
+                    Ok(w)
+                });
+                let failed = child.is_err();
+                out.push((Action::Step { eos, in_flight }, child));
+                if failed {
+                    return out;
+                }
+            }
+        }
+        out
+    }
+
+    // ---- The properties ----------------------------------------------------------------------
+
+    /// Every property of a state, after a transition: the scheduler invariants of both
+    /// schedulers; the bookkeeping the outputs imply; the emitted events equal to those the
+    /// outputs imply; every journey accepted by the model, event by event and whole once
+    /// finished; no admission after a preemption in a step (R13).
+    fn check(&mut self, coverage: &mut Coverage) -> Result<(), Failure> {
+        for s in [&self.traced, &self.plain] {
+            s.check_invariants().map_err(Failure::Invariant)?;
+        }
+        let live = self.traced.num_live();
+        if self.plain.num_live() != live || self.traced.has_requests() != self.plain.has_requests() {
+            return Err(diverged("live requests"));
+        }
+        if self.traced.emitter().map(|e| e.live()) != Some(live) {
+            return Err(Failure::Projection {
+                request: String::new(),
+                what: format!("tracing state for {:?} requests, {live} live", self.traced.emitter().map(|e| e.live())),
+            });
+        }
+        for (i, r) in self.reqs.iter().enumerate() {
+            if !r.live {
+                continue;
+            }
+            let Some(s) = self.traced.request(r.handle) else {
+                return Err(Failure::Projection { request: request_id(i), what: "not live in the scheduler".into() });
+            };
+            let got = (s.num_computed(), s.num_output(), s.num_preemptions());
+            let want = (r.computed, r.outputs, r.preemptions);
+            if got != want {
+                return Err(Failure::Projection {
+                    request: request_id(i),
+                    what: format!(
+                        "the scheduler holds (computed, outputs, preemptions) = {got:?}, its outputs imply {want:?}"
+                    ),
+                });
+            }
+        }
+        // The emitted events, by request, against the projection's.
+        let mut got: Vec<(usize, JourneyEvent)> = Vec::new();
+        if let Some(e) = self.traced.emitter_mut() {
+            for b in e.drain() {
+                let i = b.request_id.strip_prefix('r').and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+                got.push((i, b.event));
+            }
+        }
+        coverage.preempted_by_schedule |= std::mem::take(&mut self.preempted_by_schedule);
+        let mut expected = std::mem::take(&mut self.expected);
+        expected.sort_by_key(|(i, _)| *i);
+        got.sort_by_key(|(i, _)| *i);
+        let same = got.len() == expected.len()
+            && got.iter().zip(&expected).all(|((gi, ge), (ei, ee))| gi == ei && essence(ge) == *ee);
+        if !same {
+            let i = got.iter().zip(&expected).position(|(g, e)| g.0 != e.0 || essence(&g.1) != e.1);
+            let at = i.unwrap_or(got.len().min(expected.len()));
+            let show = |v: &[(usize, JourneyEvent)]| {
+                v.get(at).map_or("nothing".to_owned(), |(i, e)| format!("{}: {}", request_id(*i), essence(e)))
+            };
+            return Err(Failure::Projection {
+                request: String::new(),
+                what: format!("emitted {}, the outputs imply {}", show(&got), show(&expected)),
+            });
+        }
+        // The model, event by event.
+        let (mut preempted_at, mut scheduled_at) = (None, None);
+        for (i, e) in &got {
+            let Some(r) = self.reqs.get_mut(*i) else { continue };
+            let Some(checker) = r.checker.as_mut() else {
+                return Err(Failure::Journey(format!("{}: an event after FINISHED: {e}", request_id(*i))));
+            };
+            let from = checker.state();
+            checker.push(e).map_err(|v| Failure::Journey(v.to_string()))?;
+            coverage.saw(from, e, r.first_token_step);
+            match e.kind {
+                EventKind::Preempted => preempted_at = Some(e.step),
+                EventKind::Scheduled => scheduled_at = Some(e.step),
+                EventKind::Queued | EventKind::FirstToken | EventKind::Finished => {}
+            }
+            if e.kind == EventKind::Finished
+                && let Some(checker) = r.checker.take()
+            {
+                let verdict = checker.finish();
+                if verdict != Verdict::Conforming {
+                    return Err(Failure::Journey(format!("{}: {verdict:?}", request_id(*i))));
+                }
+            }
+        }
+        // R13 needs a PREEMPTED and a SCHEDULED of one step, which only one transition emits.
+        if preempted_at.is_some() && preempted_at == scheduled_at {
+            let mut instance = InstanceChecker::new();
+            let mut k = 0;
+            while k < got.len() {
+                let i = got[k].0;
+                let n = got[k..].iter().take_while(|(j, _)| *j == i).count();
+                let events: Vec<JourneyEvent> = got[k..k + n].iter().map(|(_, e)| e.clone()).collect();
+                instance.add_journey(request_id(i), SpanInfo::default(), &events);
+                k += n;
+            }
+            if let Some(v) = instance.finish().into_iter().next() {
+                return Err(Failure::Journey(v.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// After a drain: nothing live, nothing held, every journey finished and accepted.
+    pub(crate) fn check_drained(&self) -> Result<(), Failure> {
+        let drained = |what: String| Err(Failure::Drain { what });
+        if self.traced.has_requests() || self.traced.num_live() != 0 {
+            return drained(format!("{} requests still live", self.traced.num_live()));
+        }
+        if self.traced.blocks().used() != 0 {
+            return drained(format!("{} KV blocks still held", self.traced.blocks().used()));
+        }
+        if self.traced.emitter().map(|e| e.live()) != Some(0) {
+            return drained("tracing state outlived its requests".to_owned());
+        }
+        if let Some(i) = self.reqs.iter().position(|r| r.live || r.checker.is_some()) {
+            return drained(format!("{} never finished", request_id(i)));
+        }
+        Ok(())
+    }
+
+    /// Runs the drain step (no EOS, nothing in flight) and checks it.
+    pub(crate) fn drain_step(self, config: &ExploreConfig, coverage: &mut Coverage) -> Result<World, Failure> {
+        contained(|| self.apply(Action::Step { eos: 0, in_flight: None }, config, coverage))
+    }
+
+    /// A generous bound on the steps a drain needs (the engine's).
+    pub(crate) fn drain_bound(&self) -> u64 {
+        crate::r#impl::drain_bound(
+            self.live_order().filter_map(|h| self.traced.request(h)).map(|r| (r.prompt_len(), r.max_tokens())),
+            self.traced.config().max_model_len,
+        )
+    }
+
+    // ---- The fingerprint ---------------------------------------------------------------------
+
+    /// The canonical description of the state, as words: requests by their place (the running
+    /// list in order, then the waiting queue in order), without ids, slots, blocks' names or the
+    /// step counter, so requests of the same shape in the same condition are interchangeable
+    /// and states that differ only in time are one. What it keeps decides everything that can
+    /// happen next: per request its shape, status, computed tokens, outputs, preemptions,
+    /// blocks held, prefill mark and lifecycle state in the model; under the priority policy
+    /// also the arrival order (the victim is the latest arrival of the worst priority).
+    pub(crate) fn canonical(&self, words: &mut Vec<u64>) {
+        words.clear();
+        let s = &self.traced;
+        words.push(self.reqs.len() as u64 | (u64::from(s.has_requests()) << 32));
+        let priority = s.config().policy == Policy::Priority;
+        let mut arrivals: Vec<u64> = Vec::new();
+        if priority {
+            arrivals.extend(self.live_order().filter_map(|h| s.request(h)).map(|r| r.arrival()));
+            arrivals.sort_unstable();
+        }
+        let push = |h: Handle, words: &mut Vec<u64>| {
+            let Some(r) = s.request(h) else { return words.push(u64::MAX) };
+            let i = r.id().strip_prefix('r').and_then(|n| n.parse::<usize>().ok());
+            let p = i.and_then(|i| self.reqs.get(i));
+            let (shape, hiwater, state) = p.map_or((0xff, 0, 0xff), |p| {
+                (u64::from(p.shape), p.hiwater, p.checker.as_ref().map_or(0xfe, |c| state_code(c.state())))
+            });
+            let status = r.status() as u64;
+            let rank = if priority { arrivals.iter().position(|a| *a == r.arrival()).unwrap_or(0) as u64 } else { 0 };
+            words.push(shape | status << 8 | state << 12 | rank << 20 | (r.blocks().len() as u64) << 32);
+            words.push(r.num_computed() | r.num_output() << 16 | r.num_preemptions() << 32 | hiwater << 48);
+        };
+        for &h in s.running() {
+            push(h, words);
+        }
+        words.push(u64::MAX - 1);
+        for h in s.waiting() {
+            push(h, words);
+        }
+    }
+
+    /// The id of the request [`Action::Finish`] with `pick` finishes, and its status.
+    pub(crate) fn live_at(&self, pick: u8) -> Option<(String, Status)> {
+        let h = self.live_order().nth(pick as usize)?;
+        self.traced.request(h).map(|r| (r.id().to_owned(), r.status()))
+    }
+}
+
+fn state_code(s: State) -> u64 {
+    match s {
+        State::New => 0,
+        State::Waiting => 1,
+        State::Running => 2,
+        State::Preempted => 3,
+        State::Finished(_) => 4,
+    }
+}
+
+/// What one applied action contributes to a workload file.
+#[derive(Debug, Clone)]
+pub(crate) enum Applied {
+    /// An operation before the next `schedule()`.
+    Op(Op),
+    /// A whole engine iteration.
+    Step {
+        /// The request aborted in flight.
+        in_flight: Option<String>,
+        /// The requests whose token was EOS.
+        eos: Vec<String>,
+    },
+}
+
+impl Applied {
+    /// Appends this to a workload being built: operations wait in `pending` for the next step.
+    pub(crate) fn append(self, steps: &mut Vec<Iteration>, pending: &mut Vec<Op>) {
+        match self {
+            Applied::Op(op) => pending.push(op),
+            Applied::Step { in_flight, eos } => steps.push(Iteration {
+                ops: std::mem::take(pending),
+                in_flight: in_flight
+                    .into_iter()
+                    .map(|id| InFlight::Finish(FinishOp { id, status: FinishReason::Aborted }))
+                    .collect(),
+                eos,
+            }),
+        }
+    }
+}
+
+pub(crate) fn add_op(id: &str, s: &Shape) -> AddOp {
+    AddOp {
+        id: id.to_owned(),
+        prompt_len: s.prompt_len,
+        max_tokens: s.max_tokens,
+        priority: s.priority,
+        traceparent: None,
+        tracestate: None,
+        ignore_eos: false,
+    }
+}
+
+impl Coverage {
+    /// Records an emitted event: the transition-table row it took, preemption phases, and a
+    /// FINISHED in the step of the request's first token.
+    fn saw(&mut self, from: State, e: &JourneyEvent, first_token_step: Option<Step>) {
+        if let Some(label) = e.label()
+            && let Some(k) = TRANSITIONS.iter().position(|r| r.from == from && r.label == label)
+            && let Some(seen) = self.rows.get_mut(k)
+        {
+            *seen = true;
+        }
+        match (e.kind, e.phase) {
+            (EventKind::Preempted, Phase::Prefill) => self.preempted_in_prefill = true,
+            (EventKind::Preempted, Phase::Decode) => self.preempted_in_decode = true,
+            (EventKind::Preempted, Phase::Waiting)
+            | (EventKind::Queued | EventKind::Scheduled | EventKind::FirstToken | EventKind::Finished, _) => {}
+        }
+        if e.kind == EventKind::Finished && first_token_step == Some(e.step) {
+            self.first_token_and_finished_in_one_step = true;
+        }
+    }
+}
