@@ -100,6 +100,10 @@ pub struct CheckArgs {
     /// Do not count violations of this rule (id such as R7, or name such as time-order); repeatable.
     #[arg(long = "allow", value_name = "RULE", value_parser = parse_rule)]
     pub allow: Vec<RuleId>,
+    /// The scheduling profile that produced the journeys (`async`: late outputs in Preempted
+    /// are legal, SPEC.md §11).
+    #[arg(long, value_enum, default_value_t = Profile::Sync)]
+    pub profile: Profile,
     /// Trace files (OTLP JSON); `-` reads standard input.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
@@ -119,12 +123,24 @@ pub struct TimelineArgs {
     pub paths: Vec<PathBuf>,
 }
 
-/// The checking profile (`SPEC.md` §10).
+/// The checking profile (`SPEC.md` §10): never inferred from the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Profile {
-    /// The synchronous engine (the only profile so far).
+    /// The synchronous engine.
     #[default]
     Sync,
+    /// Async scheduling (`SPEC.md` §11): late outputs in Preempted are legal.
+    Async,
+}
+
+impl Profile {
+    /// The model's profile.
+    pub fn model(self) -> journey_spec::model::Profile {
+        match self {
+            Profile::Sync => journey_spec::model::Profile::Sync,
+            Profile::Async => journey_spec::model::Profile::Async,
+        }
+    }
 }
 
 /// `journey report`.
@@ -139,7 +155,7 @@ pub struct ReportArgs {
     /// Do not count violations of this rule (as for check); repeatable.
     #[arg(long = "allow", value_name = "RULE", value_parser = parse_rule)]
     pub allow: Vec<RuleId>,
-    /// The checking profile; shown on the page (only `sync` so far).
+    /// The scheduling profile the journeys are checked under (as for check); shown on the page.
     #[arg(long, value_enum, default_value_t = Profile::Sync)]
     pub profile: Profile,
     /// Declare the input complete (every span of every request); shown on the page.

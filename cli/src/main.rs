@@ -39,7 +39,7 @@ use journey_spec::otel::json::Report;
 use journey_spec::otel::report::{ReportOptions, RunData, write_html};
 use journey_spec::otel::{CheckOptions, Summary, text};
 
-use cli::{CheckArgs, Cli, Command, Format, Profile, ReportArgs, RulesArgs, TimelineArgs};
+use cli::{CheckArgs, Cli, Command, Format, ReportArgs, RulesArgs, TimelineArgs};
 
 /// Exit status: no violation.
 const SUCCESS: u8 = 0;
@@ -86,11 +86,11 @@ fn run(cli: Cli) -> io::Result<u8> {
 }
 
 fn options(allow: &[RuleId]) -> CheckOptions {
-    CheckOptions { allow: allow.iter().copied().collect() }
+    CheckOptions { allow: allow.iter().copied().collect(), ..CheckOptions::default() }
 }
 
 fn check(args: CheckArgs, out: &mut dyn Write) -> io::Result<u8> {
-    let options = options(&args.allow);
+    let options = CheckOptions { profile: args.profile.model(), ..options(&args.allow) };
     let allowed: Vec<RuleId> = options.allow.iter().copied().collect();
     let mut summary = Summary::new();
     for path in &args.paths {
@@ -99,13 +99,13 @@ fn check(args: CheckArgs, out: &mut dyn Write) -> io::Result<u8> {
     }
     match args.format {
         Format::Text => text::write_summary(out, &summary, &allowed)?,
-        Format::Json => Report::new(&summary, allowed).write(&mut *out)?,
+        Format::Json => Report::new(&summary, allowed).with_profile(options.profile).write(&mut *out)?,
     }
     Ok(exit_status(&summary))
 }
 
 fn report(args: ReportArgs, out: &mut dyn Write) -> io::Result<u8> {
-    let options = options(&args.allow);
+    let options = CheckOptions { profile: args.profile.model(), ..options(&args.allow) };
     let read = |paths: &[std::path::PathBuf]| {
         let mut run = RunData::new();
         for path in paths {
@@ -126,9 +126,7 @@ fn report(args: ReportArgs, out: &mut dyn Write) -> io::Result<u8> {
     let report_options = ReportOptions {
         title,
         allowed: options.allow.iter().copied().collect(),
-        profile: match args.profile {
-            Profile::Sync => "sync".to_owned(),
-        },
+        profile: args.profile.model().as_str().to_owned(),
         complete: args.complete,
     };
     let mut page = Vec::new();

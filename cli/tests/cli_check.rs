@@ -19,6 +19,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 struct Report {
     version: u32,
+    profile: String,
     inputs: Vec<Input>,
     spans: u64,
     journeys: u64,

@@ -199,8 +199,12 @@ fn profile_and_complete_are_accepted_and_shown() {
     let (page, code) = report(&scratch("w1-complete.html"), &["--profile", "sync", "--complete"], &[&path]);
     assert_eq!(code, Some(0));
     assert!(page.contains("profile <b>sync</b> · input declared complete"));
+    // The async profile checks under the async relaxations and says so.
     let o = journey(&["report", "--profile", "async", "--out", "-"], &[&path]);
-    assert_eq!(o.status.code(), Some(2), "only sync so far");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("profile <b>async</b>"));
+    let o = journey(&["report", "--profile", "fast", "--out", "-"], &[&path]);
+    assert_eq!(o.status.code(), Some(2), "an unknown profile is a usage error");
 }
 
 #[test]

@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 
 use crate::model::{
-    Detail, InstanceChecker, JourneyChecker, JourneyEvent, RuleId, SpanInfo, State, Verdict, Violation,
+    Detail, InstanceChecker, JourneyChecker, JourneyEvent, Profile, RuleId, SpanInfo, State, Verdict, Violation,
 };
 
 use super::read::{ReadCounts, RecordedEvent, Resource, Span, Trace, hex};
@@ -26,6 +26,8 @@ use super::read::{ReadCounts, RecordedEvent, Resource, Span, Trace, hex};
 pub struct CheckOptions {
     /// Rules whose violations are dropped from every verdict (`journey check --allow`).
     pub allow: BTreeSet<RuleId>,
+    /// The scheduling profile the journeys are checked under (`journey check --profile`).
+    pub profile: Profile,
 }
 
 /// One journey with its verdict.
@@ -88,7 +90,8 @@ pub struct CheckedTrace {
 pub fn check_trace(trace: Trace, options: &CheckOptions) -> CheckedTrace {
     let Trace { source_name, spans, resources, counts } = trace;
     let span_count = spans.len();
-    let mut journeys: Vec<JourneyReport> = spans.into_iter().filter(Span::is_journey).map(check_span).collect();
+    let mut journeys: Vec<JourneyReport> =
+        spans.into_iter().filter(Span::is_journey).map(|s| check_span(s, options.profile)).collect();
 
     let mut extra: Vec<Vec<Violation>> = vec![Vec::new(); journeys.len()];
     for resource in 0..resources.len() {
@@ -112,8 +115,9 @@ pub fn check_trace(trace: Trace, options: &CheckOptions) -> CheckedTrace {
 }
 
 /// Rules R1–R12 on one span's journey, event by event, as [`crate::wire::push`] does it.
-fn check_span(span: Span) -> JourneyReport {
-    let mut checker = JourneyChecker::new(span.request_id.clone().unwrap_or_default()).with_span(span.info);
+fn check_span(span: Span, profile: Profile) -> JourneyReport {
+    let mut checker =
+        JourneyChecker::new(span.request_id.clone().unwrap_or_default()).with_span(span.info).with_profile(profile);
     let mut states = Vec::with_capacity(span.events.len());
     for e in &span.events {
         match &e.decoded {

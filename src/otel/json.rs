@@ -8,6 +8,7 @@
 //! | field | type | meaning |
 //! |---|---|---|
 //! | `version` | int | the format version, `1` |
+//! | `profile` | string | the scheduling profile the journeys were checked under: `sync` or `async` (`SPEC.md` §10–§11) |
 //! | `inputs` | array | per input: `path`, `lines`, `spans`, `journeys`, `errors` (problems reported on stderr) |
 //! | `spans` | int | distinct spans (trace id, span id) over all inputs |
 //! | `journeys` | int | spans with at least one `journey.*` event |
@@ -41,7 +42,7 @@
 //! events, ignored); `duplicate_events` (merged away); `without_request_id`.
 //!
 //! ```json
-//! {"version":1,"inputs":[{"path":"run.jsonl","lines":3,"spans":4,"journeys":4,"errors":0}],
+//! {"version":1,"profile":"sync","inputs":[{"path":"run.jsonl","lines":3,"spans":4,"journeys":4,"errors":0}],
 //!  "spans":4,"journeys":4,"events":16,"conforming":3,"incomplete":0,"violating":1,
 //!  "input_errors":0,"allowed":[],
 //!  "violations":[{"path":"run.jsonl","line":2,"request_id":"r7","trace_id":"42d6…","span_id":"a091…",
@@ -64,7 +65,7 @@ use std::io;
 
 use serde::Serialize;
 
-use crate::model::{Detail, FinishStatus, RuleId};
+use crate::model::{Detail, FinishStatus, Profile, RuleId};
 
 use super::summary::{Distribution, Summary};
 
@@ -72,6 +73,7 @@ use super::summary::{Distribution, Summary};
 #[derive(Debug, Serialize)]
 pub struct Report<'a> {
     version: u32,
+    profile: &'static str,
     inputs: Vec<Input<'a>>,
     spans: u64,
     journeys: u64,
@@ -149,12 +151,19 @@ struct FinishStatusCounts {
 }
 
 impl<'a> Report<'a> {
+    /// Names the profile the journeys were checked under (`sync` unless set).
+    pub fn with_profile(mut self, profile: Profile) -> Report<'a> {
+        self.profile = profile.as_str();
+        self
+    }
+
     /// The report of `summary`, for a check that allowed the rules `allowed`.
     pub fn new(summary: &'a Summary, allowed: impl IntoIterator<Item = RuleId>) -> Report<'a> {
         let path = |input: usize| summary.inputs.get(input).map_or("", |i| i.name.as_str());
         let count = |s: FinishStatus| summary.stats.finished(s);
         Report {
             version: 1,
+            profile: Profile::Sync.as_str(),
             inputs: summary
                 .inputs
                 .iter()
