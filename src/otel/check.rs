@@ -17,6 +17,8 @@ use std::collections::BTreeSet;
 
 use crate::model::{InstanceChecker, JourneyChecker, JourneyEvent, RuleId, SpanInfo, State, Verdict, Violation};
 
+use crate::wire;
+
 use super::read::{ReadCounts, RecordedEvent, Resource, Span, Trace, hex};
 
 /// What to check.
@@ -120,15 +122,8 @@ fn check_span(span: Span) -> JourneyReport {
     let mut checker = JourneyChecker::new(span.request_id.clone().unwrap_or_default()).with_span(span.info);
     let mut states = Vec::with_capacity(span.events.len());
     for e in &span.events {
-        match &e.decoded {
-            Ok(event) => {
-                // The checker keeps every violation for `finish`.
-                let _ = checker.push(event);
-            }
-            Err(u) => {
-                checker.push_unreadable(u.error.rule, u.error.message.clone());
-            }
-        }
+        // The checker keeps every violation for `finish`.
+        let _ = wire::push_decoded(&mut checker, e.decoded.as_ref().map_err(|u| &u.error));
         states.push(checker.state());
     }
     JourneyReport {

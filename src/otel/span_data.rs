@@ -20,14 +20,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use opentelemetry::Value;
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry_sdk::trace::SpanData;
 
 use crate::model::{JourneyChecker, JourneyEvent, RequestId, SpanInfo, Verdict};
-use crate::wire::{self, DecodeError, WireValue, keys};
+use crate::wire::{self, DecodeError, WireValue, keys, unix_nanos};
 
 /// The journey carried by one span.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,10 +49,8 @@ impl SpanJourney {
     pub fn check(&self) -> Verdict {
         let mut checker = JourneyChecker::new(self.request_id.clone()).with_span(self.span);
         for e in &self.events {
-            let _ = match e {
-                Ok(event) => checker.push(event),
-                Err(err) => Err(checker.push_unreadable(err.rule, err.message.clone())),
-            };
+            // The checker keeps every violation for `finish`.
+            let _ = wire::push_decoded(&mut checker, e.as_ref());
         }
         checker.finish()
     }
@@ -63,11 +59,6 @@ impl SpanJourney {
     pub fn decoded(&self) -> impl Iterator<Item = &JourneyEvent> {
         self.events.iter().filter_map(|e| e.as_ref().ok())
     }
-}
-
-/// Nanoseconds since the Unix epoch (0 before it).
-pub fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// An SDK attribute value as the wire decoder sees it.

@@ -30,7 +30,7 @@ pub fn read_input(path: &Path) -> (Trace, u64) {
         match File::open(path) {
             Ok(file) => {
                 let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-                let reader = Progress::new(file, &name, total);
+                let reader = ProgressReader::new(file, &name, total);
                 read_trace(&name, BufReader::with_capacity(1 << 16, reader), &mut report)
             }
             Err(e) => {
@@ -43,7 +43,7 @@ pub fn read_input(path: &Path) -> (Trace, u64) {
 }
 
 /// A reader that shows how far it got on a status line.
-struct Progress<'a, R> {
+struct ProgressReader<'a, R> {
     inner: R,
     name: &'a str,
     total: u64,
@@ -51,13 +51,13 @@ struct Progress<'a, R> {
     status: StatusLine,
 }
 
-impl<'a, R> Progress<'a, R> {
+impl<'a, R> ProgressReader<'a, R> {
     fn new(inner: R, name: &'a str, total: u64) -> Self {
-        Progress { inner, name, total, read: 0, status: StatusLine::new() }
+        ProgressReader { inner, name, total, read: 0, status: StatusLine::new() }
     }
 }
 
-impl<R: Read> Read for Progress<'_, R> {
+impl<R: Read> Read for ProgressReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
