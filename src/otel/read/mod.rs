@@ -58,20 +58,122 @@
 
 mod builder;
 mod error;
+#[cfg(feature = "otlp-proto")]
+mod framed;
 mod json;
+mod otlp_json;
 mod record;
 mod trace;
 
-use std::io::BufRead;
+use std::io::{self, BufRead, Read};
 
-use json::Reader;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
-pub use builder::TraceBuilder;
-pub use error::{InputError, InputErrorKind};
+pub use builder::{Assemble, TraceBuilder};
+pub use error::{InputError, InputErrorKind, Unit};
 pub use record::{RecordedEvent, Unreadable};
 pub use trace::{ReadCounts, Resource, Span, Trace};
 
+use error::ErrorSink;
+use json::Reader;
+
 pub(crate) use trace::hex;
+
+/// Which format to read an input as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InputFormat {
+    /// Decided from the first bytes (see the [module documentation](self)).
+    #[default]
+    Auto,
+    /// OTLP JSON (JSON Lines or documents), whatever the first bytes look like.
+    Json,
+    /// Length-framed records (protobuf or JSON payloads, possibly compressed).
+    Framed,
+}
+
+/// How to read inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// The input format.
+    pub format: InputFormat,
+    /// The longest line, document or record (after decompression) read, in bytes; a longer
+    /// one is reported and ends the input, so that memory stays bounded on any input.
+    pub max_record_bytes: usize,
+    /// At most this many errors of one kind are reported per input; the rest are counted and
+    /// reported as one [`InputErrorKind::Repeated`].
+    pub max_repeated_errors: usize,
+}
+
+impl ReadOptions {
+    /// The default longest record: 32 MiB (the Collector's default gRPC message limit is
+    /// 4 MiB, its OTLP/HTTP body limit 20 MiB).
+    pub const DEFAULT_MAX_RECORD_BYTES: usize = 32 << 20;
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            format: InputFormat::Auto,
+            max_record_bytes: Self::DEFAULT_MAX_RECORD_BYTES,
+            max_repeated_errors: 10,
+        }
+    }
+}
+
+/// What one input is being read into, and where its errors go.
+pub(crate) struct Context<'e> {
+    source_name: &'e str,
+    options: &'e ReadOptions,
+    assembly: &'e mut dyn Assemble,
+    errors: ErrorSink<'e>,
+    unit: Unit,
+}
+
+impl Context<'_> {
+    fn error(&mut self, position: Option<u64>, kind: InputErrorKind) {
+        self.errors.report(InputError::at(self.source_name, self.unit, position, kind));
+    }
+
+    fn counts(&mut self) -> &mut ReadCounts {
+        self.assembly.counts_mut()
+    }
+
+    fn set_unit(&mut self, unit: Unit) {
+        self.unit = unit;
+        self.assembly.set_unit(unit);
+    }
+
+    /// Adds a parsed request found at `position`; `text` is its JSON, when it has one, to say
+    /// what a request without spans holds instead.
+    fn add(&mut self, request: &ExportTraceServiceRequest, text: Option<&[u8]>, position: u64) {
+        if request.resource_spans.is_empty() {
+            let signal = text.and_then(|t| serde_json::from_slice::<SignalProbe>(t).ok());
+            let counts = self.counts();
+            match signal {
+                Some(SignalProbe { logs: Some(_), .. }) => counts.logs_requests += 1,
+                Some(SignalProbe { metrics: Some(_), .. }) => counts.metrics_requests += 1,
+                Some(SignalProbe { profiles: Some(_), .. }) => counts.profiles_requests += 1,
+                Some(_) | None => {}
+            }
+        }
+        for mut e in self.assembly.add_request(request, position) {
+            // The assembly may span several files (a directory): name the one being read.
+            self.source_name.clone_into(&mut e.source_name);
+            self.errors.report(e);
+        }
+    }
+}
+
+/// The other OTLP signals, told apart by their top-level key.
+#[derive(serde::Deserialize)]
+struct SignalProbe {
+    #[serde(rename = "resourceLogs")]
+    logs: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "resourceMetrics")]
+    metrics: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "resourceProfiles")]
+    profiles: Option<serde::de::IgnoredAny>,
+}
 
 /// Reads one input (see the [module documentation](self) for the formats) and assembles its
 /// spans. Every problem is passed to `on_error` and reading goes on where it can; an I/O error
@@ -87,13 +189,169 @@ pub(crate) use trace::hex;
 /// assert_eq!(errors, ["example.jsonl:2: expected ident (column 2)"]);
 /// ```
 pub fn read_trace(source_name: &str, input: impl BufRead, mut on_error: impl FnMut(InputError)) -> Trace {
-    let mut reader = Reader { input, builder: TraceBuilder::new(source_name), line: 0, on_error: &mut on_error };
-    if let Err(e) = reader.run() {
-        let error = InputError { source_name: source_name.to_owned(), line: None, kind: InputErrorKind::Io(e) };
-        (reader.on_error)(error);
-    }
-    reader.builder.finish()
+    let mut builder = TraceBuilder::new(source_name);
+    read_into(source_name, input, &ReadOptions::default(), &mut builder, &mut on_error);
+    builder.finish()
 }
+
+/// Reads one input into `assembly` (a [`TraceBuilder`], or the streaming
+/// [`TraceStream`](super::TraceStream)), with `options`; like [`read_trace`] otherwise.
+pub fn read_into(
+    source_name: &str,
+    input: impl BufRead,
+    options: &ReadOptions,
+    assembly: &mut dyn Assemble,
+    on_error: &mut dyn FnMut(InputError),
+) {
+    let mut ctx = Context {
+        source_name,
+        options,
+        assembly,
+        errors: ErrorSink::new(on_error, options.max_repeated_errors),
+        unit: Unit::Line,
+    };
+    let mut input = input;
+    if let Err(e) = read_stream(&mut ctx, &mut input, 0) {
+        ctx.error(None, InputErrorKind::Io(e));
+    }
+    ctx.errors.finish(source_name);
+}
+
+/// What the first bytes of an input say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sniffed {
+    Empty,
+    Zstd,
+    Gzip,
+    Framed,
+    Json,
+}
+
+/// The zstd frame magic number, little-endian on the wire.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// The gzip member magic.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// The UTF-8 byte order mark.
+const BOM: [u8; 3] = [0xef, 0xbb, 0xbf];
+
+fn sniff(head: &[u8], max_record_bytes: usize) -> Sniffed {
+    if head.is_empty() {
+        return Sniffed::Empty;
+    }
+    if head.starts_with(&ZSTD_MAGIC) {
+        return Sniffed::Zstd;
+    }
+    if head.starts_with(&GZIP_MAGIC) {
+        return Sniffed::Gzip;
+    }
+    if let Some(prefix) = head.first_chunk::<4>() {
+        let len = u32::from_be_bytes(*prefix) as usize;
+        // A record length the limit allows, then a payload that starts like one: zstd, gzip, a
+        // JSON object, or a protobuf message whose first field is 1 (resource_spans, length-
+        // delimited). JSON Lines start with `{"` (0x7b22...), a length of ~2 GB.
+        let payload = head.get(4).copied();
+        if len > 0 && len <= max_record_bytes && matches!(payload, Some(0x28 | 0x1f | b'{' | 0x0a)) {
+            return Sniffed::Framed;
+        }
+    }
+    Sniffed::Json
+}
+
+/// Reads `input` after looking at its first bytes; `depth` counts the decompressions around it
+/// (one whole-file compression is read, a second one nested in it is not).
+fn read_stream(ctx: &mut Context<'_>, input: &mut dyn BufRead, depth: u32) -> io::Result<()> {
+    let mut head = Vec::with_capacity(8);
+    input.take(8).read_to_end(&mut head)?;
+    let sniffed = sniff(&head, ctx.options.max_record_bytes);
+    let mut input = io::Cursor::new(head.clone()).chain(input);
+    let compressed = matches!(sniffed, Sniffed::Zstd | Sniffed::Gzip);
+    if compressed {
+        ctx.counts().compression = Some(if sniffed == Sniffed::Zstd { "zstd" } else { "gzip" });
+    }
+    match (ctx.options.format, sniffed) {
+        (_, Sniffed::Empty) => Ok(()),
+        (InputFormat::Auto | InputFormat::Framed, Sniffed::Zstd | Sniffed::Gzip) if depth == 0 => {
+            decompressed(ctx, input, sniffed, depth)
+        }
+        (InputFormat::Auto | InputFormat::Framed, Sniffed::Zstd | Sniffed::Gzip) => {
+            ctx.error(
+                None,
+                InputErrorKind::Format { found: "compressed data inside compressed data", hint: "not read" },
+            );
+            Ok(())
+        }
+        (InputFormat::Auto, Sniffed::Framed) | (InputFormat::Framed, Sniffed::Framed | Sniffed::Json) => {
+            framed(ctx, input)
+        }
+        (InputFormat::Json, Sniffed::Zstd | Sniffed::Gzip | Sniffed::Framed) => {
+            let found = match sniffed {
+                Sniffed::Zstd => "the input looks zstd-compressed",
+                Sniffed::Gzip => "the input looks gzip-compressed",
+                Sniffed::Framed | Sniffed::Json | Sniffed::Empty => {
+                    "the input looks like length-framed protobuf records"
+                }
+            };
+            ctx.error(
+                None,
+                InputErrorKind::Format { found, hint: "read as JSON as told; --input-format auto reads it" },
+            );
+            json(ctx, input)
+        }
+        (InputFormat::Auto | InputFormat::Json, Sniffed::Json) => {
+            // A byte order mark before JSON is allowed (RFC 8259 §8.1 lets parsers ignore it).
+            if head.starts_with(&BOM) {
+                io::copy(&mut (&mut input).take(BOM.len() as u64), &mut io::sink())?;
+            }
+            json(ctx, input)
+        }
+    }
+}
+
+fn json(ctx: &mut Context<'_>, input: impl BufRead) -> io::Result<()> {
+    ctx.set_unit(Unit::Line);
+    ctx.counts().format = Some("json");
+    Reader { input, ctx, line: 0 }.run()
+}
+
+#[cfg(feature = "otlp-proto")]
+fn framed(ctx: &mut Context<'_>, input: impl BufRead) -> io::Result<()> {
+    ctx.set_unit(Unit::Record);
+    ctx.counts().format = Some("framed");
+    framed::read_records(ctx, input)
+}
+
+#[cfg(feature = "otlp-proto")]
+fn decompressed(ctx: &mut Context<'_>, input: impl BufRead, sniffed: Sniffed, depth: u32) -> io::Result<()> {
+    match sniffed {
+        Sniffed::Gzip => {
+            let mut decoded = io::BufReader::new(flate2::bufread::MultiGzDecoder::new(input));
+            read_stream(ctx, &mut decoded, depth + 1)
+        }
+        Sniffed::Zstd | Sniffed::Framed | Sniffed::Json | Sniffed::Empty => {
+            let mut decoded = io::BufReader::new(zstd::stream::read::Decoder::with_buffer(input)?);
+            read_stream(ctx, &mut decoded, depth + 1)
+        }
+    }
+}
+
+/// Without the `otlp-proto` feature only JSON is read.
+#[cfg(not(feature = "otlp-proto"))]
+fn framed(ctx: &mut Context<'_>, _input: impl BufRead) -> io::Result<()> {
+    ctx.error(
+        None,
+        InputErrorKind::Format { found: "the input looks like length-framed protobuf records", hint: NO_PROTO },
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "otlp-proto"))]
+fn decompressed(ctx: &mut Context<'_>, _input: impl BufRead, _sniffed: Sniffed, _depth: u32) -> io::Result<()> {
+    ctx.error(None, InputErrorKind::Format { found: "the input is compressed", hint: NO_PROTO });
+    Ok(())
+}
+
+#[cfg(not(feature = "otlp-proto"))]
+const NO_PROTO: &str = "this build reads JSON only (the `otlp-proto` feature reads protobuf and compressed files)";
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use opentelemetry_proto::tonic::trace::v1::span::Event as ProtoEvent;
 
 use crate::model::{EventKind, FinishStatus, JourneyEvent, Phase, Progress, RuleId, ScheduleKind, Step};
-use crate::wire::{self, DecodeError, keys};
+use crate::wire::{self, DecodeError, DecodeProblem, keys};
 
 use super::trace::wire_value;
 
@@ -20,6 +20,9 @@ pub struct RecordedEvent {
     pub decoded: Result<JourneyEvent, Unreadable>,
     /// Which record of the span carried it (0 for the first), for merging.
     part: u32,
+    /// Where it sorts: its timestamp, or for an event without one the timestamp of the event
+    /// before it in its record, so that it stays where the record had it.
+    order: u64,
 }
 
 /// A journey event that could not be decoded.
@@ -92,16 +95,31 @@ enum Identity<'a> {
     },
 }
 
-/// Decodes a span event, `None` when it is not a journey event.
-pub(super) fn record_event(event: ProtoEvent, part: u32) -> Option<RecordedEvent> {
+/// Decodes a span event, `None` when it is not a journey event. `previous` is the sort
+/// position of the journey event before it in its record (0 for the first).
+///
+/// An event without a timestamp is unreadable (R5, [`DecodeProblem::NoTimestamp`]): its place
+/// in time is unknown, so the checker must not take it for an event at the epoch (which would
+/// sort it first and report a misleading R1).
+pub(super) fn record_event(event: &ProtoEvent, part: u32, previous: u64) -> Option<RecordedEvent> {
     if !event.name.starts_with(keys::EVENT_PREFIX) {
         return None;
     }
     let time = (event.time_unix_nano != 0).then_some(event.time_unix_nano);
     let attributes = event.attributes.iter().map(|kv| (kv.key.as_str(), wire_value(kv.value.as_ref())));
-    let decoded = wire::decode(&event.name, time, attributes)
-        .map_err(|error| Unreadable { name: event.name.into_boxed_str(), error });
-    Some(RecordedEvent { time_unix_nano: event.time_unix_nano, decoded, part })
+    let decoded = match wire::decode(&event.name, time, attributes) {
+        Ok(_) if time.is_none() => Err(DecodeError::from(DecodeProblem::NoTimestamp)),
+        other => other,
+    };
+    let decoded = decoded.map_err(|error| Unreadable { name: event.name.clone().into_boxed_str(), error });
+    Some(RecordedEvent { time_unix_nano: event.time_unix_nano, decoded, part, order: time.unwrap_or(previous) })
+}
+
+impl RecordedEvent {
+    /// Where the event sorts (see [`record_event`]).
+    pub(super) fn order(&self) -> u64 {
+        self.order
+    }
 }
 
 /// The multiset union of a span's records, over events sorted by time: among events with the
@@ -111,8 +129,8 @@ pub(super) fn merge_records(events: &mut Vec<RecordedEvent>) -> u64 {
     let mut keep = vec![true; events.len()];
     let mut start = 0;
     while start < events.len() {
-        let time = events[start].time_unix_nano;
-        let end = start + events[start..].iter().take_while(|e| e.time_unix_nano == time).count();
+        let time = events[start].order;
+        let end = start + events[start..].iter().take_while(|e| e.order == time).count();
         if end - start > 1 {
             // For each distinct event: how often each record has it, and how many were kept.
             let mut seen: HashMap<Identity<'_>, (HashMap<u32, u32>, u32)> = HashMap::new();

@@ -113,7 +113,7 @@ pub(super) fn wire_value(v: Option<&AnyValue>) -> WireValue<'_> {
 /// Counts of what an input held besides its journeys.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReadCounts {
-    /// Lines read (including blank and malformed ones).
+    /// Lines read (including blank and malformed ones), or records of a length-framed file.
     pub lines: u64,
     /// Requests (lines, or documents) parsed.
     pub requests: u64,
@@ -125,6 +125,19 @@ pub struct ReadCounts {
     pub duplicate_events: u64,
     /// Span records left out because they contradict an earlier record of the same span.
     pub conflicting_records: u64,
+    /// Span records left out because their span was already checked (see
+    /// [`TraceBuilder::with_window`](super::TraceBuilder::with_window)).
+    pub late_records: u64,
+    /// Requests that hold OTLP logs (`resourceLogs`) instead of spans.
+    pub logs_requests: u64,
+    /// Requests that hold OTLP metrics (`resourceMetrics`) instead of spans.
+    pub metrics_requests: u64,
+    /// Requests that hold OTLP profiles (`resourceProfiles`) instead of spans.
+    pub profiles_requests: u64,
+    /// The format read: `json` or `framed`; `None` for an empty input.
+    pub format: Option<&'static str>,
+    /// The whole-input compression, `zstd` or `gzip`, when there was one.
+    pub compression: Option<&'static str>,
 }
 
 /// The spans of one input (one run of a scheduler, or a Collector file with several instances).
