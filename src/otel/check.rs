@@ -452,3 +452,70 @@ impl Assemble for TraceStream {
         self.builder.set_unit(unit);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otel::read::{ReadOptions, read_into, read_trace};
+    use crate::otel::summary::Summary;
+
+    fn data(name: &str) -> Vec<u8> {
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)).unwrap()
+    }
+
+    fn batch(input: &[u8]) -> Summary {
+        let mut s = Summary::new();
+        s.add(check_trace(read_trace("t", input, |e| panic!("{e}")), &CheckOptions::default()), 0);
+        s
+    }
+
+    fn streamed(input: &[u8], window: usize) -> (Summary, Vec<String>) {
+        let mut stream = TraceStream::new("t", CheckOptions::default()).with_window(window);
+        let mut errors = Vec::new();
+        read_into("t", input, &ReadOptions::default(), &mut stream, &mut |e| errors.push(e.to_string()));
+        let mut s = Summary::new();
+        s.add(stream.finish(), errors.len() as u64);
+        (s, errors)
+    }
+
+    fn totals(s: &Summary) -> (u64, u64, u64, u64, u64, Vec<(RuleId, u64)>) {
+        let rules = s.violations_by_rule().into_iter().collect();
+        (s.journeys, s.events, s.conforming, s.incomplete, s.violating, rules)
+    }
+
+    #[test]
+    fn a_small_window_gives_the_batch_verdicts() {
+        for name in [
+            "vllm/kv_pressure.otlp.jsonl",
+            "vllm-random/w6.otlp.jsonl",
+            "corrupted/R13.admitted-after-a-preemption-in-the-same-step.otlp.jsonl",
+            "corrupted/R14.request-id-reused-while-live.otlp.jsonl",
+            "corrupted/R9.preemption-count-off-by-one.otlp.jsonl",
+        ] {
+            let input = data(name);
+            let want = batch(&input);
+            for window in [2, 8, 4096] {
+                let (got, errors) = streamed(&input, window);
+                assert!(errors.is_empty(), "{name}: {errors:?}");
+                assert_eq!(totals(&got), totals(&want), "{name}, window {window}");
+                assert_eq!(got.stats, want.stats, "{name}, window {window}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_after_its_span_was_let_go_is_reported() {
+        let input = data("vllm/basic.otlp.jsonl");
+        let first = input.split(|&b| b == b'\n').next().unwrap().to_vec();
+        let mut late = input.clone();
+        late.extend_from_slice(&first);
+        late.push(b'\n');
+        let (got, errors) = streamed(&late, 8);
+        assert!(!errors.is_empty() && errors.iter().all(|e| e.contains("was already checked")), "{errors:?}");
+        assert_eq!(totals(&got), totals(&batch(&input)));
+        // With the whole input in the window, the copy merges as before.
+        let (got, errors) = streamed(&late, 4096);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(got.journeys, batch(&input).journeys);
+    }
+}

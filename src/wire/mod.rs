@@ -125,8 +125,6 @@ pub enum DecodeProblem {
         /// The span event's name.
         name: String,
     },
-    /// The span event has no timestamp (`timeUnixNano` absent or 0).
-    NoTimestamp,
     /// An attribute appears twice.
     Duplicate {
         /// The attribute key.
@@ -189,7 +187,6 @@ impl DecodeProblem {
             }
             DecodeProblem::NotJourneyName { .. }
             | DecodeProblem::UnknownName { .. }
-            | DecodeProblem::NoTimestamp
             | DecodeProblem::Duplicate { .. }
             | DecodeProblem::Missing { .. }
             | DecodeProblem::WrongType { .. }
@@ -206,7 +203,6 @@ impl std::fmt::Display for DecodeProblem {
         match self {
             DecodeProblem::NotJourneyName { name } => write!(f, "{name:?} is not a journey event name"),
             DecodeProblem::UnknownName { name } => write!(f, "unknown journey event name {name:?}"),
-            DecodeProblem::NoTimestamp => f.write_str("the span event has no timestamp (timeUnixNano)"),
             DecodeProblem::Duplicate { key } => write!(f, "attribute {key} appears twice"),
             DecodeProblem::Missing { key } => write!(f, "mandatory attribute {key} is missing"),
             DecodeProblem::WrongType { key, expected, found } => {

@@ -127,7 +127,11 @@ impl TraceBuilder {
             };
             for ss in &rs.scope_spans {
                 for span in &ss.spans {
-                    if let Err(kind) = self.add_span(span, resource, position) {
+                    let mut notes = Vec::new();
+                    if let Err(kind) = self.add_span(span, resource, position, &mut notes) {
+                        notes.push(kind);
+                    }
+                    for kind in notes {
                         errors.push(InputError::at(&self.trace.source_name, self.unit, Some(position), kind));
                     }
                 }
@@ -137,7 +141,14 @@ impl TraceBuilder {
         errors
     }
 
-    fn add_span(&mut self, span: &ProtoSpan, resource: usize, line: u64) -> Result<(), InputErrorKind> {
+    /// Adds one span record; `Err` when it is left out, `notes` for problems with parts of it.
+    fn add_span(
+        &mut self,
+        span: &ProtoSpan,
+        resource: usize,
+        line: u64,
+        notes: &mut Vec<InputErrorKind>,
+    ) -> Result<(), InputErrorKind> {
         self.trace.counts.span_records += 1;
         self.clock += 1;
         let request_id = span.attributes.iter().find(|kv| kv.key == keys::REQUEST_ID).and_then(|kv| {
@@ -234,6 +245,13 @@ impl TraceBuilder {
         for event in &span.events {
             match record_event(event, part, previous) {
                 Some(e) => {
+                    if e.time_unix_nano == 0 {
+                        notes.push(InputErrorKind::NoTimestamp {
+                            trace_id: hex(&span.trace_id),
+                            span_id: hex(&span.span_id),
+                            name: event.name.clone(),
+                        });
+                    }
                     previous = e.order();
                     span_ref.events.push(e);
                 }

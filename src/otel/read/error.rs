@@ -166,6 +166,19 @@ pub enum InputErrorKind {
         /// The window, in spans.
         window: usize,
     },
+    /// A journey event has no timestamp (`timeUnixNano` absent or 0); it is checked where its
+    /// record has it.
+    #[error(
+        "span {trace_id}/{span_id}: event {name} has no timestamp (timeUnixNano); it is checked in its record's order"
+    )]
+    NoTimestamp {
+        /// The span's trace id, in hex.
+        trace_id: String,
+        /// The span's span id, in hex.
+        span_id: String,
+        /// The event's name.
+        name: String,
+    },
     /// A line or record is longer than the limit; nothing more is read from this input.
     #[error(
         "{unit} is longer than {limit} bytes (--max-record-bytes){}; the rest of the input is not read",

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use opentelemetry_proto::tonic::trace::v1::span::Event as ProtoEvent;
 
 use crate::model::{EventKind, FinishStatus, JourneyEvent, Phase, Progress, RuleId, ScheduleKind, Step};
-use crate::wire::{self, DecodeError, DecodeProblem, keys};
+use crate::wire::{self, DecodeError, keys};
 
 use super::trace::wire_value;
 
@@ -98,20 +98,17 @@ enum Identity<'a> {
 /// Decodes a span event, `None` when it is not a journey event. `previous` is the sort
 /// position of the journey event before it in its record (0 for the first).
 ///
-/// An event without a timestamp is unreadable (R5, [`DecodeProblem::NoTimestamp`]): its place
-/// in time is unknown, so the checker must not take it for an event at the epoch (which would
-/// sort it first and report a misleading R1).
+/// An event without a timestamp keeps its place in its record (the checker must not take it
+/// for an event at the epoch, which would sort it first and report a misleading R1); the
+/// caller reports it as an input error ([`InputErrorKind::NoTimestamp`](super::InputErrorKind)).
 pub(super) fn record_event(event: &ProtoEvent, part: u32, previous: u64) -> Option<RecordedEvent> {
     if !event.name.starts_with(keys::EVENT_PREFIX) {
         return None;
     }
     let time = (event.time_unix_nano != 0).then_some(event.time_unix_nano);
     let attributes = event.attributes.iter().map(|kv| (kv.key.as_str(), wire_value(kv.value.as_ref())));
-    let decoded = match wire::decode(&event.name, time, attributes) {
-        Ok(_) if time.is_none() => Err(DecodeError::from(DecodeProblem::NoTimestamp)),
-        other => other,
-    };
-    let decoded = decoded.map_err(|error| Unreadable { name: event.name.clone().into_boxed_str(), error });
+    let decoded = wire::decode(&event.name, time, attributes)
+        .map_err(|error| Unreadable { name: event.name.clone().into_boxed_str(), error });
     Some(RecordedEvent { time_unix_nano: event.time_unix_nano, decoded, part, order: time.unwrap_or(previous) })
 }
 
