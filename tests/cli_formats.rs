@@ -202,12 +202,15 @@ fn edited_line(edit: impl Fn(&mut Value)) -> String {
     serde_json::to_string(&v).unwrap()
 }
 
+/// A hostile input: its name, extra arguments, standard input, exit status and the start of the
+/// first line of stderr.
+type Case = (&'static str, Vec<&'static str>, Vec<u8>, i32, String);
+
 #[test]
 fn hostile_inputs_exit_status_and_first_line_of_stderr() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let w1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vllm-random/w1.otlp.jsonl");
     let w1_text = std::fs::read(&w1).unwrap();
-    let cases: Vec<(&str, Vec<&str>, Vec<u8>, i32, String)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "/dev/zero",
             vec![],
@@ -293,7 +296,6 @@ fn hostile_inputs_exit_status_and_first_line_of_stderr() {
         // The report is still written, and is valid JSON.
         let _: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
-    let _ = dir;
 }
 
 #[test]
@@ -371,6 +373,8 @@ fn text_output_counts_rules_and_caps_violations() {
 
 /// Runs `journey check` on `path` and returns its exit status and peak resident memory in
 /// bytes, from `wait4`'s resource usage of the child.
+// The child is reaped by `wait4` below, which std's `Child` does not see.
+#[allow(clippy::zombie_processes)]
 fn peak_rss(args: &[&str]) -> (i32, u64) {
     let out = File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join("rss.out")).unwrap();
     let err = File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join("rss.err")).unwrap();
