@@ -1,10 +1,21 @@
-//! Reading OTLP JSON into journeys: the input formats, how spans are grouped and merged, and
-//! the errors that name a file and a line.
+//! Reading OTLP traces into journeys: the input formats, how spans are grouped and merged, and
+//! the errors that name a file and a line (or record).
 //!
 //! # Input formats
 //!
-//! The reader accepts what an OpenTelemetry Collector's `file` exporter writes with
-//! `format: json` and no compression, and what `jq .` makes of it:
+//! The reader accepts what an OpenTelemetry Collector's `file` exporter writes, in each of its
+//! settings, and what `jq .` makes of JSON. The format is decided from the input's first bytes,
+//! never from its name ([`InputFormat::Auto`]; [`ReadOptions::format`] can force one):
+//!
+//! - zstd (`28 b5 2f fd`) or gzip (`1f 8b`) magic: the whole input is decompressed (multi-frame
+//!   and multi-member streams too) and the result is detected again, once.
+//! - A 4-byte big-endian length of at most [`ReadOptions::max_record_bytes`] followed by a byte
+//!   that starts a zstd, gzip, JSON or protobuf payload (`format: proto`, or any format with
+//!   `compression: zstd`): **length-framed records**. Each payload is a `TracesData` (the same
+//!   message as `ExportTraceServiceRequest` on the wire) in protobuf, decoded with `prost` into
+//!   `opentelemetry-proto`'s types, or in JSON; a payload may be compressed on its own. Errors
+//!   name the record (`path: record 7: ...`). Needs the `otlp-proto` feature.
+//! - Anything else is JSON (a UTF-8 byte order mark is skipped), in one of two layouts:
 //!
 //! - **JSON Lines** (the usual case): one `ExportTraceServiceRequest` (equivalently `TracesData`,
 //!   which has the same JSON shape) per line, lines in no particular order. Blank lines are
@@ -24,7 +35,17 @@
 //! the second line, and a JSON Lines file always has one there.
 //!
 //! Parsing uses the serde types of `opentelemetry-proto`, so any valid OTLP JSON is accepted:
-//! int64 values as strings or numbers, omitted default fields, unknown fields (ignored).
+//! int64 values as strings or numbers, omitted default fields, unknown fields (ignored); and
+//! what the protobuf JSON mapping allows beyond them (`"NaN"`, `"Infinity"` doubles, quoted
+//! 32-bit counters) is read too (see `otlp_json`). Errors name the field.
+//!
+//! # Bounds
+//!
+//! No input makes the reader hold more than [`ReadOptions::max_record_bytes`] of it at once (a
+//! line, a document, a record, a decompressed payload): a longer one is reported and ends the
+//! input, so `/dev/zero` or a file without newlines is an error, not an out-of-memory kill. At
+//! most [`ReadOptions::max_repeated_errors`] errors of one kind are passed on per input, then
+//! one [`InputErrorKind::Repeated`] with the count.
 //!
 //! # Spans and journeys
 //!
