@@ -47,11 +47,21 @@ impl InputError {
         }
     }
 
-    /// The problem without its position, for telling identical errors apart.
+    /// What makes errors "the same kind" for [`ErrorSink`]: the parser's message for JSON and
+    /// protobuf errors, the kind alone for errors that name a span (each names another one).
     fn class(&self) -> String {
         match &self.kind {
-            InputErrorKind::Json { message, .. } => message.clone(),
-            other => other.to_string(),
+            InputErrorKind::Json { message, .. } | InputErrorKind::Protobuf { message } => message.clone(),
+            InputErrorKind::ConflictingSpan { what, .. } => format!("conflicting {what}"),
+            InputErrorKind::LateRecord { .. } => "late record".to_owned(),
+            InputErrorKind::NoTimestamp { .. } => "no timestamp".to_owned(),
+            other @ (InputErrorKind::Io(_)
+            | InputErrorKind::Unfinished
+            | InputErrorKind::TooLong { .. }
+            | InputErrorKind::TruncatedRecord { .. }
+            | InputErrorKind::Decompress { .. }
+            | InputErrorKind::Format { .. }
+            | InputErrorKind::Repeated { .. }) => other.to_string(),
         }
     }
 }
@@ -82,9 +92,14 @@ pub(super) struct ErrorSink<'e> {
     on_error: &'e mut dyn FnMut(InputError),
     max: usize,
     seen: std::collections::HashMap<String, u64>,
-    /// Classes in order of their first suppressed error, for a stable output.
-    suppressed: Vec<String>,
+    /// Classes in order of their first suppressed error, with that error's text (without its
+    /// position), for a stable output.
+    suppressed: Vec<(String, String)>,
 }
+
+/// At most this many classes are told apart per input (so that the sink's memory is bounded
+/// too); errors of further classes share one.
+const CLASSES: usize = 256;
 
 impl<'e> ErrorSink<'e> {
     pub(super) fn new(on_error: &'e mut dyn FnMut(InputError), max: usize) -> ErrorSink<'e> {
@@ -92,24 +107,31 @@ impl<'e> ErrorSink<'e> {
     }
 
     pub(super) fn report(&mut self, error: InputError) {
-        let class = error.class();
+        let mut class = error.class();
+        if self.seen.len() >= CLASSES && !self.seen.contains_key(&class) {
+            class = String::from("\0other");
+        }
         let n = self.seen.entry(class.clone()).or_default();
         *n += 1;
         if *n <= self.max as u64 {
             (self.on_error)(error);
         } else if *n == self.max as u64 + 1 {
-            self.suppressed.push(class);
+            let what = match &error.kind {
+                InputErrorKind::Json { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            self.suppressed.push((class, what));
         }
     }
 
     pub(super) fn finish(self, source_name: &str) {
-        for class in self.suppressed {
+        for (class, what) in self.suppressed {
             let count = self.seen.get(&class).copied().unwrap_or(0).saturating_sub(self.max as u64);
             (self.on_error)(InputError {
                 source_name: source_name.to_owned(),
                 line: None,
                 record: None,
-                kind: InputErrorKind::Repeated { count, what: class },
+                kind: InputErrorKind::Repeated { count, what },
             });
         }
     }

@@ -447,9 +447,9 @@ mod tests {
     #[test]
     fn non_journey_events_and_spans_are_counted_and_ignored() {
         let input = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[
-            {"traceId":"0102","spanId":"03","events":[{"name":"exception"},{"name":"journey.QUEUED"}]},
+            {"traceId":"0102","spanId":"03","events":[{"name":"exception"},{"name":"journey.QUEUED","timeUnixNano":"1"}]},
             {"traceId":"0102","spanId":"04"},
-            {"events":[{"name":"journey.NOPE"}]}]}]}]}"#
+            {"events":[{"name":"journey.NOPE","timeUnixNano":"2"}]}]}]}]}"#
             .replace('\n', "");
         let (trace, errors) = read(input.as_bytes());
         assert!(errors.is_empty(), "{errors:?}");
