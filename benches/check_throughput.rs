@@ -9,14 +9,20 @@
 //! cargo bench --bench check_throughput
 //! ```
 //!
-//! `BENCHMARKS.md` (section "check throughput") has the figures and how they were taken.
+//! The second group reads the same requests as length-framed protobuf records (`journey check`
+//! streaming, as the command runs it) against `prost` decoding the records alone, in journey
+//! events per second.
+//!
+//! `BENCHMARKS.md` (sections "check throughput" and "check on protobuf") has the figures.
 
 use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use journey_spec::otel::{CheckOptions, Summary, check_trace, read_trace};
+use journey_spec::otel::read::{ReadOptions, read_into};
+use journey_spec::otel::{CheckOptions, Summary, TraceStream, check_trace, read_trace};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message as _;
 
 const FIXTURES: &[&str] = &[
     "vllm/basic.otlp.jsonl",
@@ -113,5 +119,62 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, throughput);
+/// The same requests as length-framed protobuf records (the Collector's `format: proto`).
+fn framed_proto(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in lines(data) {
+        let bytes = serde_json::from_slice::<ExportTraceServiceRequest>(line).expect("otlp").encode_to_vec();
+        out.extend_from_slice(&u32::try_from(bytes.len()).expect("small").to_be_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+/// The records of a framed file.
+fn records(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        let (len, tail) = rest.split_first_chunk::<4>()?;
+        let (record, tail) = tail.split_at(u32::from_be_bytes(*len) as usize);
+        rest = tail;
+        Some(record)
+    })
+}
+
+/// `journey check` as the command runs it: streaming, protobuf records detected from the bytes.
+fn check_stream(data: &[u8]) -> Summary {
+    let mut stream = TraceStream::new("bench", CheckOptions::default());
+    let mut errors = 0;
+    read_into("bench", data, &ReadOptions::default(), &mut stream, &mut |_| errors += 1);
+    let mut summary = Summary::new();
+    summary.add(stream.finish(), errors);
+    summary
+}
+
+fn protobuf(c: &mut Criterion) {
+    let proto = framed_proto(&input());
+    let s = check_stream(&proto);
+    assert_eq!((s.input_errors, s.violating, s.incomplete), (0, 0, COPIES as u64));
+    eprintln!(
+        "protobuf input: {:.1} MB, {} journeys, {} journey events",
+        proto.len() as f64 / 1e6,
+        s.journeys,
+        s.events
+    );
+
+    let mut group = c.benchmark_group("check_protobuf");
+    // Journey events per second: the unit of the goal.
+    group.throughput(Throughput::Elements(s.events)).sample_size(10).sampling_mode(SamplingMode::Flat);
+    group.bench_function("prost_decode", |b| {
+        b.iter(|| {
+            for record in records(&proto) {
+                black_box(ExportTraceServiceRequest::decode(record).expect("protobuf"));
+            }
+        })
+    });
+    group.bench_function("journey_check", |b| b.iter(|| black_box(check_stream(&proto))));
+    group.finish();
+}
+
+criterion_group!(benches, throughput, protobuf);
 criterion_main!(benches);

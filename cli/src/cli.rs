@@ -14,8 +14,8 @@ EXIT STATUS:
   0  every journey conforms (or is incomplete); also when stdout is closed early (broken pipe)
   1  at least one journey violates a rule that is not allowed; explore: a counterexample
   2  an input could not be read or parsed (every problem is reported on stderr as
-     path:line: message, and the rest of the input is still checked), an unknown request id
-     (timeline), or a usage error";
+     path:line: message, and the rest of the input is still checked), fewer journeys than
+     --expect-journeys, an unknown request id (timeline), or a usage error";
 
 /// Checks request journeys of an LLM serving scheduler, as traced on OpenTelemetry spans,
 /// against the journey specification (rules R1–R14).
@@ -30,10 +30,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check every journey in OTLP JSON trace files.
+    /// Check every journey in OTLP trace files.
     ///
-    /// Input: what an OpenTelemetry Collector's file exporter writes (one ExportTraceServiceRequest
-    /// or TracesData per line, in any order), or one pretty-printed JSON document. Spans with
+    /// Input: what an OpenTelemetry Collector's file exporter writes: JSON Lines (one
+    /// ExportTraceServiceRequest or TracesData per line, in any order), one pretty-printed JSON
+    /// document, length-framed protobuf records (format: proto), zstd or gzip compression,
+    /// detected from the content; a directory of rotated files is one input. Spans with
     /// journey.* events are journeys; the same span on several lines is merged; the journeys of
     /// one file that share a resource form one scheduler instance (rules R13, R14).
     #[command(after_help = EXIT_STATUS)]
@@ -91,6 +93,45 @@ pub enum Format {
     Json,
 }
 
+/// How to read the inputs of `check` and `timeline`.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// Input format: auto detects JSON, length-framed protobuf records and zstd/gzip from the
+    /// first bytes; json and framed force one.
+    #[arg(long, value_enum, default_value_t = InputFormatArg::Auto)]
+    pub input_format: InputFormatArg,
+    /// The longest line, document or record read (after decompression); a longer one is an
+    /// error that ends its input.
+    #[arg(long, value_name = "BYTES", default_value_t = 32 << 20)]
+    pub max_record_bytes: usize,
+    /// Spans held in memory at once; beyond it the least recently touched are checked and let
+    /// go (a later record of such a span is reported).
+    #[arg(long, value_name = "SPANS", default_value_t = 4096)]
+    pub window: usize,
+}
+
+/// `--input-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormatArg {
+    /// From the first bytes.
+    Auto,
+    /// OTLP JSON (JSON Lines or documents).
+    Json,
+    /// 4-byte big-endian length-framed records (protobuf or JSON, possibly compressed).
+    Framed,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    /// When stdout is a terminal (and NO_COLOR is not set).
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
 /// `journey check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -104,7 +145,21 @@ pub struct CheckArgs {
     /// are legal, SPEC.md §11).
     #[arg(long, value_enum, default_value_t = Profile::Sync)]
     pub profile: Profile,
-    /// Trace files (OTLP JSON); `-` reads standard input.
+    /// Fail (exit 2) when fewer journeys than this were read, over all inputs.
+    #[arg(long, value_name = "N")]
+    pub expect_journeys: Option<u64>,
+    /// Show at most this many violating journeys in the text output (all are counted).
+    #[arg(long, value_name = "N")]
+    pub max_violations: Option<usize>,
+    /// Colour in the text output.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
+    pub color: ColorArg,
+    /// How to read the inputs.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Trace files (OTLP JSON Lines or documents, length-framed protobuf, zstd or gzip), or
+    /// directories or globs of rotated files (read in name order as one input); `-` reads
+    /// standard input.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
 }
@@ -118,7 +173,10 @@ pub struct TimelineArgs {
     /// Do not count violations of this rule (as for check); repeatable.
     #[arg(long = "allow", value_name = "RULE", value_parser = parse_rule)]
     pub allow: Vec<RuleId>,
-    /// Trace files (OTLP JSON); `-` reads standard input.
+    /// How to read the inputs.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Trace files, directories or globs (as for check); `-` reads standard input.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
 }
@@ -164,6 +222,9 @@ pub struct ReportArgs {
     /// The page's title (default: the first input's name).
     #[arg(long)]
     pub title: Option<String>,
+    /// How to read the inputs.
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Trace files (OTLP JSON); `-` reads standard input.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,

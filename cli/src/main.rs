@@ -2,7 +2,7 @@
 //! the timeline of one request, print the rule catalogue.
 //!
 //! ```text
-//! journey check [--format text|json] [--allow RULE]... PATH...
+//! journey check [--format text|json] [--allow RULE]... [--expect-journeys N] PATH...
 //! journey timeline --request ID [--allow RULE]... PATH...
 //! journey report [--out FILE] [--against PATH]... [--allow RULE]... [--profile sync] [--complete] PATH...
 //! journey rules [--format text|json]
@@ -30,16 +30,17 @@ mod input;
 mod simulate;
 mod status;
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
 use journey_spec::model::{self, RuleId};
 use journey_spec::otel::json::Report;
+use journey_spec::otel::read::InputFormat;
 use journey_spec::otel::report::{ReportOptions, RunData, write_html};
-use journey_spec::otel::{CheckOptions, Summary, text};
+use journey_spec::otel::{CheckOptions, KeepEvents, ReadOptions, Summary, text};
 
-use cli::{CheckArgs, Cli, Command, Format, ReportArgs, RulesArgs, TimelineArgs};
+use cli::{CheckArgs, Cli, ColorArg, Command, Format, InputArgs, InputFormatArg, ReportArgs, RulesArgs, TimelineArgs};
 
 /// Exit status: no violation.
 const SUCCESS: u8 = 0;
@@ -89,28 +90,68 @@ fn options(allow: &[RuleId]) -> CheckOptions {
     CheckOptions { allow: allow.iter().copied().collect(), ..CheckOptions::default() }
 }
 
+fn reading(input: &InputArgs, allow: &[RuleId], keep: KeepEvents) -> input::Reading {
+    let format = match input.input_format {
+        InputFormatArg::Auto => InputFormat::Auto,
+        InputFormatArg::Json => InputFormat::Json,
+        InputFormatArg::Framed => InputFormat::Framed,
+    };
+    input::Reading {
+        read: ReadOptions { format, max_record_bytes: input.max_record_bytes, ..ReadOptions::default() },
+        check: options(allow),
+        keep,
+        window: input.window,
+    }
+}
+
 fn check(args: CheckArgs, out: &mut dyn Write) -> io::Result<u8> {
-    let options = CheckOptions { profile: args.profile.model(), ..options(&args.allow) };
-    let allowed: Vec<RuleId> = options.allow.iter().copied().collect();
+    let mut reading = reading(&args.input, &args.allow, KeepEvents::Violating);
+    reading.check.profile = args.profile.model();
+    let allowed: Vec<RuleId> = reading.check.allow.iter().copied().collect();
     let mut summary = Summary::new();
     for path in &args.paths {
-        let (checked, errors) = input::check_input(path, &options);
-        summary.add(checked, errors);
+        let checked = input::check_input(path, &reading);
+        summary.add(checked.trace, checked.errors);
+        summary.add_problems(checked.problems);
+    }
+    let short = args.expect_journeys.filter(|&n| summary.journeys < n);
+    if let Some(n) = short {
+        let _ = writeln!(io::stderr(), "journey: expected at least {n} journeys, read {}", summary.journeys);
     }
     match args.format {
-        Format::Text => text::write_summary(out, &summary, &allowed)?,
-        Format::Json => Report::new(&summary, allowed).with_profile(options.profile).write(&mut *out)?,
+        Format::Text => {
+            let mut text = Vec::new();
+            let options = text::TextOptions { max_violations: args.max_violations };
+            text::write_summary_with(&mut text, &summary, &allowed, &options)?;
+            let mut text = String::from_utf8_lossy(&text).into_owned();
+            let tty = io::stdout().is_terminal();
+            if tty && let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size() {
+                text = text::fit_width(&text, usize::from(w));
+            }
+            let color = match args.color {
+                ColorArg::Always => true,
+                ColorArg::Never => false,
+                ColorArg::Auto => tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            };
+            if color {
+                text = text::colorize(&text);
+            }
+            out.write_all(text.as_bytes())?;
+        }
+        Format::Json => Report::new(&summary, allowed).with_profile(reading.check.profile).write(&mut *out)?,
     }
-    Ok(exit_status(&summary))
+    Ok(if short.is_some() { ERROR } else { exit_status(&summary) })
 }
 
 fn report(args: ReportArgs, out: &mut dyn Write) -> io::Result<u8> {
-    let options = CheckOptions { profile: args.profile.model(), ..options(&args.allow) };
+    let mut reading = reading(&args.input, &args.allow, KeepEvents::All);
+    reading.check.profile = args.profile.model();
+    let options = reading.check.clone();
     let read = |paths: &[std::path::PathBuf]| {
         let mut run = RunData::new();
         for path in paths {
-            let (checked, errors) = input::check_input(path, &options);
-            run.add(checked, errors);
+            let checked = input::check_input(path, &reading);
+            run.add(checked.trace, checked.errors);
         }
         run
     };
@@ -161,15 +202,15 @@ fn exit_status(summary: &Summary) -> u8 {
 }
 
 fn timeline(args: TimelineArgs, out: &mut dyn Write) -> io::Result<u8> {
-    let options = options(&args.allow);
+    let reading = reading(&args.input, &args.allow, KeepEvents::Request(args.request.clone()));
     let mut errors = 0;
     let mut shown = 0;
     let mut violating = false;
     let mut journeys = 0;
     for path in &args.paths {
-        let (checked, e) = input::check_input(path, &options);
+        let input::Checked { trace: checked, errors: e, .. } = input::check_input(path, &reading);
         errors += e;
-        journeys += checked.journeys.len();
+        journeys += checked.journey_count();
         for j in checked.journeys.iter().filter(|j| j.request_id.as_deref() == Some(args.request.as_str())) {
             if shown > 0 {
                 writeln!(out)?;

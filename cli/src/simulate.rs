@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use journey_spec::model::EventKind;
-use journey_spec::otel::simulate::{Progress, SimulateOptions, SimulateStats, simulate};
+use journey_spec::otel::simulate::{SimulateOptions, SimulateProgress, SimulateStats, simulate};
 use journey_spec::otel::{CheckOptions, Summary, check_trace, read_trace, text};
 use journey_spec::synth::{LengthDist, SynthError, SynthParams, generate};
 use journey_spec::{ConfigError, Policy, SchedulerConfig, Workload};
@@ -75,7 +75,7 @@ fn fail(what: impl std::fmt::Display) -> u8 {
 }
 
 /// The status line of a simulation.
-fn progress(status: &mut StatusLine, p: Progress) {
+fn progress(status: &mut StatusLine, p: SimulateProgress) {
     status.show(|| {
         let phase = if p.iterations <= p.planned { "replaying" } else { "draining" };
         format!("{phase}: iteration {} of {} planned, {} live", p.iterations, p.planned, p.live)

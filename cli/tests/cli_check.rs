@@ -32,6 +32,18 @@ struct Report {
     violations: Vec<Violation>,
     incomplete_journeys: Vec<Incomplete>,
     stats: Stats,
+    violations_by_rule: std::collections::BTreeMap<String, u64>,
+    problems: Vec<Problem>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Problem {
+    input: String,
+    path: String,
+    line: Option<u64>,
+    record: Option<u64>,
+    message: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +54,8 @@ struct Input {
     spans: u64,
     journeys: u64,
     errors: u64,
+    format: Option<String>,
+    compression: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -331,9 +345,15 @@ fn malformed_lines_are_reported_and_the_rest_is_checked() {
 #[test]
 fn unreadable_inputs_are_errors_and_the_others_are_checked() {
     let missing = Path::new(env!("CARGO_TARGET_TMPDIR")).join("does-not-exist.jsonl");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    // A directory is read as its files (rotated files); one that cannot be opened is an error.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("unreadable-dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dangling = dir.join("a.jsonl");
+    if std::fs::symlink_metadata(&dangling).is_err() {
+        std::os::unix::fs::symlink(dir.join("nowhere"), &dangling).unwrap();
+    }
     let good = data("vllm-random/w1.otlp.jsonl");
-    let o = journey(&["check", "--format", "json"], &[&missing, dir, &good]);
+    let o = journey(&["check", "--format", "json"], &[&missing, &dir, &good]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(stderr(&o).lines().count(), 2, "{}", stderr(&o));
     assert!(stderr(&o).starts_with(&format!("{}: cannot read", missing.display())), "{}", stderr(&o));

@@ -48,7 +48,7 @@ use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 use crate::model::{FinishStatus, JourneyEvent, Label, Progress, ScheduleKind, Step};
-use crate::wire::{self, WireValue, keys};
+use crate::wire::{self, WireValue, keys, unix_nanos};
 
 use super::request::{Handle, Request, TraceHeaders};
 
@@ -533,10 +533,6 @@ fn value(v: WireValue<'static>) -> Value {
         WireValue::Bool(b) => Value::Bool(b),
         WireValue::Other(s) => Value::from(s),
     }
-}
-
-fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// The W3C headers of a request, as the propagator reads them.

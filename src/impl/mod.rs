@@ -38,5 +38,5 @@ pub use engine::{Engine, EngineError, Iterated, RunSummary, replay};
 pub use faults::Faults;
 pub use kv::{BlockId, BlockPool};
 pub use request::{FinishReason, Handle, NewRequest, Request, Status, TraceHeaders};
-pub use scheduler::{AddError, Finished, InvariantError, Scheduled, Scheduler, StepOutput, UpdateOutput};
+pub use scheduler::{AddError, Finished, Invariant, InvariantError, Scheduled, Scheduler, StepOutput, UpdateOutput};
 pub use workload::{AddOp, FinishOp, InFlight, Iteration, Op, Workload, WorkloadError, WorkloadFileError};

@@ -112,8 +112,37 @@ pub struct UpdateOutput {
 pub struct InvariantError {
     /// The step counter when the check ran.
     pub step: u64,
-    /// What was wrong.
+    /// Which invariant broke.
+    pub invariant: Invariant,
+    /// What was wrong, naming the values involved.
     pub what: String,
+}
+
+/// The scheduler's invariants (`SPEC.md` §7), one per kind of finding of
+/// [`Scheduler::check_invariants`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Invariant {
+    /// A step's tokens stay within `max_num_batched_tokens` and add up.
+    TokenBudget,
+    /// At most `max_num_seqs` requests run.
+    MaxNumSeqs,
+    /// Every free block exists and is free once.
+    FreeList,
+    /// The running list holds live, running requests.
+    RunningList,
+    /// The waiting queue holds live requests that are not running.
+    WaitingQueue,
+    /// A live request is in exactly one place.
+    OnePlace,
+    /// The id index and the live requests agree.
+    IdIndex,
+    /// A request holds the blocks its computed tokens need.
+    BlockCount,
+    /// No live request is past its caps.
+    Caps,
+    /// Every block is free or held by exactly one request.
+    BlockOwnership,
 }
 
 /// The reference scheduler: vLLM v1's `schedule()` / `update_from_output()` / `finish_requests()`
@@ -763,16 +792,22 @@ impl Scheduler {
     /// exactly the blocks its computed tokens need (none while waiting or preempted); the id
     /// index matches the slots.
     pub fn check_invariants(&self) -> Result<(), InvariantError> {
-        let fail = |what: String| Err(InvariantError { step: self.step, what });
+        let fail = |invariant: Invariant, what: String| Err(InvariantError { step: self.step, invariant, what });
         let c = &self.config;
         if self.out.total_tokens > c.max_num_batched_tokens {
-            return fail(format!("step used {} tokens, budget {}", self.out.total_tokens, c.max_num_batched_tokens));
+            return fail(
+                Invariant::TokenBudget,
+                format!("step used {} tokens, budget {}", self.out.total_tokens, c.max_num_batched_tokens),
+            );
         }
         if self.out.total_tokens != self.out.scheduled.iter().map(|s| s.tokens).sum::<u64>() {
-            return fail("total_tokens is not the sum of scheduled tokens".into());
+            return fail(Invariant::TokenBudget, "total_tokens is not the sum of scheduled tokens".into());
         }
         if self.running.len() > c.max_num_seqs {
-            return fail(format!("{} running requests, max_num_seqs {}", self.running.len(), c.max_num_seqs));
+            return fail(
+                Invariant::MaxNumSeqs,
+                format!("{} running requests, max_num_seqs {}", self.running.len(), c.max_num_seqs),
+            );
         }
         // Who has each block ever handed out: nobody yet, the free list, or a request. Blocks
         // never handed out are free without being listed (and take no memory here either).
@@ -787,23 +822,32 @@ impl Scheduler {
         for b in self.pool.recycled() {
             match owner.get_mut(b.0 as usize) {
                 Some(o @ Owner::Nobody) => *o = Owner::FreeList,
-                Some(_) => return fail(format!("block {} is free twice", b.0)),
-                None if (b.0 as usize) < total => return fail(format!("block {} is free twice (never used)", b.0)),
-                None => return fail(format!("free block {} does not exist", b.0)),
+                Some(_) => return fail(Invariant::FreeList, format!("block {} is free twice", b.0)),
+                None if (b.0 as usize) < total => {
+                    return fail(Invariant::FreeList, format!("block {} is free twice (never used)", b.0));
+                }
+                None => return fail(Invariant::FreeList, format!("free block {} does not exist", b.0)),
             }
         }
         let mut place = vec![0u8; self.slots.len()];
         for h in &self.running {
-            let Some(r) = self.request(*h) else { return fail(format!("running list holds a dead handle {h:?}")) };
+            let Some(r) = self.request(*h) else {
+                return fail(Invariant::RunningList, format!("running list holds a dead handle {h:?}"));
+            };
             if r.status != Status::Running {
-                return fail(format!("{} is in the running list with status {:?}", r.id, r.status));
+                return fail(
+                    Invariant::RunningList,
+                    format!("{} is in the running list with status {:?}", r.id, r.status),
+                );
             }
             place[h.slot()] += 1;
         }
         for h in self.waiting.iter() {
-            let Some(r) = self.request(h) else { return fail(format!("waiting queue holds a dead handle {h:?}")) };
+            let Some(r) = self.request(h) else {
+                return fail(Invariant::WaitingQueue, format!("waiting queue holds a dead handle {h:?}"));
+            };
             if r.status == Status::Running {
-                return fail(format!("{} is waiting with status Running", r.id));
+                return fail(Invariant::WaitingQueue, format!("{} is waiting with status Running", r.id));
             }
             place[h.slot()] += 1;
         }
@@ -813,46 +857,62 @@ impl Scheduler {
             live += 1;
             let h = Handle { slot: slot as u32, generation: s.generation };
             if place[slot] != 1 {
-                return fail(format!("{} is in {} places", r.id, place[slot]));
+                return fail(Invariant::OnePlace, format!("{} is in {} places", r.id, place[slot]));
             }
             if self.by_id.get(&r.id) != Some(&h) {
-                return fail(format!("id index does not point at {}", r.id));
+                return fail(Invariant::IdIndex, format!("id index does not point at {}", r.id));
             }
             let expected = match r.status {
                 Status::Running => c.blocks_for(r.num_computed.min(c.max_model_len)),
                 Status::Waiting | Status::Preempted => 0,
             };
             if r.blocks.len() != expected {
-                return fail(format!(
-                    "{} ({:?}, {} computed) holds {} blocks, expected {expected}",
-                    r.id,
-                    r.status,
-                    r.num_computed,
-                    r.blocks.len()
-                ));
+                return fail(
+                    Invariant::BlockCount,
+                    format!(
+                        "{} ({:?}, {} computed) holds {} blocks, expected {expected}",
+                        r.id,
+                        r.status,
+                        r.num_computed,
+                        r.blocks.len()
+                    ),
+                );
             }
             if r.num_output >= r.max_tokens || r.num_tokens() >= c.max_model_len {
-                return fail(format!("{} is live past its caps", r.id));
+                return fail(Invariant::Caps, format!("{} is live past its caps", r.id));
             }
             for b in &r.blocks {
                 match owner.get_mut(b.0 as usize) {
                     Some(o @ Owner::Nobody) => *o = Owner::Request(&r.id),
-                    Some(Owner::FreeList) => return fail(format!("block {} is free and held by {}", b.0, r.id)),
+                    Some(Owner::FreeList) => {
+                        return fail(Invariant::BlockOwnership, format!("block {} is free and held by {}", b.0, r.id));
+                    }
                     Some(Owner::Request(other)) => {
-                        return fail(format!("block {} is held by {} and by {other}", b.0, r.id));
+                        return fail(
+                            Invariant::BlockOwnership,
+                            format!("block {} is held by {} and by {other}", b.0, r.id),
+                        );
                     }
                     None if (b.0 as usize) < total => {
-                        return fail(format!("block {} is free and held by {} (never used)", b.0, r.id));
+                        return fail(
+                            Invariant::BlockOwnership,
+                            format!("block {} is free and held by {} (never used)", b.0, r.id),
+                        );
                     }
-                    None => return fail(format!("{} holds block {} that does not exist", r.id, b.0)),
+                    None => {
+                        return fail(
+                            Invariant::BlockOwnership,
+                            format!("{} holds block {} that does not exist", r.id, b.0),
+                        );
+                    }
                 }
             }
         }
         if let Some(b) = owner.iter().position(|o| matches!(o, Owner::Nobody)) {
-            return fail(format!("block {b} is neither free nor held"));
+            return fail(Invariant::BlockOwnership, format!("block {b} is neither free nor held"));
         }
         if live != self.by_id.len() {
-            return fail(format!("{live} live slots, {} ids", self.by_id.len()));
+            return fail(Invariant::IdIndex, format!("{live} live slots, {} ids", self.by_id.len()));
         }
         Ok(())
     }

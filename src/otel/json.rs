@@ -21,6 +21,11 @@
 //! | `violations` | array | every violation, by input, then journey, then rule order of the checker (below) |
 //! | `incomplete_journeys` | array | `path`, `request_id`, `trace_id`, `span_id`, `dropped_events`, `events` (kept) |
 //! | `stats` | object | statistics over the non-violating journeys (below) |
+//! | `violations_by_rule` | object | rule id → number of violations, for the rules that have any |
+//! | `problems` | array | the input errors themselves (at most 1000 per input): `input` (the input as given), `path` (the file), `line` or `record` (`null` when none applies), `message` |
+//!
+//! Each input also has `format` (`"json"`, `"framed"`, or `null` when nothing was read) and
+//! `compression` (`"zstd"`, `"gzip"` or `null`).
 //!
 //! A violation: `path` (its input), `line` (of the span's first record), `request_id` (string, or
 //! `null` when the span has no `gen_ai.request.id`), `trace_id`, `span_id`, `rule` (`"R1"` …
@@ -86,6 +91,8 @@ pub struct Report<'a> {
     violations: Vec<ViolationOut<'a>>,
     incomplete_journeys: Vec<Incomplete<'a>>,
     stats: Stats,
+    violations_by_rule: std::collections::BTreeMap<&'static str, u64>,
+    problems: Vec<ProblemOut<'a>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,6 +102,17 @@ struct Input<'a> {
     spans: u64,
     journeys: u64,
     errors: u64,
+    format: Option<&'static str>,
+    compression: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProblemOut<'a> {
+    input: &'a str,
+    path: &'a str,
+    line: Option<u64>,
+    record: Option<u64>,
+    message: &'a str,
 }
 
 #[derive(Debug, Serialize)]
@@ -173,6 +191,8 @@ impl<'a> Report<'a> {
                     spans: i.spans,
                     journeys: i.journeys,
                     errors: i.errors,
+                    format: i.format,
+                    compression: i.compression,
                 })
                 .collect(),
             spans: summary.spans,
@@ -233,6 +253,18 @@ impl<'a> Report<'a> {
                 duplicate_events: summary.duplicate_events,
                 without_request_id: summary.without_request_id,
             },
+            violations_by_rule: summary.violations_by_rule().into_iter().map(|(r, n)| (r.as_str(), n)).collect(),
+            problems: summary
+                .problems
+                .iter()
+                .map(|p| ProblemOut {
+                    input: path(p.input),
+                    path: &p.path,
+                    line: p.line,
+                    record: p.record,
+                    message: &p.message,
+                })
+                .collect(),
         }
     }
 

@@ -37,6 +37,8 @@ pub mod summary;
 pub mod text;
 pub mod write;
 
-pub use check::{CheckOptions, CheckedTrace, JourneyReport, check_trace};
-pub use read::{InputError, InputErrorKind, Trace, TraceBuilder, read_trace};
+pub use check::{
+    CheckOptions, CheckedTrace, Checker, JourneyReport, KeepEvents, SettledJourney, TraceStream, check_trace,
+};
+pub use read::{InputError, InputErrorKind, ReadOptions, Trace, TraceBuilder, read_into, read_trace};
 pub use summary::Summary;

@@ -83,9 +83,10 @@ pub struct SimulateStats {
     pub write: WriteStats,
 }
 
-/// Progress reported after each engine iteration.
+/// How far a simulation got, reported after each engine iteration (not to be confused with a
+/// request's token progress, [`crate::model::Progress`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
+pub struct SimulateProgress {
     /// Iterations done.
     pub iterations: u64,
     /// Iterations in the workload file (the drain comes after them).
@@ -111,7 +112,7 @@ pub fn simulate<W: Write + Send + 'static>(
     workload: &Workload,
     out: W,
     options: &SimulateOptions,
-    mut progress: impl FnMut(Progress),
+    mut progress: impl FnMut(SimulateProgress),
 ) -> Result<(W, SimulateStats), SimulateError> {
     let writer = OtlpJsonWriter::new(out, options.spans_per_line);
     let provider = SdkTracerProvider::builder()
@@ -136,7 +137,7 @@ pub fn simulate<W: Write + Send + 'static>(
             clock.advance(options.step_base.saturating_add(options.step_per_token.saturating_mul(tokens)));
         }
         stats.iterations += 1;
-        progress(Progress { iterations: stats.iterations, planned, live: s.num_live() });
+        progress(SimulateProgress { iterations: stats.iterations, planned, live: s.num_live() });
     });
     // Requests still live (a failed run) end their spans when the emitter drops.
     drop(engine);

@@ -1,10 +1,8 @@
 //! Journeys read from OpenTelemetry SDK spans ([`SpanData`], as exporters receive them).
 //!
 //! ```
-//! # #[cfg(feature = "tracing")]
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use journey_spec::otel::span_data::journey_of;
-//! use journey_spec::{Emitter, NewRequest, Scheduler, SchedulerConfig};
+//! use journey_spec::r#impl::{Emitter, NewRequest, Scheduler, SchedulerConfig};
 //! use opentelemetry::trace::TracerProvider as _;
 //! use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 //!
@@ -19,20 +17,15 @@
 //! let journey = journey_of(&spans[0]).expect("a journey span");
 //! assert_eq!(journey.request_id.as_str(), "r1");
 //! assert!(journey.check().is_conforming());
-//! # Ok(())
-//! # }
-//! # #[cfg(not(feature = "tracing"))]
-//! # fn main() {}
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::Value;
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry_sdk::trace::SpanData;
 
 use crate::model::{JourneyChecker, JourneyEvent, RequestId, SpanInfo, Verdict};
-use crate::wire::{self, DecodeError, WireValue, keys};
+use crate::wire::{self, DecodeError, WireValue, keys, unix_nanos};
 
 /// The journey carried by one span.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,10 +49,8 @@ impl SpanJourney {
     pub fn check(&self) -> Verdict {
         let mut checker = JourneyChecker::new(self.request_id.clone()).with_span(self.span);
         for e in &self.events {
-            let _ = match e {
-                Ok(event) => checker.push(event),
-                Err(err) => Err(checker.push_unreadable(err.rule, err.detail.clone())),
-            };
+            // The checker keeps every violation for `finish`.
+            let _ = wire::push_decoded(&mut checker, e.as_ref());
         }
         checker.finish()
     }
@@ -68,11 +59,6 @@ impl SpanJourney {
     pub fn decoded(&self) -> impl Iterator<Item = &JourneyEvent> {
         self.events.iter().filter_map(|e| e.as_ref().ok())
     }
-}
-
-/// Nanoseconds since the Unix epoch (0 before it).
-pub fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// An SDK attribute value as the wire decoder sees it.

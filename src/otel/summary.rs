@@ -25,6 +25,25 @@ pub struct InputSummary {
     pub journeys: u64,
     /// Problems reported while reading it (malformed lines, conflicting records, I/O errors).
     pub errors: u64,
+    /// The format read (`json`, `framed`), `None` when nothing was read.
+    pub format: Option<&'static str>,
+    /// The whole-input compression (`zstd`, `gzip`), when there was one.
+    pub compression: Option<&'static str>,
+}
+
+/// A problem reported while reading an input, as the JSON report lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Index of its input in [`Summary::inputs`] (set by [`Summary::add_problems`]).
+    pub input: usize,
+    /// The file it is in (the input itself, or one file of a directory).
+    pub path: String,
+    /// The line, when it is on one.
+    pub line: Option<u64>,
+    /// The record of a length-framed file, when it is in one.
+    pub record: Option<u64>,
+    /// What is wrong.
+    pub message: String,
 }
 
 /// A journey that lost events (the span reports dropped events) and breaks no rule.
@@ -206,6 +225,8 @@ pub struct Summary {
     pub incomplete_journeys: Vec<IncompleteJourney>,
     /// Statistics over the journeys that break no rule.
     pub stats: Stats,
+    /// The problems reported while reading, as far as they were kept.
+    pub problems: Vec<Problem>,
 }
 
 impl Summary {
@@ -217,20 +238,41 @@ impl Summary {
     /// Adds one checked input, for which `input_errors` problems were reported while reading.
     pub fn add(&mut self, checked: CheckedTrace, input_errors: u64) {
         let input = self.inputs.len();
+        let journeys = checked.journey_count() as u64;
         self.inputs.push(InputSummary {
             name: checked.source_name,
             lines: checked.counts.lines,
             spans: checked.spans as u64,
-            journeys: checked.journeys.len() as u64,
+            journeys,
             errors: input_errors,
+            format: checked.counts.format,
+            compression: checked.counts.compression,
         });
         self.spans += checked.spans as u64;
-        self.journeys += checked.journeys.len() as u64;
+        self.journeys += journeys;
         self.other_events += checked.counts.other_events;
         self.duplicate_events += checked.counts.duplicate_events;
         self.input_errors += input_errors;
+        for s in checked.settled {
+            self.events += s.events as u64;
+            self.without_request_id += u64::from(s.request_id.is_none());
+            self.stats.add(&s.metrics);
+            if s.span.dropped_events > 0 {
+                self.incomplete += 1;
+                self.incomplete_journeys.push(IncompleteJourney {
+                    input,
+                    request_id: s.request_id,
+                    trace_id: s.trace_id,
+                    span_id: s.span_id,
+                    dropped_events: s.span.dropped_events,
+                    events: s.events,
+                });
+            } else {
+                self.conforming += 1;
+            }
+        }
         for journey in checked.journeys {
-            self.events += journey.events.len() as u64;
+            self.events += journey.num_events as u64;
             self.without_request_id += u64::from(journey.request_id.is_none());
             match journey.verdict {
                 Verdict::Conforming => {
@@ -246,7 +288,7 @@ impl Summary {
                         trace_id: journey.trace_id,
                         span_id: journey.span_id,
                         dropped_events,
-                        events: journey.events.len(),
+                        events: journey.num_events,
                     });
                 }
                 Verdict::Violating(_) => {
@@ -255,6 +297,21 @@ impl Summary {
                 }
             }
         }
+    }
+
+    /// Adds the problems of the input added last.
+    pub fn add_problems(&mut self, problems: impl IntoIterator<Item = Problem>) {
+        let input = self.inputs.len().saturating_sub(1);
+        self.problems.extend(problems.into_iter().map(|p| Problem { input, ..p }));
+    }
+
+    /// How many violations each rule has, in rule order (only rules with at least one).
+    pub fn violations_by_rule(&self) -> BTreeMap<crate::model::RuleId, u64> {
+        let mut counts = BTreeMap::new();
+        for (_, _, v) in self.violations() {
+            *counts.entry(v.rule).or_default() += 1;
+        }
+        counts
     }
 
     /// Every violation, with its journey and the index of its input.

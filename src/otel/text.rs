@@ -43,9 +43,26 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 /// How many events of a violating journey `journey check` shows around each violation.
 const CONTEXT: usize = 2;
 
+/// How the summary is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TextOptions {
+    /// Show at most this many violating journeys (all are counted).
+    pub max_violations: Option<usize>,
+}
+
 /// Writes the summary of a check: totals, every violating journey with its broken rules and a
 /// compact timeline, the incomplete journeys, then the statistics.
 pub fn write_summary(out: &mut dyn Write, summary: &Summary, allowed: &[RuleId]) -> io::Result<()> {
+    write_summary_with(out, summary, allowed, &TextOptions::default())
+}
+
+/// [`write_summary`] laid out as `options` say.
+pub fn write_summary_with(
+    out: &mut dyn Write,
+    summary: &Summary,
+    allowed: &[RuleId],
+    options: &TextOptions,
+) -> io::Result<()> {
     let inputs = summary.inputs.len() as u64;
     writeln!(
         out,
@@ -60,6 +77,11 @@ pub fn write_summary(out: &mut dyn Write, summary: &Summary, allowed: &[RuleId])
         "  conforming {}, incomplete {}, violating {}",
         summary.conforming, summary.incomplete, summary.violating
     )?;
+    let by_rule = summary.violations_by_rule();
+    if !by_rule.is_empty() {
+        let counts: Vec<String> = by_rule.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        writeln!(out, "  violations by rule: {}", counts.join(", "))?;
+    }
     if !allowed.is_empty() {
         let ids: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
         writeln!(out, "  allowed rules (violations not counted): {}", ids.join(", "))?;
@@ -84,9 +106,18 @@ pub fn write_summary(out: &mut dyn Write, summary: &Summary, allowed: &[RuleId])
 
     if !summary.violating_journeys.is_empty() {
         writeln!(out, "\nviolating journeys")?;
-        for (input, journey) in &summary.violating_journeys {
+        let shown = options.max_violations.unwrap_or(usize::MAX);
+        for (input, journey) in summary.violating_journeys.iter().take(shown) {
             let name = summary.inputs.get(*input).map_or("", |i| i.name.as_str());
             write_violating(out, name, journey)?;
+        }
+        let hidden = summary.violating_journeys.len().saturating_sub(shown);
+        if hidden > 0 {
+            writeln!(
+                out,
+                "\n  … and {} not shown (--max-violations)",
+                plural(hidden as u64, "violating journey", "violating journeys")
+            )?;
         }
     }
 
@@ -117,6 +148,14 @@ fn write_violating(out: &mut dyn Write, input: &str, j: &JourneyReport) -> io::R
             None => "the end of the journey".to_owned(),
         };
         writeln!(out, "  {} {} at {at}: {}", v.rule, v.rule.info().name, v.detail)?;
+    }
+    if j.events.is_empty() && j.num_events > 0 {
+        writeln!(
+            out,
+            "     ({} checked and let go before the instance rules found this; --window keeps more)",
+            plural(j.num_events as u64, "event", "events")
+        )?;
+        return Ok(());
     }
     // The events around each violation, the first and the last.
     let n = j.events.len();
@@ -241,6 +280,83 @@ fn label(e: &RecordedEvent) -> String {
 
 fn first_time(events: &[RecordedEvent]) -> Option<f64> {
     events.iter().find_map(|e| e.decoded.as_ref().ok().map(|d| d.ts_monotonic))
+}
+
+/// `text` with every line longer than `width` columns wrapped at spaces (continuation lines
+/// indented under the line's text), or cut where it has none: what a terminal of that width
+/// shows without wrapping on its own.
+///
+/// ```
+/// use journey_spec::otel::text::fit_width;
+/// let wide = "  R9 preemption-count at event #3: num_preemptions is 2\n";
+/// let fitted = fit_width(wide, 24);
+/// assert!(fitted.lines().all(|l| l.chars().count() <= 24), "{fitted}");
+/// assert_eq!(fitted.split_whitespace().collect::<Vec<_>>(), wide.split_whitespace().collect::<Vec<_>>());
+/// ```
+pub fn fit_width(text: &str, width: usize) -> String {
+    let width = width.max(20);
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (body, newline) = line.strip_suffix('\n').map_or((line, ""), |b| (b, "\n"));
+        if body.chars().count() <= width {
+            out.push_str(line);
+            continue;
+        }
+        let indent = body.chars().take_while(|c| *c == ' ').count() + 4;
+        let mut rest: Vec<char> = body.chars().collect();
+        let mut first = true;
+        while !rest.is_empty() {
+            let room = if first { width } else { width.saturating_sub(indent).max(10) };
+            if !first {
+                out.extend(std::iter::repeat_n(' ', indent));
+            }
+            if rest.len() <= room {
+                out.extend(rest.drain(..));
+                break;
+            }
+            let cut = rest[..=room].iter().rposition(|c| *c == ' ').filter(|&i| i > 0).unwrap_or(room);
+            out.extend(rest.drain(..cut));
+            while rest.first() == Some(&' ') {
+                rest.remove(0);
+            }
+            out.push('\n');
+            first = false;
+        }
+        out.push_str(newline);
+    }
+    out
+}
+
+/// `text` (the summary's lines) with the marks of violations in red and the verdict counts in
+/// colour, with ANSI escapes; for a terminal.
+pub fn colorize(text: &str) -> String {
+    const RED: &str = "\x1b[31m";
+    const GREEN: &str = "\x1b[32m";
+    const BOLD: &str = "\x1b[1m";
+    const RESET: &str = "\x1b[0m";
+    let mut out = String::with_capacity(text.len() + 256);
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let is_rule = trimmed.starts_with('R')
+            && trimmed[1..].chars().take_while(char::is_ascii_digit).count() > 0
+            && trimmed.split_whitespace().nth(1).is_some_and(|w| w.contains('-'));
+        if line.starts_with('✗') {
+            out.push_str(&format!(
+                "{RED}{BOLD}{}{RESET}{}",
+                line.trim_end_matches('\n'),
+                &line[line.trim_end_matches('\n').len()..]
+            ));
+        } else if is_rule {
+            let lead = line.len() - trimmed.len();
+            let id_end = lead + trimmed.find(' ').unwrap_or(trimmed.len());
+            out.push_str(&format!("{}{RED}{}{RESET}{}", &line[..lead], &line[lead..id_end], &line[id_end..]));
+        } else if let Some(rest) = line.strip_prefix("  conforming ") {
+            out.push_str(&format!("  {GREEN}conforming{RESET} {rest}"));
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// Width of the time axis of a timeline, in columns.

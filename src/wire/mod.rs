@@ -99,26 +99,164 @@ impl WireValue<'_> {
 }
 
 /// Why an event could not be decoded: the rule it breaks (R5, or R4 for a qualifier outside its
-/// set) and what was wrong, structured ([`Detail::MissingAttribute`], [`Detail::WrongType`], or
-/// in words).
+/// set), what was wrong as data ([`problem`](Self::problem)) and as the sentence the reports
+/// print ([`message`](Self::message), derived from the problem).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{rule}: {detail}")]
+#[error("{rule}: {message}")]
 pub struct DecodeError {
     /// [`RuleId::WellFormed`] or [`RuleId::Qualifiers`].
     pub rule: RuleId,
     /// What was wrong, naming the attribute.
-    pub detail: Detail,
+    pub message: String,
+    /// What was wrong, as data.
+    pub problem: DecodeProblem,
+}
+
+/// What was wrong with an event, field by field (see [`DecodeError`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeProblem {
+    /// The name does not start with `journey.`.
+    NotJourneyName {
+        /// The span event's name.
+        name: String,
+    },
+    /// The name starts with `journey.` but names no kind.
+    UnknownName {
+        /// The span event's name.
+        name: String,
+    },
+    /// An attribute appears twice.
+    Duplicate {
+        /// The attribute key.
+        key: String,
+    },
+    /// A mandatory attribute is missing.
+    Missing {
+        /// The attribute key.
+        key: &'static str,
+    },
+    /// An attribute has the wrong type.
+    WrongType {
+        /// The attribute key.
+        key: String,
+        /// The type the format gives it.
+        expected: &'static str,
+        /// The type it has.
+        found: &'static str,
+    },
+    /// `event.type` differs from the kind the name gives.
+    TypeDiffers {
+        /// The value of `event.type`.
+        event_type: String,
+        /// The span event's name.
+        name: String,
+    },
+    /// `ts.monotonic` is NaN or infinite.
+    NotFinite {
+        /// The attribute key.
+        key: &'static str,
+        /// The value as printed (`NaN`, `inf`).
+        value: String,
+    },
+    /// A counter is negative.
+    Negative {
+        /// The attribute key.
+        key: String,
+        /// The value.
+        value: i64,
+    },
+    /// A string attribute's value is outside its set (`phase`; R4 for the qualifiers).
+    UnknownValue {
+        /// The attribute key.
+        key: String,
+        /// What the value names (`phase`, `schedule kind`, ...).
+        what: &'static str,
+        /// The value found.
+        value: String,
+        /// The values allowed.
+        expected: &'static [&'static str],
+    },
 }
 
 impl DecodeError {
-    /// The human message: the detail's `Display`.
-    pub fn message(&self) -> String {
-        self.detail.to_string()
+    /// The finding as the model reports it: a missing or mistyped attribute as such, anything
+    /// else in the words of [`message`](Self::message).
+    pub fn detail(&self) -> Detail {
+        match &self.problem {
+            DecodeProblem::Missing { key } => Detail::MissingAttribute { key: (*key).to_owned() },
+            DecodeProblem::WrongType { key, expected, found } => {
+                Detail::WrongType { key: key.clone(), expected: (*expected).to_owned(), found: (*found).to_owned() }
+            }
+            DecodeProblem::NotJourneyName { .. }
+            | DecodeProblem::UnknownName { .. }
+            | DecodeProblem::Duplicate { .. }
+            | DecodeProblem::TypeDiffers { .. }
+            | DecodeProblem::NotFinite { .. }
+            | DecodeProblem::Negative { .. }
+            | DecodeProblem::UnknownValue { .. } => Detail::other(self.message.clone()),
+        }
     }
 }
 
-fn malformed(message: String) -> DecodeError {
-    DecodeError { rule: RuleId::WellFormed, detail: Detail::other(message) }
+impl DecodeProblem {
+    /// The rule the problem breaks: R4 for a qualifier outside its set, R5 otherwise.
+    pub fn rule(&self) -> RuleId {
+        match self {
+            DecodeProblem::UnknownValue { key, .. } if key == keys::SCHEDULE_KIND || key == keys::FINISH_STATUS => {
+                RuleId::Qualifiers
+            }
+            DecodeProblem::NotJourneyName { .. }
+            | DecodeProblem::UnknownName { .. }
+            | DecodeProblem::Duplicate { .. }
+            | DecodeProblem::Missing { .. }
+            | DecodeProblem::WrongType { .. }
+            | DecodeProblem::TypeDiffers { .. }
+            | DecodeProblem::NotFinite { .. }
+            | DecodeProblem::Negative { .. }
+            | DecodeProblem::UnknownValue { .. } => RuleId::WellFormed,
+        }
+    }
+}
+
+impl std::fmt::Display for DecodeProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeProblem::NotJourneyName { name } => write!(f, "{name:?} is not a journey event name"),
+            DecodeProblem::UnknownName { name } => write!(f, "unknown journey event name {name:?}"),
+            DecodeProblem::Duplicate { key } => write!(f, "attribute {key} appears twice"),
+            DecodeProblem::Missing { key } => write!(f, "mandatory attribute {key} is missing"),
+            DecodeProblem::WrongType { key, expected, found } => {
+                write!(f, "attribute {key} has type {found}, expected {expected}")
+            }
+            DecodeProblem::TypeDiffers { event_type, name } => {
+                write!(f, "event.type {event_type:?} differs from the name {name:?}")
+            }
+            DecodeProblem::NotFinite { key, value } => write!(f, "{key} is {value}"),
+            DecodeProblem::Negative { key, value } => write!(f, "attribute {key} is negative ({value})"),
+            DecodeProblem::UnknownValue { key, value, expected, .. } if key == keys::PHASE => {
+                let alternatives = match expected.split_last() {
+                    Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+                    Some((last, _)) => (*last).to_owned(),
+                    None => String::new(),
+                };
+                write!(f, "phase {value:?} is not {alternatives}")
+            }
+            DecodeProblem::UnknownValue { key, what, value, expected } => {
+                write!(f, "{key}: unknown {what} {value:?}: expected one of {}", expected.join(", "))
+            }
+        }
+    }
+}
+
+impl From<DecodeProblem> for DecodeError {
+    fn from(problem: DecodeProblem) -> DecodeError {
+        DecodeError { rule: problem.rule(), message: problem.to_string(), problem }
+    }
+}
+
+fn malformed(problem: DecodeProblem) -> DecodeError {
+    DecodeError::from(problem)
 }
 
 /// The kind named by a span event name, `None` when the name is not a journey event at all
@@ -127,7 +265,7 @@ fn malformed(message: String) -> DecodeError {
 /// A name such as `journey.DEPARTED` is a journey event of an unknown kind: `Some(Err(..))`.
 pub fn kind_of_name(name: &str) -> Option<Result<EventKind, DecodeError>> {
     let suffix = name.strip_prefix(keys::EVENT_PREFIX)?;
-    Some(suffix.parse().map_err(|_| malformed(format!("unknown journey event name {name:?}"))))
+    Some(suffix.parse().map_err(|_| malformed(DecodeProblem::UnknownName { name: name.to_owned() })))
 }
 
 /// At most how many attributes [`encode`] gives: the nine mandatory ones and the two
@@ -182,7 +320,7 @@ pub fn decode<'a>(
 ) -> Result<JourneyEvent, DecodeError> {
     let kind = match kind_of_name(name) {
         Some(k) => k?,
-        None => return Err(malformed(format!("{name:?} is not a journey event name"))),
+        None => return Err(malformed(DecodeProblem::NotJourneyName { name: name.to_owned() })),
     };
     let mut slots: [Option<WireValue<'a>>; 12] = [None; 12];
     const KEYS: [&str; 12] = [
@@ -202,7 +340,7 @@ pub fn decode<'a>(
     for (key, value) in attributes {
         if let Some(i) = KEYS.iter().position(|k| *k == key) {
             if slots[i].is_some() {
-                return Err(malformed(format!("attribute {key} appears twice")));
+                return Err(malformed(DecodeProblem::Duplicate { key: key.to_owned() }));
             }
             slots[i] = Some(value);
         }
@@ -211,19 +349,27 @@ pub fn decode<'a>(
 
     let event_type = string(keys::EVENT_TYPE, event_type)?;
     if event_type != kind.as_str() {
-        return Err(malformed(format!("event.type {event_type:?} differs from the name {name:?}")));
+        return Err(malformed(DecodeProblem::TypeDiffers { event_type: event_type.to_owned(), name: name.to_owned() }));
     }
     let ts_monotonic = match (ts, ts_ns) {
         (Some(WireValue::Double(t)), _) if t.is_finite() => t,
-        (Some(WireValue::Double(t)), _) => return Err(malformed(format!("ts.monotonic is {t}"))),
+        (Some(WireValue::Double(t)), _) => {
+            return Err(malformed(DecodeProblem::NotFinite { key: keys::TS_MONOTONIC, value: t.to_string() }));
+        }
         (Some(other), _) => return Err(wrong_type(keys::TS_MONOTONIC, "double", &other)),
         (None, Some(WireValue::Int(ns))) if ns >= 0 => ns as f64 / 1e9,
         (None, Some(other)) => return Err(wrong_type(keys::TS_MONOTONIC_NS, "non-negative int", &other)),
         (None, None) => return Err(missing(keys::TS_MONOTONIC)),
     };
     let phase_str = string(keys::PHASE, phase)?;
-    let phase: Phase =
-        phase_str.parse().map_err(|_| malformed(format!("phase {phase_str:?} is not WAITING, PREFILL or DECODE")))?;
+    let phase: Phase = phase_str.parse().map_err(|_| {
+        malformed(DecodeProblem::UnknownValue {
+            key: keys::PHASE.to_owned(),
+            what: "phase",
+            value: phase_str.to_owned(),
+            expected: Phase::WIRE,
+        })
+    })?;
     let progress = Progress {
         prefill_done: count(keys::PREFILL_DONE, pd)?,
         prefill_total: count(keys::PREFILL_TOTAL, pt)?,
@@ -255,23 +401,38 @@ pub fn push<'a>(
     time_unix_nano: Option<u64>,
     attributes: impl IntoIterator<Item = (&'a str, WireValue<'a>)>,
 ) -> Result<JourneyEvent, Violation> {
-    match decode(name, time_unix_nano, attributes) {
-        Ok(event) => checker.push(&event).map(|()| event),
-        Err(e) => Err(checker.push_unreadable(e.rule, e.detail)),
+    let decoded = decode(name, time_unix_nano, attributes);
+    push_decoded(checker, decoded.as_ref()).cloned()
+}
+
+/// A wall-clock time as OTLP carries it: nanoseconds since the Unix epoch (0 before it,
+/// `u64::MAX` past the year 2554). The emitter stamps events with it and the SDK span reader
+/// converts span times with it, so both sides agree on the conversion.
+pub fn unix_nanos(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Feeds one event as decoded (or why it could not be) to `checker`: the one place that turns
+/// a decoding error into the checker's R5/R4 finding, for every reader of journeys.
+pub fn push_decoded<'e>(
+    checker: &mut JourneyChecker,
+    decoded: Result<&'e JourneyEvent, &DecodeError>,
+) -> Result<&'e JourneyEvent, Violation> {
+    match decoded {
+        Ok(event) => checker.push(event).map(|()| event),
+        Err(e) => Err(checker.push_unreadable(e.rule, e.detail())),
     }
 }
 
-fn missing(key: &str) -> DecodeError {
-    DecodeError { rule: RuleId::WellFormed, detail: Detail::MissingAttribute { key: key.to_owned() } }
+fn missing(key: &'static str) -> DecodeError {
+    malformed(DecodeProblem::Missing { key })
 }
 
-fn wrong_type(key: &str, expected: &str, found: &WireValue<'_>) -> DecodeError {
-    let detail =
-        Detail::WrongType { key: key.to_owned(), expected: expected.to_owned(), found: found.type_name().to_owned() };
-    DecodeError { rule: RuleId::WellFormed, detail }
+fn wrong_type(key: &str, expected: &'static str, found: &WireValue<'_>) -> DecodeError {
+    malformed(DecodeProblem::WrongType { key: key.to_owned(), expected, found: found.type_name() })
 }
 
-fn string<'a>(key: &str, v: Option<WireValue<'a>>) -> Result<&'a str, DecodeError> {
+fn string<'a>(key: &'static str, v: Option<WireValue<'a>>) -> Result<&'a str, DecodeError> {
     match v {
         Some(WireValue::Str(s)) => Ok(s),
         Some(other) => Err(wrong_type(key, "string", &other)),
@@ -279,10 +440,10 @@ fn string<'a>(key: &str, v: Option<WireValue<'a>>) -> Result<&'a str, DecodeErro
     }
 }
 
-fn count(key: &str, v: Option<WireValue<'_>>) -> Result<u64, DecodeError> {
+fn count(key: &'static str, v: Option<WireValue<'_>>) -> Result<u64, DecodeError> {
     match v {
         Some(WireValue::Int(i)) => {
-            u64::try_from(i).map_err(|_| malformed(format!("attribute {key} is negative ({i})")))
+            u64::try_from(i).map_err(|_| malformed(DecodeProblem::Negative { key: key.to_owned(), value: i }))
         }
         Some(other) => Err(wrong_type(key, "int", &other)),
         None => Err(missing(key)),
@@ -297,9 +458,13 @@ fn qualifier<T: std::str::FromStr<Err = crate::model::UnknownValue>>(
 ) -> Result<Option<T>, DecodeError> {
     match v {
         None => Ok(None),
-        Some(WireValue::Str(s)) => s.parse().map(Some).map_err(|e: crate::model::UnknownValue| DecodeError {
-            rule: RuleId::Qualifiers,
-            detail: Detail::other(format!("{key}: {e}")),
+        Some(WireValue::Str(s)) => s.parse().map(Some).map_err(|e: crate::model::UnknownValue| {
+            malformed(DecodeProblem::UnknownValue {
+                key: key.to_owned(),
+                what: e.what,
+                value: e.found,
+                expected: e.expected,
+            })
         }),
         Some(other) => Err(wrong_type(key, "string", &other)),
     }
@@ -329,7 +494,7 @@ mod tests {
             let attrs = encode(&ev).filter(|(k, _)| *k != key);
             let err = decode(ev.name(), None, attrs).unwrap_err();
             assert_eq!(err.rule, RuleId::WellFormed, "{key}");
-            assert!(err.message().contains(key), "{err}");
+            assert!(err.message.contains(key), "{err}");
         }
     }
 
@@ -359,6 +524,20 @@ mod tests {
         assert!(decode("journey.DEPARTED", None, encode(&ev)).is_err());
         assert!(decode("exception", None, encode(&ev)).is_err());
         assert_eq!(kind_of_name("exception"), None);
+    }
+
+    #[test]
+    fn errors_carry_the_problem_as_data_and_display_it() {
+        let ev = sample();
+        let err = decode(ev.name(), None, encode(&ev).filter(|(k, _)| *k != keys::PHASE)).unwrap_err();
+        assert_eq!(err.problem, DecodeProblem::Missing { key: keys::PHASE });
+        assert_eq!(err.message, err.problem.to_string());
+        let attrs = encode(&ev).map(|(k, v)| (k, if k == keys::SCHEDULE_KIND { WireValue::Str("LATER") } else { v }));
+        let err = decode(ev.name(), None, attrs).unwrap_err();
+        assert_eq!(err.rule, RuleId::Qualifiers);
+        assert!(matches!(&err.problem, DecodeProblem::UnknownValue { value, .. } if value == "LATER"), "{err:?}");
+        let boxed: Box<dyn std::error::Error> = Box::new(err);
+        assert!(boxed.to_string().starts_with("R4: schedule.kind: unknown"), "{boxed}");
     }
 
     #[test]
