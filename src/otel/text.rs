@@ -282,13 +282,13 @@ fn first_time(events: &[RecordedEvent]) -> Option<f64> {
     events.iter().find_map(|e| e.decoded.as_ref().ok().map(|d| d.ts_monotonic))
 }
 
-/// `text` with every line longer than `width` columns wrapped at spaces (continuation lines
+/// `text` with every line longer than `width` columns (at least 20) wrapped at spaces (continuation lines
 /// indented under the line's text), or cut where it has none: what a terminal of that width
 /// shows without wrapping on its own.
 ///
 /// ```
 /// use journey_spec::otel::text::fit_width;
-/// assert_eq!(fit_width("  R9 a b c d\n", 8), "  R9 a b\n      c d\n");
+/// assert_eq!(fit_width("  R9 aaaa bbbb cccc dddd eeee\n", 20), "  R9 aaaa bbbb cccc\n      dddd eeee\n");
 /// ```
 pub fn fit_width(text: &str, width: usize) -> String {
     let width = width.max(20);
