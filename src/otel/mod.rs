@@ -4,10 +4,14 @@
 //!
 //! The layers, each usable on its own:
 //!
-//! 1. [`read`]: input formats, grouping span records into spans, decoding journey events;
-//!    [`read_trace`] reads one input into a [`Trace`] and reports malformed input with its line.
+//! 1. [`read`]: input formats (JSON, length-framed protobuf, zstd, gzip), grouping span records
+//!    into spans, decoding journey events; [`read_trace`] reads one input into a [`Trace`] and
+//!    reports malformed input with its line, [`read_into`] reads into any [`read::Assemble`].
 //! 2. [`check`]: [`check_trace`] checks every journey of a trace (rules R1–R12 per journey,
 //!    R13–R14 per scheduler instance) into [`JourneyReport`]s.
+//!    [`TraceStream`] does both as the input streams in, with bounded memory: what `journey
+//!    check` uses, and the entry point for OTLP receivers
+//!    ([`TraceStream::add_export_request`], [`TraceStream::add_traces_data`]).
 //! 3. [`summary`]: a [`Summary`] totals checked traces and keeps the statistics.
 //! 4. [`json`] and [`text`]: the two output formats of `journey check`, and the timeline;
 //!    [`report`]: the HTML page of `journey report`.
