@@ -16,6 +16,8 @@
 //!   workload files, and the emitter that puts journeys on OpenTelemetry spans.
 //! - `otel` (feature `otlp`): OTLP JSON in and out — journeys read from OpenTelemetry Collector
 //!   files, spans written as OTLP JSON Lines.
+//! - `serve` (feature `serve`): the OTLP/gRPC and OTLP/HTTP receiver of `journey serve`, which
+//!   decodes spans and hands them to `otel`'s assembly and checks as they arrive.
 //!
 //! # Checking a journey
 //!
@@ -42,6 +44,8 @@ pub mod r#impl;
 pub mod model;
 #[cfg(feature = "otlp")]
 pub mod otel;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod wire;
 
 #[cfg(feature = "tracing")]

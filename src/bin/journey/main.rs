@@ -5,6 +5,7 @@
 //! journey check [--format text|json] [--allow RULE]... PATH...
 //! journey timeline --request ID [--allow RULE]... PATH...
 //! journey rules [--format text|json]
+//! journey serve [--grpc ADDR] [--http ADDR] [--report FILE] [--findings FILE|-] [--pending-timeout S] [--max-pending N] [--expect-journeys N]
 //! journey simulate [--workload FILE | --seed N --requests N ...] [--out FILE] [--workload-out FILE]
 //! journey demo [--seed N --requests N ...]
 //! ```
@@ -17,12 +18,14 @@
 //! - 0: every journey conforms or is incomplete; also when stdout is closed early (broken pipe).
 //! - 1: at least one journey violates a rule that is not allowed (`check`, `timeline`).
 //! - 2: an input could not be read or parsed (the rest is still checked), an unknown request id
-//!   (`timeline`), or a usage error. Input errors win over violations.
+//!   (`timeline`), or a usage error. Input errors win over violations. For `serve`, also:
+//!   records shed or late, fewer journeys than `--expect-journeys`, a listener not bound.
 //!
 //! The binary is glue: everything it reports is computed by `journey_spec::otel`.
 
 mod cli;
 mod input;
+mod serve;
 mod simulate;
 mod status;
 
@@ -71,6 +74,7 @@ fn run(cli: Cli) -> io::Result<u8> {
         Command::Check(args) => check(args, &mut out)?,
         Command::Timeline(args) => timeline(args, &mut out)?,
         Command::Rules(args) => rules(args, &mut out)?,
+        Command::Serve(args) => serve::run(args, &mut out)?,
         Command::Simulate(args) => simulate::run(args)?,
         Command::Demo(args) => simulate::demo(args, &mut out)?,
     };
