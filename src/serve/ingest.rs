@@ -19,9 +19,10 @@
 //! At most `max_pending` spans are pending. A record of a new span that finds the set full is
 //! **shed**: left out, counted (records, spans, journey events), answered as rejected spans in
 //! the OTLP partial-success response, and the final verdict becomes incomplete (exit status 2),
-//! never a pass. A record for a span decided recently (the last `max_pending` decided spans are
-//! remembered) is **late**: it is left out and counted the same way, since checking it as a new
-//! journey would report a journey cut in two. Later records of a shed span are shed too.
+//! never a pass. A record for a span decided recently (the last `max(max_pending, 65 536)`
+//! decided spans are remembered) is **late**: it is left out and counted the same way, since
+//! checking it as a new journey would report a journey cut in two. Later records of a shed span
+//! are shed too (as many shed spans are remembered).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Write};
@@ -40,6 +41,10 @@ use crate::otel::{CheckOptions, CheckedTrace, JourneyReport, Summary, TraceBuild
 use crate::wire::keys;
 
 use super::metrics::Metrics;
+
+/// The fewest shed and decided span ids remembered (each set; `max_pending` when larger): a
+/// few megabytes.
+const REMEMBERED: usize = 65_536;
 
 /// The input name the receiver's journeys are reported under.
 pub const SOURCE_NAME: &str = "journey-serve";
@@ -165,7 +170,7 @@ pub enum Outcome {
     Incomplete,
     /// At least one journey violates a rule.
     Violating,
-    /// No journey arrived (and nothing was lost).
+    /// No journey arrived and nothing was lost (with `--expect-journeys`, a failure).
     NoJourneys,
 }
 
@@ -334,7 +339,7 @@ impl Ingest {
             self.received.shed_spans += 1;
             self.received.shed_journey_events += journey_events;
             // Remembered while there is room, so that its later records are shed too.
-            if self.shed.len() < self.options.max_pending {
+            if self.shed.len() < self.remembered() {
                 self.shed.insert(key);
             }
             return false;
@@ -410,11 +415,16 @@ impl Ingest {
         Ok(())
     }
 
+    /// How many shed and how many decided span ids are remembered.
+    fn remembered(&self) -> usize {
+        self.options.max_pending.max(REMEMBERED)
+    }
+
     fn remember_decided(&mut self, key: Key) {
         if !matches!(key, Key::Ids(..)) {
             return;
         }
-        if self.decided_order.len() >= self.options.max_pending.max(1)
+        if self.decided_order.len() >= self.remembered()
             && let Some(old) = self.decided_order.pop_front()
         {
             self.decided.remove(&old);
@@ -464,13 +474,13 @@ impl Ingest {
     /// The overall verdict so far.
     pub fn outcome(&self) -> Outcome {
         let s = &self.summary;
+        let lost = self.received.lost_records() > 0 || s.input_errors > 0;
         if s.violating > 0 {
             Outcome::Violating
-        } else if self.received.lost_records() > 0 || s.input_errors > 0 || s.incomplete > 0 || self.short_of_expected()
-        {
-            Outcome::Incomplete
-        } else if s.journeys == 0 {
+        } else if s.journeys == 0 && !lost {
             Outcome::NoJourneys
+        } else if lost || s.incomplete > 0 || self.short_of_expected() {
+            Outcome::Incomplete
         } else {
             Outcome::Conforming
         }
