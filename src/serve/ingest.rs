@@ -382,24 +382,25 @@ impl Ingest {
             keys.into_iter().filter_map(|k| self.pending.remove(&k).map(|p| (k, p))).collect();
         batch.sort_by_key(|(_, p)| p.order);
         let mut builder = TraceBuilder::new(SOURCE_NAME);
+        // Spans of one resource whose first records came in one request go back together, as
+        // they came (and the resource is copied once per group, not per span).
+        let mut group: Option<(usize, u64, Vec<ProtoSpan>)> = None;
         for (key, p) in batch {
-            let request = ExportTraceServiceRequest {
-                resource_spans: vec![ResourceSpans {
-                    resource: self.resources.get(p.resource).cloned(),
-                    scope_spans: vec![ScopeSpans { spans: p.records, ..ScopeSpans::default() }],
-                    ..ResourceSpans::default()
-                }],
-            };
-            // One span per request: records of one span cannot contradict each other's resource,
-            // and a conflicting request id is reported by the builder like `check` does.
-            let errors = builder.add(request, p.first_request);
-            for e in &errors {
-                let _ = writeln!(io::stderr().lock(), "{e}");
-            }
-            let errors = errors.len() as u64;
-            self.summary.input_errors += errors;
-            self.summary.inputs[0].errors += errors;
             self.remember_decided(key);
+            match &mut group {
+                Some((resource, request, spans)) if *resource == p.resource && *request == p.first_request => {
+                    spans.extend(p.records);
+                }
+                _ => {
+                    if let Some(done) = group.take() {
+                        self.add_group(&mut builder, done);
+                    }
+                    group = Some((p.resource, p.first_request, p.records));
+                }
+            }
+        }
+        if let Some(done) = group.take() {
+            self.add_group(&mut builder, done);
         }
         let checked = check_trace(builder.finish(), &self.options.check);
         for journey in &checked.journeys {
@@ -418,6 +419,25 @@ impl Ingest {
     /// How many shed and how many decided span ids are remembered.
     fn remembered(&self) -> usize {
         self.options.max_pending.max(REMEMBERED)
+    }
+
+    /// Hands one group of span records to the builder; a record that contradicts its span
+    /// (another request id) is reported and left out, as `check` does.
+    fn add_group(&mut self, builder: &mut TraceBuilder, (resource, number, spans): (usize, u64, Vec<ProtoSpan>)) {
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: self.resources.get(resource).cloned(),
+                scope_spans: vec![ScopeSpans { spans, ..ScopeSpans::default() }],
+                ..ResourceSpans::default()
+            }],
+        };
+        let errors = builder.add(request, number);
+        for e in &errors {
+            let _ = writeln!(io::stderr().lock(), "{e}");
+        }
+        let errors = errors.len() as u64;
+        self.summary.input_errors += errors;
+        self.summary.inputs[0].errors += errors;
     }
 
     fn remember_decided(&mut self, key: Key) {
