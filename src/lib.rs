@@ -19,6 +19,8 @@
 //!   `r#impl` and nobody needs to type it.)
 //! - `otel` (feature `otlp`): OTLP JSON in and out — journeys read from OpenTelemetry Collector
 //!   files, spans written as OTLP JSON Lines.
+//! - `serve` (feature `serve`): the OTLP/gRPC and OTLP/HTTP receiver of `journey serve`, which
+//!   decodes spans and hands them to `otel`'s assembly and checks as they arrive.
 //!
 //! # Checking a journey
 //!
@@ -47,6 +49,8 @@ pub mod r#impl;
 pub mod model;
 #[cfg(feature = "otlp")]
 pub mod otel;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod wire;
 
 // The reference system's public face: every type of `r#impl` at the root, so that no user

@@ -2,6 +2,7 @@
 //! A new subcommand is one more [`Command`] variant with its arguments struct, and one more arm
 //! in `main.rs`'s dispatch.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,6 +17,15 @@ EXIT STATUS:
   2  an input could not be read or parsed (every problem is reported on stderr as
      path:line: message, and the rest of the input is still checked), fewer journeys than
      --expect-journeys, an unknown request id (timeline), or a usage error";
+
+/// The EXIT STATUS section of `serve`.
+pub const SERVE_EXIT_STATUS: &str = "\
+EXIT STATUS (after SIGINT, SIGTERM or POST /shutdown):
+  0  every journey received conforms (or is incomplete because its span dropped events)
+  1  at least one journey violates a rule that is not allowed
+  2  input was lost or unreadable: records shed (--max-pending) or late, request bodies that
+     could not be decoded, fewer journeys than --expect-journeys; or a listener could not be
+     bound. Lost input wins over violations, as for check.";
 
 /// Checks request journeys of an LLM serving scheduler, as traced on OpenTelemetry spans,
 /// against the journey specification (rules R1–R14).
@@ -59,6 +69,18 @@ pub enum Command {
     Report(ReportArgs),
     /// Print the rule catalogue (R1 … R14): id, name, scope, statement.
     Rules(RulesArgs),
+    /// Receive spans over OTLP (gRPC and HTTP) and check journeys as they arrive.
+    ///
+    /// Listens for OTLP/gRPC TraceService/Export (--grpc) and OTLP/HTTP POST /v1/traces
+    /// (--http; protobuf or JSON; gzip accepted on both). The HTTP listener also serves
+    /// GET /report (the `check --format json` object for everything decided so far, plus a
+    /// `serve` object), GET /metrics (Prometheus text) and POST /shutdown. A span is decided
+    /// --pending-timeout after its last record; at most --max-pending spans wait, and records of
+    /// new spans beyond that are shed (counted, and the verdict becomes incomplete). On SIGINT,
+    /// SIGTERM or POST /shutdown everything pending is decided and the final report is written
+    /// (JSON, to stdout or --report).
+    #[command(after_help = SERVE_EXIT_STATUS)]
+    Serve(ServeArgs),
     /// Run the reference scheduler with the journey emitter on the OpenTelemetry SDK and write
     /// the spans as OTLP JSON Lines.
     ///
@@ -162,6 +184,36 @@ pub struct CheckArgs {
     /// standard input.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
+}
+
+/// `journey serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the OTLP/gRPC listener.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4317")]
+    pub grpc: SocketAddr,
+    /// Address of the OTLP/HTTP listener (also /report, /metrics, /shutdown).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4318")]
+    pub http: SocketAddr,
+    /// Write the final report here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write one JSON line per finding (violating or incomplete journey) as it is decided;
+    /// `-` is standard output.
+    #[arg(long, value_name = "FILE")]
+    pub findings: Option<PathBuf>,
+    /// Seconds a span waits after its last record before it is decided.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds)]
+    pub pending_timeout: f64,
+    /// The most spans waiting to be decided; records of new spans beyond it are shed.
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_pending: u64,
+    /// Fail (exit status 2) when fewer journeys than this arrive.
+    #[arg(long, value_name = "N")]
+    pub expect_journeys: Option<u64>,
+    /// Do not count violations of this rule (as for check); repeatable.
+    #[arg(long = "allow", value_name = "RULE", value_parser = parse_rule)]
+    pub allow: Vec<RuleId>,
 }
 
 /// `journey timeline`.
@@ -397,4 +449,12 @@ fn parse_rule(s: &str) -> Result<RuleId, String> {
         let known: Vec<&str> = RuleId::ALL.iter().map(|r| r.as_str()).collect();
         format!("unknown rule {s:?}: expected an id ({}) or a rule name (see `journey rules`)", known.join(", "))
     })
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
+        Ok(_) => Err(format!("{s:?} is out of range: expected seconds between 0 and 86400")),
+        Err(e) => Err(format!("{s:?} is not a number of seconds: {e}")),
+    }
 }

@@ -6,6 +6,7 @@
 //! journey timeline --request ID [--allow RULE]... PATH...
 //! journey report [--out FILE] [--against PATH]... [--allow RULE]... [--profile sync] [--complete] PATH...
 //! journey rules [--format text|json]
+//! journey serve [--grpc ADDR] [--http ADDR] [--report FILE] [--findings FILE|-] [--pending-timeout S] [--max-pending N] [--expect-journeys N]
 //! journey simulate [--workload FILE | --seed N --requests N ...] [--out FILE] [--workload-out FILE]
 //! journey explore --config FILE --depth N [--requests K] [--workload-out FILE]
 //! journey demo [--seed N --requests N ...]
@@ -27,6 +28,7 @@
 mod cli;
 mod explore;
 mod input;
+mod serve;
 mod simulate;
 mod status;
 
@@ -78,6 +80,7 @@ fn run(cli: Cli) -> io::Result<u8> {
         Command::Timeline(args) => timeline(args, &mut out)?,
         Command::Report(args) => report(args, &mut out)?,
         Command::Rules(args) => rules(args, &mut out)?,
+        Command::Serve(args) => serve::run(args, &mut out)?,
         Command::Simulate(args) => simulate::run(args)?,
         Command::Explore(args) => explore::run(args, &mut out)?,
         Command::Demo(args) => simulate::demo(args, &mut out)?,

@@ -1,0 +1,237 @@
+//! Ingest throughput of `journey serve` on recorded fixture traffic, in journey events per
+//! second, checking included, against `prost` decoding the same bytes alone, in the same run.
+//!
+//! The traffic: every line of the real fixtures (`tests/data/vllm*/`) as one export request,
+//! `COPIES` times with fresh span ids and one resource per copy of a file (so every journey
+//! conforms, as in the fixtures). Each iteration sends every request, then decides everything
+//! pending (the shutdown flush), so the checks are inside the measurement.
+//!
+//! - `prost_decode`: `ExportTraceServiceRequest::decode` over the protobuf bytes alone.
+//! - `core_protobuf`: decode plus the receiver's core (pending set, assembly, checks, summary),
+//!   no sockets.
+//! - `grpc_protobuf`: a tonic client sends the requests over loopback to the server, which runs
+//!   on a single-threaded runtime (one core); the client is on the bench thread.
+//! - `http_json`: the same requests as OTLP JSON bodies over an HTTP/1.1 keep-alive connection.
+//!
+//! ```sh
+//! cargo bench --bench serve_ingest
+//! ```
+
+use std::hint::black_box;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use journey_spec::serve::{Ingest, IngestOptions, ServeConfig, Server, Shared, Transport};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use prost::Message as _;
+
+const FIXTURES: &[&str] = &[
+    "vllm/basic.otlp.jsonl",
+    "vllm/kv_pressure.otlp.jsonl",
+    "vllm-random/w1.otlp.jsonl",
+    "vllm-random/w2.otlp.jsonl",
+    "vllm-random/w3.otlp.jsonl",
+    "vllm-random/w4.otlp.jsonl",
+    "vllm-random/w5.otlp.jsonl",
+];
+
+/// Copies of every fixture in the traffic.
+const COPIES: u64 = 4;
+
+struct Traffic {
+    requests: Vec<ExportTraceServiceRequest>,
+    protobuf: Vec<Vec<u8>>,
+    json: Vec<Vec<u8>>,
+    events: u64,
+}
+
+fn traffic() -> Traffic {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut requests = Vec::new();
+    let mut next_id = 0u64;
+    for copy in 0..COPIES {
+        for (f, name) in FIXTURES.iter().enumerate() {
+            let text = std::fs::read_to_string(dir.join(name)).expect("fixture");
+            for line in text.lines() {
+                let mut r: ExportTraceServiceRequest = serde_json::from_str(line).expect("fixture line");
+                for rs in &mut r.resource_spans {
+                    if let Some(res) = rs.resource.as_mut() {
+                        for kv in &mut res.attributes {
+                            if kv.key == "service.name" {
+                                kv.value = Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                                    value: Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                                        format!("copy-{f}-{copy}"),
+                                    )),
+                                });
+                            }
+                        }
+                    }
+                    for ss in &mut rs.scope_spans {
+                        for s in &mut ss.spans {
+                            next_id += 1;
+                            s.span_id = next_id.to_be_bytes().to_vec();
+                        }
+                    }
+                }
+                requests.push(r);
+            }
+        }
+    }
+    let events = requests
+        .iter()
+        .flat_map(|r| &r.resource_spans)
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+        .map(|s| s.events.len() as u64)
+        .sum();
+    let protobuf = requests.iter().map(|r| r.encode_to_vec()).collect();
+    let json = requests.iter().map(|r| serde_json::to_vec(r).expect("JSON")).collect();
+    Traffic { requests, protobuf, json, events }
+}
+
+fn options() -> IngestOptions {
+    IngestOptions { pending_timeout: Duration::from_secs(3600), max_pending: 10_000_000, ..IngestOptions::default() }
+}
+
+/// A server on a single-threaded runtime of its own thread: one core for the receiver.
+fn start_server() -> (Arc<Shared>, std::net::SocketAddr, std::net::SocketAddr) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            let config = ServeConfig {
+                grpc: "127.0.0.1:0".parse().expect("addr"),
+                http: "127.0.0.1:0".parse().expect("addr"),
+                ingest: options(),
+                ..ServeConfig::default()
+            };
+            let server = Server::bind(config, None).await.expect("bind");
+            let addrs = (server.shared(), server.grpc_addr().expect("addr"), server.http_addr().expect("addr"));
+            tx.send(addrs).expect("send");
+            // Runs for the rest of the process.
+            let _ = server.run(std::future::pending()).await;
+        });
+    });
+    rx.recv().expect("server started")
+}
+
+/// Decides everything pending, checks that every journey arrived and conforms, and starts
+/// afresh (the next iteration sends the same spans again, which would be late records).
+fn flush(shared: &Shared, events: u64) {
+    shared.with(|i| {
+        i.flush().expect("flush");
+        assert_eq!(i.summary().violating, 0);
+        assert_eq!(i.summary().events, events);
+        *i = Ingest::new(options(), None);
+    });
+}
+
+/// One blocking HTTP/1.1 POST on a keep-alive connection; returns the status.
+fn post(conn: &mut BufReader<TcpStream>, body: &[u8]) -> u16 {
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // One write: a head and a body in two small writes meet Nagle's algorithm and the peer's
+    // delayed ACK (a 40 ms stall per request).
+    let mut request = Vec::with_capacity(head.len() + body.len());
+    request.extend_from_slice(head.as_bytes());
+    request.extend_from_slice(body);
+    conn.get_mut().write_all(&request).expect("write");
+    let mut line = String::new();
+    conn.read_line(&mut line).expect("status line");
+    let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        conn.read_line(&mut line).expect("header");
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    conn.read_exact(&mut body).expect("body");
+    status
+}
+
+fn bench(c: &mut Criterion) {
+    let t = traffic();
+    let spans: u64 = t
+        .requests
+        .iter()
+        .flat_map(|r| &r.resource_spans)
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len() as u64)
+        .sum();
+    let bytes: usize = t.protobuf.iter().map(Vec::len).sum();
+    let json_bytes: usize = t.json.iter().map(Vec::len).sum();
+    eprintln!(
+        "traffic: {} requests, {spans} spans, {} journey events, {bytes} protobuf bytes, {json_bytes} JSON bytes",
+        t.requests.len(),
+        t.events
+    );
+
+    let mut g = c.benchmark_group("serve_ingest");
+    g.sampling_mode(SamplingMode::Flat).sample_size(10).measurement_time(Duration::from_secs(10));
+    g.throughput(Throughput::Elements(t.events));
+
+    g.bench_function("prost_decode", |b| {
+        b.iter(|| {
+            for body in &t.protobuf {
+                black_box(ExportTraceServiceRequest::decode(&body[..]).expect("decode"));
+            }
+        })
+    });
+
+    g.bench_function("core_protobuf", |b| {
+        b.iter(|| {
+            let mut ingest = Ingest::new(options(), None);
+            let now = Instant::now();
+            for body in &t.protobuf {
+                let r = ExportTraceServiceRequest::decode(&body[..]).expect("decode");
+                ingest.ingest(r, body.len(), Transport::Grpc, now);
+            }
+            ingest.flush().expect("flush");
+            assert_eq!(ingest.summary().events, t.events);
+            black_box(ingest.summary().journeys)
+        })
+    });
+
+    let (shared, grpc, http) = start_server();
+    let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let mut client = client_rt.block_on(TraceServiceClient::connect(format!("http://{grpc}"))).expect("connect");
+    g.bench_function("grpc_protobuf", |b| {
+        b.iter(|| {
+            client_rt.block_on(async {
+                for r in &t.requests {
+                    client.export(r.clone()).await.expect("export");
+                }
+            });
+            flush(&shared, t.events);
+        })
+    });
+
+    let stream = TcpStream::connect(http).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut conn = BufReader::new(stream);
+    g.bench_function("http_json", |b| {
+        b.iter(|| {
+            for body in &t.json {
+                assert_eq!(post(&mut conn, body), 200);
+            }
+            flush(&shared, t.events);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
