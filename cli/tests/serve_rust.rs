@@ -8,10 +8,10 @@ mod serve_support;
 use std::fs::File;
 use std::io::BufWriter;
 
-use journey_spec::r#impl::synth::{SynthParams, generate};
-use journey_spec::r#impl::{Emitter, Engine, Iterated, Scheduler, SchedulerConfig, SimClock, Workload};
 use journey_spec::otel::write::{OtlpJsonWriter, SeededIds};
+use journey_spec::synth::{SynthParams, generate};
 use journey_spec::wire::keys;
+use journey_spec::{Emitter, Engine, Iterated, Scheduler, SchedulerConfig, SimClock, Workload};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig as _};
 use opentelemetry_sdk::Resource;

@@ -19,7 +19,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::TracesData;
 
 use crate::model::{
-    Detail, InstanceChecker, JourneyChecker, JourneyEvent, Profile, RuleId, SpanInfo, State, Verdict, Violation,
+    Detail, EventKind, InstanceChecker, JourneyChecker, JourneyEvent, Profile, RuleId, SpanInfo, State, Verdict,
+    Violation,
 };
 use crate::wire;
 
@@ -55,6 +56,9 @@ pub struct JourneyReport {
     pub events: Vec<RecordedEvent>,
     /// How many events the journey had.
     pub num_events: usize,
+    /// The kind of each event, kept when the events themselves were let go (empty otherwise):
+    /// what a violation found by an instance rule later still names.
+    pub kinds: Vec<Option<EventKind>>,
     /// The lifecycle state after each event, as the checker followed it.
     pub states: Vec<State>,
     /// The verdict, without the violations of allowed rules. Instance rules (R13, R14) are
@@ -75,7 +79,11 @@ impl JourneyReport {
         if violation.rule == RuleId::UniqueLiveIds {
             return None;
         }
-        self.events.get(violation.event_index).and_then(RecordedEvent::kind).map(|k| k.as_str())
+        let kind = match self.events.get(violation.event_index) {
+            Some(e) => e.kind(),
+            None => self.kinds.get(violation.event_index).copied().flatten(),
+        };
+        kind.map(EventKind::as_str)
     }
 }
 
@@ -97,6 +105,8 @@ pub struct SettledJourney {
     pub span: SpanInfo,
     /// How many events it had.
     pub events: usize,
+    /// The kind of each event (one byte each), for a violation an instance rule finds later.
+    pub kinds: Vec<Option<EventKind>>,
     /// Its contribution to the statistics.
     pub metrics: JourneyMetrics,
 }
@@ -235,6 +245,7 @@ impl Checker {
                 resource: report.resource,
                 span: report.span,
                 events: report.num_events,
+                kinds: report.events.iter().map(RecordedEvent::kind).collect(),
                 metrics: JourneyMetrics::of(&report.events),
             })
         };
@@ -278,6 +289,7 @@ impl Checker {
                         resource: s.resource,
                         span: s.span,
                         events: Vec::new(),
+                        kinds: s.kinds,
                         states: Vec::new(),
                         num_events: s.events,
                         verdict: final_verdict(more, s.span.dropped_events),
@@ -311,6 +323,7 @@ fn check_span(span: Span, profile: Profile) -> JourneyReport {
         resource: span.resource,
         span: span.info,
         num_events: span.events.len(),
+        kinds: Vec::new(),
         events: span.events,
         states,
         verdict: checker.finish(),

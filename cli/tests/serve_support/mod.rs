@@ -193,11 +193,18 @@ pub fn comparable(report: &Value) -> Value {
                 if let Some(i) = item.as_object_mut() {
                     i.remove("path");
                     i.remove("line");
-                    if let Some(Value::String(m)) = i.get_mut("message") {
-                        // R14 names the other span's line.
+                    // R14 names the other span's line (a file line or a request number), in the
+                    // message and in its structured detail alike.
+                    let strip = |m: &mut String| {
                         if let Some(at) = m.find(" (line ") {
                             m.truncate(at);
                         }
+                    };
+                    if let Some(Value::String(m)) = i.get_mut("message") {
+                        strip(m);
+                    }
+                    if let Some(Value::String(m)) = i.get_mut("detail").and_then(|d| d.get_mut("message")) {
+                        strip(m);
                     }
                 }
             }
