@@ -1,8 +1,10 @@
 //! Journeys read from OpenTelemetry SDK spans ([`SpanData`], as exporters receive them).
 //!
 //! ```
+//! # #[cfg(feature = "tracing")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use journey_spec::otel::span_data::journey_of;
-//! use journey_spec::r#impl::{Emitter, NewRequest, Scheduler, SchedulerConfig};
+//! use journey_spec::{Emitter, NewRequest, Scheduler, SchedulerConfig};
 //! use opentelemetry::trace::TracerProvider as _;
 //! use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 //!
@@ -17,7 +19,10 @@
 //! let journey = journey_of(&spans[0]).expect("a journey span");
 //! assert_eq!(journey.request_id.as_str(), "r1");
 //! assert!(journey.check().is_conforming());
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "tracing"))]
+//! # fn main() {}
 //! ```
 
 use opentelemetry::Value;
