@@ -18,8 +18,9 @@ pub enum Scope {
     Instance,
 }
 
-/// Which layer of a journey a rule is about: the namespace of its id (`R`/`C` core, `A` API,
-/// `X` across the layers, `S` step windows; `SPEC.md` §5, §9, §12).
+/// Which layer of a request a rule (or a lane of `journey report`) is about: the namespace of a
+/// rule id (`R`/`C` core, `A` API, `X` across the layers, `S` step windows; `SPEC.md` §5, §9,
+/// §12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]

@@ -36,7 +36,7 @@ pub mod load;
 mod page;
 mod svg;
 
-use crate::model::{EventKind, FinishStatus, RuleId, ScheduleKind, State, Verdict};
+use crate::model::{EventKind, FinishStatus, Layer, RuleId, ScheduleKind, State, Verdict};
 
 use super::check::{CheckedTrace, JourneyReport};
 use super::read::RecordedEvent;
@@ -76,24 +76,6 @@ impl Default for ReportOptions {
             allowed: Vec::new(),
             profile: "sync".to_owned(),
             complete: false,
-        }
-    }
-}
-
-/// Which layer of a request a lane shows. Two-layer runs (an API span above the core span)
-/// will add a layer; the page draws a journey's lanes in this order, top to bottom.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum Layer {
-    /// The scheduler's `llm_core` span: the journey events.
-    Core,
-}
-
-impl Layer {
-    /// The layer's name in the page's data.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Layer::Core => "core",
         }
     }
 }
@@ -187,7 +169,8 @@ pub struct LaneEvent {
 /// One layer of a request over time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lane {
-    /// Which layer.
+    /// Which layer of the request the lane shows (the model's [`Layer`]: the page draws a
+    /// journey's lanes in its order, top to bottom).
     pub layer: Layer,
     /// The decoded events, in the order they were checked (undecodable events have no time
     /// and are left out; the journey's timeline shows them).
