@@ -87,16 +87,20 @@
 //! every live state can finish with every unnatural status, coverage is sized by
 //! [`Lifecycle::labels`] and [`Lifecycle::states`].
 
+pub mod api;
 pub mod checker;
 pub mod core;
+pub mod cross;
 pub mod event;
 pub mod finding;
 pub mod instance;
 pub mod lifecycle;
+pub mod ns;
 pub mod rules;
 #[cfg(feature = "proptest")]
 pub mod strategy;
 
+pub use api::{ApiKind, ApiOutcome, ApiSpan, ApiState, ChatApi, CompletionsApi, Endpoint, check_api_span};
 pub use checker::{JourneyChecker, Profile, SpanInfo, check_journey, check_journey_with};
 pub use core::{Core, State, TRANSITIONS, allowed, mermaid, next};
 pub use event::{

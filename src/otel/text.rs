@@ -6,9 +6,10 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::model::{EventKind, FinishStatus, JourneyEvent, RuleId, State, Verdict, Violation};
+use crate::model::api::ApiKind;
+use crate::model::{EventKind, FinishStatus, JourneyEvent, Layer, RuleId, State, Verdict, Violation};
 
-use super::check::JourneyReport;
+use super::check::{ApiReport, JourneyReport};
 use super::read::RecordedEvent;
 use super::summary::{Distribution, Summary};
 
@@ -103,6 +104,17 @@ pub fn write_summary_with(
             plural(summary.duplicate_events, "event", "events")
         )?;
     }
+    if summary.api_spans > 0 || summary.unpaired_core > 0 {
+        writeln!(
+            out,
+            "  API layer: {}, {} violating; {} with their core spans; unpaired: {} without their core span, {} without their API span",
+            plural(summary.api_spans, "llm_request span", "llm_request spans"),
+            summary.api_violating,
+            summary.pairs,
+            summary.unpaired_api,
+            summary.unpaired_core,
+        )?;
+    }
 
     if !summary.violating_journeys.is_empty() {
         writeln!(out, "\nviolating journeys")?;
@@ -135,24 +147,87 @@ pub fn write_summary_with(
             )?;
         }
     }
+    if !summary.violating_api.is_empty() {
+        writeln!(out, "\nviolating API spans")?;
+        let shown = options.max_violations.unwrap_or(usize::MAX);
+        for (input, api) in summary.violating_api.iter().take(shown) {
+            let name = summary.inputs.get(*input).map_or("", |i| i.name.as_str());
+            write_violating_api(out, name, api)?;
+        }
+    }
+    if !summary.absent.is_empty() {
+        writeln!(out, "\nrequests of the workload missing from the trace")?;
+        for (input, v) in &summary.absent {
+            let name = summary.inputs.get(*input).map_or("", |i| i.name.as_str());
+            writeln!(out, "  ✗ {} {} in {name}: {}", v.rule, v.rule.info().name, v.detail)?;
+        }
+    }
     write_stats(out, summary)
+}
+
+/// The API events of a span, as `ARRIVED → HANDOFF_TO_CORE → …`.
+fn api_chain(kinds: &[Option<ApiKind>]) -> String {
+    let names: Vec<&str> = kinds.iter().map(|k| k.map_or("api.?", ApiKind::as_str)).collect();
+    if names.is_empty() { "no API events".to_owned() } else { names.join(" → ") }
+}
+
+fn write_violating_api(out: &mut dyn Write, input: &str, a: &ApiReport) -> io::Result<()> {
+    writeln!(
+        out,
+        "\n✗ API request {:?} ({})  {input}:{}  trace {} span {}",
+        a.display_id(),
+        a.endpoint.as_str(),
+        a.line,
+        a.trace_id,
+        a.span_id
+    )?;
+    for v in a.verdict.violations() {
+        let at = match a.events.get(v.event_index) {
+            Some(e) => format!("event #{} {}", v.event_index, e.name),
+            None => "the span".to_owned(),
+        };
+        writeln!(out, "  {} {} ({}) at {at}: {}", v.rule, v.rule.info().name, v.rule.layer().as_str(), v.detail)?;
+    }
+    writeln!(out, "     api:  {}", api_chain(&a.kinds))?;
+    if a.children.is_empty() {
+        writeln!(out, "     core: no core span in the input")?;
+    }
+    for (span_id, id) in &a.children {
+        writeln!(out, "     core: request {:?} span {span_id}", id.as_deref().unwrap_or("?"))?;
+    }
+    Ok(())
 }
 
 fn write_violating(out: &mut dyn Write, input: &str, j: &JourneyReport) -> io::Result<()> {
     let violations = j.verdict.violations();
     writeln!(out, "\n✗ request {:?}  {input}:{}  trace {} span {}", j.display_id(), j.line, j.trace_id, j.span_id)?;
+    if let Some(api) = &j.api_parent {
+        writeln!(
+            out,
+            "  API request {:?} ({}) span {}: {}",
+            api.request_id.as_deref().unwrap_or("?"),
+            api.endpoint.as_str(),
+            api.span_id,
+            api_chain(&api.kinds)
+        )?;
+    }
     for v in violations {
         let at = match j.events.get(v.event_index) {
             _ if v.rule == RuleId::UniqueLiveIds => "span".to_owned(),
+            _ if !matches!(v.rule.layer(), Layer::Core) => "the span".to_owned(),
             Some(e) => format!("event #{} {}", v.event_index, label(e)),
             None => "the end of the journey".to_owned(),
         };
-        writeln!(out, "  {} {} at {at}: {}", v.rule, v.rule.info().name, v.detail)?;
+        let layer = match v.rule.layer() {
+            Layer::Core => String::new(),
+            other => format!(" ({})", other.as_str()),
+        };
+        writeln!(out, "  {} {}{layer} at {at}: {}", v.rule, v.rule.info().name, v.detail)?;
     }
     if j.events.is_empty() && j.num_events > 0 {
         writeln!(
             out,
-            "     ({} checked and let go before the instance rules found this; --window keeps more)",
+            "     ({} checked and let go before the instance or cross-layer rules found this; --window keeps more)",
             plural(j.num_events as u64, "event", "events")
         )?;
         return Ok(());
@@ -189,8 +264,13 @@ fn write_violating(out: &mut dyn Write, input: &str, j: &JourneyReport) -> io::R
         };
         writeln!(out, "     {i:>4} {step:>6} {t:>11}  {:<20} {state:<10}{mark}", label(e))?;
     }
-    if violations.iter().any(|v| v.event_index >= n && v.rule != RuleId::UniqueLiveIds) {
-        writeln!(out, "     {:>4}  (end of the span)  ← R3", n)?;
+    let at_end: Vec<&str> = violations
+        .iter()
+        .filter(|v| v.event_index >= n && v.rule != RuleId::UniqueLiveIds)
+        .map(|v| v.rule.as_str())
+        .collect();
+    if !at_end.is_empty() {
+        writeln!(out, "     {:>4}  (end of the span)  ← {}", n, at_end.join(", "))?;
     }
     Ok(())
 }
