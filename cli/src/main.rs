@@ -224,11 +224,48 @@ fn timeline(args: TimelineArgs, out: &mut dyn Write) -> io::Result<u8> {
     let mut shown = 0;
     let mut violating = false;
     let mut journeys = 0;
+    let id = Some(args.request.as_str());
     for path in &args.paths {
         let input::Checked { trace: checked, errors: e, .. } = input::check_input(path, &reading);
         errors += e;
-        journeys += checked.journey_count();
-        for j in checked.journeys.iter().filter(|j| j.request_id.as_deref() == Some(args.request.as_str())) {
+        journeys += checked.journey_count() + checked.api.len();
+        // An API id: its span and its children. A core id: its API parent (when in the input)
+        // and its journey.
+        let mut apis: Vec<usize> =
+            checked.api.iter().enumerate().filter(|(_, a)| a.request_id.as_deref() == id).map(|(i, _)| i).collect();
+        let cores: Vec<&journey_spec::otel::JourneyReport> =
+            checked.journeys.iter().filter(|j| j.request_id.as_deref() == id).collect();
+        for j in &cores {
+            if let Some(link) = &j.api_parent
+                && !apis.contains(&link.index)
+            {
+                apis.push(link.index);
+            }
+        }
+        let mut drawn: Vec<&str> = Vec::new();
+        for a in apis {
+            let Some(api) = checked.api.get(a) else { continue };
+            let children: Vec<&journey_spec::otel::JourneyReport> =
+                checked.journeys.iter().filter(|j| j.api_parent.as_ref().is_some_and(|l| l.index == a)).collect();
+            let own: Vec<&journey_spec::otel::JourneyReport> = if api.request_id.as_deref() == id {
+                children
+            } else {
+                children.into_iter().filter(|j| j.request_id.as_deref() == id).collect()
+            };
+            if shown > 0 {
+                writeln!(out)?;
+            }
+            text::write_layers(out, &checked.source_name, api, &own)?;
+            violating |= !api.verdict.violations().is_empty();
+            shown += 1;
+            for j in own {
+                writeln!(out)?;
+                text::write_timeline(out, &checked.source_name, j)?;
+                violating |= !j.verdict.violations().is_empty();
+                drawn.push(&j.span_id);
+            }
+        }
+        for j in cores.into_iter().filter(|j| !drawn.contains(&j.span_id.as_str())) {
             if shown > 0 {
                 writeln!(out)?;
             }

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::model::api::ApiKind;
+use crate::model::api::{ApiKind, ApiState};
 use crate::model::{EventKind, FinishStatus, JourneyEvent, Layer, RuleId, State, Verdict, Violation};
 
 use super::check::{ApiReport, JourneyReport};
@@ -488,6 +488,106 @@ fn glyph(state: State) -> char {
         State::Preempted => '░',
         State::Finished(_) => '┃',
     }
+}
+
+/// The glyph of an API state on the time axis.
+fn api_glyph(state: ApiState) -> char {
+    match state {
+        ApiState::New => ' ',
+        ApiState::Arrived => '·',
+        ApiState::HandedOff => '▒',
+        ApiState::Responding => '█',
+        ApiState::Departed | ApiState::Aborted => '┃',
+    }
+}
+
+/// One lane over `points` (column, glyph from there on), up to column `end`.
+fn lane_of(points: &[(usize, char)], end: usize) -> String {
+    let mut lane = vec![' '; AXIS];
+    for (k, &(from, g)) in points.iter().enumerate() {
+        let to = points.get(k + 1).map_or(end.max(from + 1), |n| n.0.max(from + 1));
+        for c in lane.iter_mut().take(to).skip(from) {
+            *c = g;
+        }
+    }
+    lane.into_iter().collect::<String>().trim_end().to_owned()
+}
+
+/// Writes a request's two layers together: the `llm_request` span and its `llm_core` children
+/// (`cores`, those of them in the input), their events merged in wall-clock order, one lane per
+/// span on a common axis, and the API span's violations. The core journeys' own timelines
+/// ([`write_timeline`]) follow it in `journey timeline`.
+pub fn write_layers(out: &mut dyn Write, input: &str, api: &ApiReport, cores: &[&JourneyReport]) -> io::Result<()> {
+    writeln!(
+        out,
+        "API request {:?} ({})  trace {}  span {}  parent {}",
+        api.display_id(),
+        api.endpoint.as_str(),
+        or_dash(&api.trace_id),
+        or_dash(&api.span_id),
+        api.parent_span_id.as_deref().unwrap_or("none (root)")
+    )?;
+    writeln!(out, "read from {input}, line {}", api.line)?;
+    let verdict = match &api.verdict {
+        Verdict::Conforming => "conforming".to_owned(),
+        Verdict::Incomplete { dropped_events } => format!("incomplete: the span dropped {dropped_events} events"),
+        Verdict::Violating(v) => format!("violating ({})", plural(v.len() as u64, "violation", "violations")),
+    };
+    let children = if cores.is_empty() {
+        "no core span in the input".to_owned()
+    } else {
+        let ids: Vec<String> = cores.iter().map(|c| format!("{:?}", c.display_id())).collect();
+        format!("core {}", ids.join(", "))
+    };
+    writeln!(out, "API verdict: {verdict} · {children}\n")?;
+
+    // (time, lane, index, event name, state)
+    let mut rows: Vec<(u64, usize, usize, String, String)> = Vec::new();
+    for (i, e) in api.events.iter().enumerate() {
+        let state = api.states.get(i).map_or(String::new(), ApiState::to_string);
+        rows.push((e.time_unix_nano.unwrap_or(0), 0, i, e.name.to_string(), state));
+    }
+    for (k, c) in cores.iter().enumerate() {
+        for (i, e) in c.events.iter().enumerate() {
+            let state = c.states.get(i).map_or(String::new(), State::to_string);
+            rows.push((e.time_unix_nano, k + 1, i, format!("journey.{}", label(e)), state));
+        }
+    }
+    rows.sort_by_key(|r| (r.0, r.1, r.2));
+    let t0 = rows.iter().map(|r| r.0).filter(|&t| t > 0).min().unwrap_or(0);
+    let t1 = rows.iter().map(|r| r.0).max().unwrap_or(t0);
+    let secs = |t: u64| t.saturating_sub(t0) as f64 / 1e9;
+    let col = |t: u64| scale(secs(t), 0.0, secs(t1));
+    let lane_name = |l: usize| if l == 0 { "api".to_owned() } else if cores.len() == 1 { "core".to_owned() } else { format!("core {}", l - 1) };
+    writeln!(out, "{:>4}  {:<7} {:>11}  {:<36} {:<16}", "#", "layer", "+t (wall)", "event", "state")?;
+    for (t, l, i, name, state) in &rows {
+        let marks = if *l == 0 { marks_at(api.verdict.violations(), *i) } else { Vec::new() };
+        let mark = if marks.is_empty() { String::new() } else { format!("  ✗ {}", marks.join(", ")) };
+        writeln!(out, "{i:>4}  {:<7} {:>11}  {name:<36} {state:<16}{mark}", lane_name(*l), format!("+{}", duration(secs(*t))))?;
+    }
+    let api_points: Vec<(usize, char)> = api
+        .events
+        .iter()
+        .zip(&api.states)
+        .map(|(e, s)| (col(e.time_unix_nano.unwrap_or(t0)), api_glyph(*s)))
+        .collect();
+    let end = api.span.end_unix_nano.map_or(AXIS, |e| col(e) + 1);
+    writeln!(out, "\n{:>9}  │{}", "api lane", lane_of(&api_points, end))?;
+    for (k, c) in cores.iter().enumerate() {
+        let points: Vec<(usize, char)> = c.events.iter().zip(&c.states).map(|(e, s)| (col(e.time_unix_nano), glyph(*s))).collect();
+        let end = c.span.end_unix_nano.map_or(AXIS, |e| col(e) + 1);
+        let name = if cores.len() == 1 { "core lane".to_owned() } else { format!("core {k}") };
+        writeln!(out, "{name:>9}  │{}", lane_of(&points, end))?;
+    }
+    writeln!(out, "{:>9}   api: · arrived  ▒ handed off  █ responding  ┃ departed/aborted; core as below, time {}", "", duration(secs(t1)))?;
+    for v in api.verdict.violations() {
+        let at = match api.events.get(v.event_index) {
+            Some(e) => format!("event #{} {}", v.event_index, e.name),
+            None => "the span".to_owned(),
+        };
+        writeln!(out, "✗ {} {} ({}) at {at}: {}", v.rule, v.rule.info().name, v.rule.layer().as_str(), v.detail)?;
+    }
+    Ok(())
 }
 
 /// Writes the timeline of one journey: a header with what the journey did, one line per event
