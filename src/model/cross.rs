@@ -419,7 +419,8 @@ fn pair_rules(out: &mut Findings, a: usize, api: &ApiSide, kids: &[usize], cores
                     };
                     let shared = suffixes.entry(p.prompt).or_insert_with(|| (p.suffix.to_owned(), c));
                     let problem = problem.or_else(|| {
-                        (shared.0 != p.suffix).then(|| {
+                        // Siblings exist only with n > 1; more children than that is X5's.
+                        (n > 1 && shared.0 != p.suffix).then(|| {
                             format!("core id {core_id:?} has suffix {}, its sibling's is {}: the children of one prompt share it", p.suffix, shared.0)
                         })
                     });
