@@ -39,4 +39,6 @@ pub use faults::Faults;
 pub use kv::{BlockId, BlockPool};
 pub use request::{FinishReason, Handle, NewRequest, Request, Status, TraceHeaders};
 pub use scheduler::{AddError, Finished, Invariant, InvariantError, Scheduled, Scheduler, StepOutput, UpdateOutput};
-pub use workload::{AddOp, FinishOp, InFlight, Iteration, Op, Workload, WorkloadError, WorkloadFileError};
+pub use workload::{
+    AddOp, ApiConfig, Endpoint, FinishOp, InFlight, Iteration, Op, Share, Workload, WorkloadError, WorkloadFileError,
+};
