@@ -362,6 +362,17 @@ pub enum PolicyArg {
     Priority,
 }
 
+/// The emitter's wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum WireProfileArg {
+    /// The fork at the seed: a core span for every request, `ts.monotonic` in seconds.
+    #[default]
+    Seed,
+    /// The fork at HEAD: `ts.monotonic_ns`, the sampling gate, and for two-layer workloads the
+    /// API layer (`llm_request` spans).
+    Head,
+}
+
 /// `journey simulate`.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
@@ -389,6 +400,9 @@ pub struct SimulateArgs {
     /// Modelled cost of a scheduled token, in microseconds.
     #[arg(long, value_name = "US", default_value = "40", allow_negative_numbers = true, value_parser = parse_micros)]
     pub token_us: Duration,
+    /// The wire format (a two-layer workload needs `head`).
+    #[arg(long, value_enum, default_value_t = WireProfileArg::Seed)]
+    pub wire_profile: WireProfileArg,
 }
 
 /// The synthetic options, which `--workload` excludes.

@@ -11,7 +11,7 @@ use journey_spec::otel::{CheckOptions, Summary, check_trace, read_trace, text};
 use journey_spec::synth::{LengthDist, SynthError, SynthParams, generate};
 use journey_spec::{ConfigError, Policy, SchedulerConfig, Workload};
 
-use super::cli::{DemoArgs, PolicyArg, SimulateArgs, SynthArgs};
+use super::cli::{DemoArgs, PolicyArg, SimulateArgs, SynthArgs, WireProfileArg};
 use super::status::StatusLine;
 use super::{ERROR, SUCCESS};
 
@@ -88,6 +88,10 @@ fn options(a: &SimulateArgs) -> SimulateOptions {
         id_seed: a.id_seed,
         step_base: a.step_ms,
         step_per_token: a.token_us,
+        wire_profile: match a.wire_profile {
+            WireProfileArg::Seed => journey_spec::WireProfile::Seed,
+            WireProfileArg::Head => journey_spec::WireProfile::Head,
+        },
         ..SimulateOptions::default()
     }
 }

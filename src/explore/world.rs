@@ -736,6 +736,7 @@ pub(crate) fn add_op(id: &str, s: &Shape) -> AddOp {
         traceparent: None,
         tracestate: None,
         ignore_eos: false,
+        ..AddOp::default()
     }
 }
 

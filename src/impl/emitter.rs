@@ -58,6 +58,37 @@ pub trait Clock: Send + Sync {
     fn wall(&self) -> SystemTime;
     /// Monotonic time in seconds: `ts.monotonic`.
     fn monotonic(&self) -> f64;
+    /// Monotonic time in nanoseconds: `ts.monotonic_ns` of the `head` wire profile, which also
+    /// derives `ts.monotonic` from it (one read). By default the seconds, converted.
+    fn monotonic_ns(&self) -> u64 {
+        // `as` saturates (negative and NaN become 0): a clock that reports nonsense stays in range.
+        (self.monotonic() * 1e9) as u64
+    }
+}
+
+/// What the emitter puts on the wire: the fork at the seed (`6a58608de`) or at its HEAD
+/// (`f6ec81c76`; `SPEC.md` §9.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WireProfile {
+    /// The seed: a core span for every request, the legacy buffer on (unless turned off),
+    /// `ts.monotonic` in seconds only.
+    #[default]
+    Seed,
+    /// HEAD: no legacy buffer; `ts.monotonic_ns` on every event and `ts.monotonic` =
+    /// `ts.monotonic_ns / 1e9` from the same read; the sampling gate of `_create_core_span`: a
+    /// core span only for a request whose trace headers carry `x-vllm-journey-sampled: "1"`,
+    /// and for any other request no span, no event and no tracing state.
+    Head,
+}
+
+impl WireProfile {
+    /// The profile's name on the command line: `seed` or `head`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WireProfile::Seed => "seed",
+            WireProfile::Head => "head",
+        }
+    }
 }
 
 /// The system clocks: `SystemTime::now()` and an [`Instant`] measured from the clock's
@@ -87,6 +118,10 @@ impl Clock for SystemClock {
 
     fn monotonic(&self) -> f64 {
         self.origin.elapsed().as_secs_f64()
+    }
+
+    fn monotonic_ns(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -124,6 +159,10 @@ impl Clock for TickClock {
 
     fn monotonic(&self) -> f64 {
         self.next().as_secs_f64()
+    }
+
+    fn monotonic_ns(&self) -> u64 {
+        u64::try_from(self.next().as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -181,6 +220,10 @@ impl Clock for SimClock {
     fn monotonic(&self) -> f64 {
         self.read().as_secs_f64()
     }
+
+    fn monotonic_ns(&self) -> u64 {
+        u64::try_from(self.read().as_nanos()).unwrap_or(u64::MAX)
+    }
 }
 
 /// One event of the legacy buffered stream: the same event as on the span, as a plain value.
@@ -231,6 +274,7 @@ pub struct Emitter {
     live: usize,
     buffer: Vec<BufferedEvent>,
     buffer_enabled: bool,
+    profile: WireProfile,
     contained_panics: u64,
 }
 
@@ -272,6 +316,7 @@ impl Emitter {
             live: 0,
             buffer: Vec::new(),
             buffer_enabled: true,
+            profile: WireProfile::Seed,
             contained_panics: 0,
         }
     }
@@ -286,6 +331,21 @@ impl Emitter {
     pub fn with_legacy_buffer(mut self, on: bool) -> Emitter {
         self.buffer_enabled = on;
         self
+    }
+
+    /// Emits in the wire format of `profile`. [`WireProfile::Head`] turns the legacy buffer off
+    /// (PR #9 removed it); [`WireProfile::Seed`] leaves it as it was.
+    pub fn with_profile(mut self, profile: WireProfile) -> Emitter {
+        self.profile = profile;
+        if profile == WireProfile::Head {
+            self.buffer_enabled = false;
+        }
+        self
+    }
+
+    /// The wire profile.
+    pub fn profile(&self) -> WireProfile {
+        self.profile
     }
 
     /// Requests with tracing state (a core span or journey bookkeeping).
@@ -338,6 +398,7 @@ impl Emitter {
             live: self.live,
             buffer: self.buffer.clone(),
             buffer_enabled: self.buffer_enabled,
+            profile: self.profile,
             contained_panics: self.contained_panics,
         })
     }
@@ -358,6 +419,11 @@ impl Emitter {
     }
 
     pub(crate) fn queued(&mut self, h: Handle, r: &Request, step: u64) {
+        // HEAD's `_create_core_span`: no sampling header, no span, and nothing is kept (every
+        // later hook finds no state and returns). One header lookup is all it costs.
+        if self.profile == WireProfile::Head && !r.trace().is_some_and(|t| t.journey_sampled) {
+            return;
+        }
         if self.tracked.len() <= h.slot() {
             self.tracked.resize_with(h.slot() + 1, || None);
         }
@@ -462,6 +528,7 @@ impl Emitter {
 
     fn emit(&mut self, h: Handle, r: &Request, label: Label, step: u64) {
         let buffer_enabled = self.buffer_enabled;
+        let head = self.profile == WireProfile::Head;
         let Some(t) = self.tracked.get_mut(h.slot()).and_then(Option::as_mut).filter(|t| t.generation == h.generation)
         else {
             return;
@@ -472,17 +539,23 @@ impl Emitter {
             // release builds. Debug builds still show it to the model, so the journey the model
             // sees stays whole; the condition is the same in every build, so tests see it.
             #[cfg(debug_assertions)]
-            Emitter::self_check(t, &Emitter::event(&*self.clock, t, r, label, step).0);
+            Emitter::self_check(t, &Emitter::event(&*self.clock, head, t, r, label, step).0);
             return;
         }
-        let (event, wall) = Emitter::event(&*self.clock, t, r, label, step);
+        let (event, wall, ns) = Emitter::event(&*self.clock, head, t, r, label, step);
         #[cfg(debug_assertions)]
         Emitter::self_check(t, &event);
         if recording && let Some(span) = t.span.as_mut() {
             // Built in place, at its final size: collecting `wire::encode` through its iterator
             // chain cost about as much as the rest of the event (BENCHMARKS.md).
-            let mut attributes = Vec::with_capacity(wire::MAX_ATTRIBUTES);
-            wire::encode_each(&event, |k, v| attributes.push(KeyValue::new(k, value(v))));
+            let mut attributes = Vec::with_capacity(wire::MAX_ATTRIBUTES + 1);
+            wire::encode_each(&event, |k, v| {
+                attributes.push(KeyValue::new(k, value(v)));
+                // HEAD's order: `ts.monotonic_ns` right after `ts.monotonic`.
+                if head && k == keys::TS_MONOTONIC {
+                    attributes.push(KeyValue::new(keys::TS_MONOTONIC_NS, i64::try_from(ns).unwrap_or(i64::MAX)));
+                }
+            });
             Emitter::guard(&mut self.contained_panics, || {
                 span.add_event_with_timestamp(event.name(), wall, attributes);
             });
@@ -492,19 +565,33 @@ impl Emitter {
         }
     }
 
-    /// The journey event `label` of request `r` now, and the wall time it carries.
-    fn event(clock: &dyn Clock, t: &Tracked, r: &Request, label: Label, step: u64) -> (JourneyEvent, SystemTime) {
+    /// The journey event `label` of request `r` now, the wall time it carries and, with `ns`
+    /// (the `head` profile), the monotonic nanoseconds its `ts.monotonic` was derived from.
+    fn event(
+        clock: &dyn Clock,
+        ns: bool,
+        t: &Tracked,
+        r: &Request,
+        label: Label,
+        step: u64,
+    ) -> (JourneyEvent, SystemTime, u64) {
         let progress = Progress {
             prefill_done: t.hiwater.min(r.prompt_len()),
             prefill_total: r.prompt_len(),
             decode_done: r.num_output(),
             decode_max: r.max_tokens(),
         };
-        let monotonic = clock.monotonic();
+        // One read for both monotonic attributes: HEAD computes `ts_monotonic_ns / 1e9`.
+        let (monotonic, monotonic_ns) = if ns {
+            let n = clock.monotonic_ns();
+            (n as f64 / 1e9, n)
+        } else {
+            (clock.monotonic(), 0)
+        };
         let wall = clock.wall();
         let event =
             JourneyEvent::new(label, Step(step), progress, r.num_preemptions()).at(monotonic).wall(unix_nanos(wall));
-        (event, wall)
+        (event, wall, monotonic_ns)
     }
 
     /// Debug builds: the model checks every event as it is emitted.
@@ -541,14 +628,18 @@ struct Headers<'a>(&'a TraceHeaders);
 impl Extractor for Headers<'_> {
     fn get(&self, key: &str) -> Option<&str> {
         match key {
-            "traceparent" => Some(&self.0.traceparent),
+            // An empty `traceparent` stands for no header (a sampled request without one).
+            "traceparent" => Some(self.0.traceparent.as_str()).filter(|tp| !tp.is_empty()),
             "tracestate" => self.0.tracestate.as_deref(),
             _ => None,
         }
     }
 
     fn keys(&self) -> Vec<&str> {
-        let mut keys = vec!["traceparent"];
+        let mut keys = Vec::with_capacity(2);
+        if !self.0.traceparent.is_empty() {
+            keys.push("traceparent");
+        }
         if self.0.tracestate.is_some() {
             keys.push("tracestate");
         }
@@ -614,11 +705,11 @@ mod tests {
 
     #[test]
     fn the_headers_extractor_serves_both_w3c_headers() {
-        let with = TraceHeaders { traceparent: "tp".into(), tracestate: Some("k=v".into()) };
+        let with = TraceHeaders { traceparent: "tp".into(), tracestate: Some("k=v".into()), journey_sampled: false };
         let h = Headers(&with);
         assert_eq!((h.get("traceparent"), h.get("tracestate"), h.get("other")), (Some("tp"), Some("k=v"), None));
         assert_eq!(h.keys(), ["traceparent", "tracestate"]);
-        let without = TraceHeaders { traceparent: "tp".into(), tracestate: None };
+        let without = TraceHeaders { traceparent: "tp".into(), tracestate: None, journey_sampled: false };
         assert_eq!(Headers(&without).keys(), ["traceparent"]);
         assert_eq!(Headers(&without).get("tracestate"), None);
     }

@@ -11,6 +11,8 @@
 //! `impl` is a keyword: the crate root re-exports this module's types, so users write
 //! `journey_spec::Scheduler`.
 
+#[cfg(feature = "tracing")]
+pub mod api;
 mod config;
 #[cfg(feature = "tracing")]
 pub mod emitter;
@@ -27,9 +29,11 @@ mod scheduler;
 pub mod synth;
 mod workload;
 
+#[cfg(feature = "tracing")]
+pub use api::{ApiError, ApiFront, ApiOutcome, Submitted, api_keys};
 pub use config::{ConfigError, Policy, SchedulerConfig};
 #[cfg(feature = "tracing")]
-pub use emitter::{BufferedEvent, Clock, Emitter, SimClock, SystemClock, TickClock};
+pub use emitter::{BufferedEvent, Clock, Emitter, SimClock, SystemClock, TickClock, WireProfile};
 #[cfg(feature = "explore")]
 pub(crate) use engine::drain_bound;
 pub use engine::{Engine, EngineError, Iterated, RunSummary, replay};
@@ -39,4 +43,6 @@ pub use faults::Faults;
 pub use kv::{BlockId, BlockPool};
 pub use request::{FinishReason, Handle, NewRequest, Request, Status, TraceHeaders};
 pub use scheduler::{AddError, Finished, Invariant, InvariantError, Scheduled, Scheduler, StepOutput, UpdateOutput};
-pub use workload::{AddOp, FinishOp, InFlight, Iteration, Op, Workload, WorkloadError, WorkloadFileError};
+pub use workload::{
+    AddOp, ApiConfig, Endpoint, FinishOp, InFlight, Iteration, Op, Share, Workload, WorkloadError, WorkloadFileError,
+};

@@ -22,7 +22,8 @@ impl Handle {
     }
 }
 
-/// W3C trace context headers of a request, whose span becomes the parent of its core span.
+/// The trace headers of a request: W3C trace context, whose span becomes the parent of its core
+/// span (an empty `traceparent` is no header: a root span), and the fork's sampling header.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TraceHeaders {
     /// `traceparent`, e.g. `00-<32 hex>-<16 hex>-01`.
@@ -30,6 +31,15 @@ pub struct TraceHeaders {
     /// `tracestate`, when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracestate: Option<String>,
+    /// `x-vllm-journey-sampled: "1"`: the API layer sampled the request. The `head` wire
+    /// profile creates a core span only for requests that carry it (`SPEC.md` §9.1).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub journey_sampled: bool,
+}
+
+impl TraceHeaders {
+    /// The value of the sampling header the API layer injects.
+    pub const SAMPLED_HEADER: &'static str = "x-vllm-journey-sampled";
 }
 
 /// A request to add to the scheduler.
@@ -63,7 +73,21 @@ impl NewRequest {
 
     /// Sets the trace context.
     pub fn traceparent(mut self, traceparent: impl Into<String>) -> NewRequest {
-        self.trace = Some(TraceHeaders { traceparent: traceparent.into(), tracestate: None });
+        let journey_sampled = self.trace.as_ref().is_some_and(|t| t.journey_sampled);
+        self.trace = Some(TraceHeaders { traceparent: traceparent.into(), tracestate: None, journey_sampled });
+        self
+    }
+
+    /// Sets or clears the sampling header `x-vllm-journey-sampled: "1"` (keeping the W3C
+    /// headers).
+    pub fn journey_sampled(mut self, sampled: bool) -> NewRequest {
+        match &mut self.trace {
+            Some(t) => t.journey_sampled = sampled,
+            None if sampled => {
+                self.trace = Some(TraceHeaders { journey_sampled: true, ..TraceHeaders::default() });
+            }
+            None => {}
+        }
         self
     }
 }

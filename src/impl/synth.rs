@@ -272,6 +272,7 @@ pub fn generate(params: &SynthParams) -> Result<Workload, SynthError> {
             traceparent,
             tracestate: None,
             ignore_eos: false,
+            ..AddOp::default()
         };
         arrivals.entry(at).or_default().push(Plan { add, eos_at: output, end });
     }
@@ -333,5 +334,5 @@ pub fn generate(params: &SynthParams) -> Result<Workload, SynthError> {
     while steps.last().is_some_and(|s: &Iteration| s.ops.is_empty() && s.in_flight.is_empty() && s.eos.is_empty()) {
         steps.pop();
     }
-    Ok(Workload { config, steps })
+    Ok(Workload { config, api: Default::default(), steps })
 }

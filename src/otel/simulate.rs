@@ -26,7 +26,10 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
 use super::write::{OtlpJsonWriter, SeededIds, WriteStats};
-use crate::r#impl::{Emitter, Engine, EngineError, Iterated, Scheduler, SimClock, Workload};
+use crate::r#impl::{
+    ApiError, ApiFront, Emitter, Engine, EngineError, Iterated, RunSummary, Scheduler, SimClock, WireProfile, Workload,
+    api_keys,
+};
 use crate::wire::keys;
 
 /// How a simulation runs.
@@ -48,6 +51,9 @@ pub struct SimulateOptions {
     pub step_per_token: Duration,
     /// `service.name` of the resource.
     pub service_name: String,
+    /// The wire format: the fork at the seed (default) or at HEAD. A two-layer workload
+    /// (`SPEC.md` §8.1) needs `head`: the API layer and the sampling header exist only there.
+    pub wire_profile: WireProfile,
 }
 
 impl Default for SimulateOptions {
@@ -62,6 +68,7 @@ impl Default for SimulateOptions {
             step_base: Duration::from_millis(8),
             step_per_token: Duration::from_micros(40),
             service_name: "journey-simulate".to_owned(),
+            wire_profile: WireProfile::Seed,
         }
     }
 }
@@ -104,6 +111,14 @@ pub enum SimulateError {
     /// The output could not be written.
     #[error("cannot write the spans: {0}")]
     Io(#[from] io::Error),
+    /// The two-layer run failed (a request the front end cannot replay).
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A two-layer workload under the `seed` wire profile, which has no API layer.
+    #[error(
+        "the workload is a two-layer run (API fields in its config or adds), which the seed wire profile cannot emit: use the head profile"
+    )]
+    TwoLayerNeedsHead,
 }
 
 /// Replays `workload` with the emitter on an SDK provider that writes OTLP JSON Lines to `out`;
@@ -114,6 +129,10 @@ pub fn simulate<W: Write + Send + 'static>(
     options: &SimulateOptions,
     mut progress: impl FnMut(SimulateProgress),
 ) -> Result<(W, SimulateStats), SimulateError> {
+    let two_layer = workload.is_two_layer();
+    if two_layer && options.wire_profile == WireProfile::Seed {
+        return Err(SimulateError::TwoLayerNeedsHead);
+    }
     let writer = OtlpJsonWriter::new(out, options.spans_per_line);
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(writer.clone())
@@ -124,12 +143,14 @@ pub fn simulate<W: Write + Send + 'static>(
     let clock = SimClock::new(options.start);
     let mut scheduler = Scheduler::new(workload.config).map_err(EngineError::from)?;
     scheduler.set_emitter(Some(
-        Emitter::new(provider.tracer(keys::SCOPE_NAME)).with_clock(clock.clone()).with_legacy_buffer(false),
+        Emitter::new(provider.tracer(keys::SCOPE_NAME))
+            .with_clock(clock.clone())
+            .with_legacy_buffer(false)
+            .with_profile(options.wire_profile),
     ));
     let mut stats = SimulateStats::default();
     let planned = workload.steps.len() as u64;
-    let mut engine = Engine::new(scheduler);
-    let run = engine.run(workload, |_, done, s| {
+    let on_iteration = |_, done, s: &mut Scheduler| {
         if done == Iterated::Stepped {
             let out = s.last_step();
             stats.preemptions += out.preempted.len() as u64;
@@ -138,9 +159,23 @@ pub fn simulate<W: Write + Send + 'static>(
         }
         stats.iterations += 1;
         progress(SimulateProgress { iterations: stats.iterations, planned, live: s.num_live() });
-    });
-    // Requests still live (a failed run) end their spans when the emitter drops.
-    drop(engine);
+    };
+    let run: Result<RunSummary, SimulateError> = if two_layer {
+        let mut front = ApiFront::new(scheduler, workload)
+            .with_tracer(provider.tracer(api_keys::SCOPE_NAME))
+            .with_clock(clock.clone())
+            .with_suffix_seed(options.id_seed);
+        let run = front.run(workload, on_iteration).map_err(SimulateError::from);
+        // Open API spans (a failed run) end cleanup-only, live core spans when the emitter drops.
+        drop(front);
+        run
+    } else {
+        let mut engine = Engine::new(scheduler);
+        let run = engine.run(workload, on_iteration).map_err(SimulateError::from);
+        // Requests still live (a failed run) end their spans when the emitter drops.
+        drop(engine);
+        run
+    };
     let summary = run?;
     stats.steps = summary.steps;
     stats.requests =

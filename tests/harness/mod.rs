@@ -279,7 +279,7 @@ impl Sut {
         if self.pending != Iteration::default() {
             steps.push(self.pending.clone());
         }
-        Workload { config: *self.s.config(), steps }
+        Workload { config: *self.s.config(), api: Default::default(), steps }
     }
 
     /// A digest of the scheduler state that a rejected operation must leave unchanged.
@@ -316,6 +316,7 @@ impl Sut {
                     traceparent: req.trace.as_ref().map(|t| t.traceparent.clone()),
                     tracestate: None,
                     ignore_eos: req.ignore_eos,
+                    ..AddOp::default()
                 }));
                 Ok(())
             }
