@@ -81,3 +81,32 @@ fn the_drain_bound_grows_with_the_work_left() {
     s.add_request(journey_spec::NewRequest::new("b", 20, 7)).expect("add");
     assert_eq!(Engine::new(s).drain_limit(), 1024 + 16 * (15 + 27));
 }
+
+/// The async fixtures, or a skip outside the development layout (never on CI).
+fn async_fixtures() -> Vec<(String, std::path::PathBuf, std::path::PathBuf)> {
+    match fixtures::async_all() {
+        Some(all) => all,
+        None => {
+            assert!(std::env::var_os("CI").is_none(), "the vllm-async fixtures are missing on CI");
+            eprintln!("SKIPPED: ../shared/fixtures/vllm-async is not beside this checkout");
+            Vec::new()
+        }
+    }
+}
+
+#[test]
+fn every_async_fixture_workload_reproduces_the_vllm_journeys_buffered() {
+    let mut failures = Vec::new();
+    for (name, workload, otlp) in async_fixtures() {
+        let workload = Workload::from_file(&workload).expect("workload parses");
+        assert!(workload.config.async_scheduling, "{name}: an async workload");
+        let ours = replay(&workload);
+        let theirs = fixtures::journeys(&otlp);
+        let events: usize = ours.values().map(Vec::len).sum();
+        match fixtures::first_difference(&ours, &theirs) {
+            None => println!("{name}: {} requests, {events} events: identical", ours.len()),
+            Some(diff) => failures.push(format!("{name}: {diff}")),
+        }
+    }
+    assert!(failures.is_empty(), "journeys differ from vLLM's:\n{}", failures.join("\n"));
+}

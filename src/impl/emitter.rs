@@ -232,6 +232,8 @@ pub struct Emitter {
     buffer: Vec<BufferedEvent>,
     buffer_enabled: bool,
     contained_panics: u64,
+    /// The profile the debug self-check holds journeys to: async scheduling has late outputs.
+    profile: crate::model::Profile,
 }
 
 impl std::fmt::Debug for Emitter {
@@ -273,6 +275,7 @@ impl Emitter {
             buffer: Vec::new(),
             buffer_enabled: true,
             contained_panics: 0,
+            profile: crate::model::Profile::Sync,
         }
     }
 
@@ -286,6 +289,12 @@ impl Emitter {
     pub fn with_legacy_buffer(mut self, on: bool) -> Emitter {
         self.buffer_enabled = on;
         self
+    }
+
+    /// The scheduler's engine (set when the emitter is attached): journeys of requests queued
+    /// from now on are self-checked (debug builds) against this profile.
+    pub(crate) fn set_profile(&mut self, profile: crate::model::Profile) {
+        self.profile = profile;
     }
 
     /// Requests with tracing state (a core span or journey bookkeeping).
@@ -339,6 +348,7 @@ impl Emitter {
             buffer: self.buffer.clone(),
             buffer_enabled: self.buffer_enabled,
             contained_panics: self.contained_panics,
+            profile: self.profile,
         })
     }
 
@@ -397,6 +407,7 @@ impl Emitter {
             // The model checks every event from inside, span times included (R7).
             #[cfg(debug_assertions)]
             checker: crate::model::JourneyChecker::new(r.id())
+                .with_profile(self.profile)
                 .with_span(crate::model::SpanInfo { start_unix_nano: span_start, ..Default::default() }),
         });
         #[cfg(not(debug_assertions))]
