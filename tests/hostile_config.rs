@@ -253,6 +253,7 @@ proptest! {
             long_prefill_token_threshold: threshold,
             enable_chunked_prefill: chunked,
             policy: if priority { Policy::Priority } else { Policy::Fcfs },
+            async_scheduling: false,
         };
         let (n, s) = bytes(|| Scheduler::new(config));
         prop_assert!(n < SMALL, "{n} bytes up front for {config:?}");

@@ -31,6 +31,7 @@ fn configs() -> impl Strategy<Value = SchedulerConfig> {
                 long_prefill_token_threshold: threshold,
                 enable_chunked_prefill: chunked,
                 policy,
+                async_scheduling: false,
             }
         })
 }

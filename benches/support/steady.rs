@@ -43,6 +43,7 @@ pub fn config(live: usize) -> SchedulerConfig {
         long_prefill_token_threshold: 0,
         enable_chunked_prefill: true,
         policy: Policy::Fcfs,
+        async_scheduling: false,
     };
     c.num_blocks = live * c.blocks_for(longest);
     c

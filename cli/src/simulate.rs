@@ -37,6 +37,7 @@ fn params(a: &SynthArgs) -> SynthParams {
                 PolicyArg::Fcfs => Policy::Fcfs,
                 PolicyArg::Priority => Policy::Priority,
             },
+            async_scheduling: false,
         },
         ..d
     }

@@ -42,6 +42,32 @@ fn simulate_replays_fixture_workloads_into_the_fixture_journeys() {
     }
 }
 
+/// `journey simulate --workload` on the fork's real `AsyncScheduler` runs (`config.async_scheduling`)
+/// writes their journeys event for event; `journey check --profile async` accepts them all.
+#[test]
+fn simulate_replays_async_fixture_workloads_into_the_fixture_journeys() {
+    let Some(all) = fixtures::async_all() else {
+        assert!(std::env::var_os("CI").is_none(), "the vllm-async fixtures are missing on CI");
+        eprintln!("SKIPPED: ../shared/fixtures/vllm-async is not beside this checkout");
+        return;
+    };
+    assert_eq!(all.len(), 6);
+    for (name, workload, otlp) in all {
+        let out = tmp(&format!("{name}.simulated.jsonl"));
+        let o = journey(&["simulate", "--workload", workload.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        let ours: BTreeMap<String, Vec<JourneyEvent>> =
+            fixtures::journeys(&out).into_iter().map(|(id, j)| (id, j.events)).collect();
+        let theirs = fixtures::journeys(&otlp);
+        assert_eq!(ours.len(), theirs.len(), "{name}: one journey per request");
+        if let Some(diff) = fixtures::first_difference(&ours, &theirs) {
+            panic!("{name}: {diff}");
+        }
+        let check = journey(&["check", "--profile", "async", out.to_str().unwrap()]);
+        assert_eq!(check.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&check.stdout));
+    }
+}
+
 #[test]
 fn simulate_then_check_round_trips_across_seeds_and_configurations() {
     let configs = [

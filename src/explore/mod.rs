@@ -161,6 +161,7 @@ impl ExploreConfig {
             long_prefill_token_threshold: 2,
             enable_chunked_prefill: true,
             policy: Policy::Fcfs,
+            async_scheduling: false,
         };
         let shapes = vec![
             Shape { prompt_len: 3, max_tokens: 2, priority: 0 },
@@ -180,6 +181,7 @@ impl ExploreConfig {
             long_prefill_token_threshold: 0,
             enable_chunked_prefill: false,
             policy: Policy::Fcfs,
+            async_scheduling: false,
         };
         let shapes = vec![
             Shape { prompt_len: 5, max_tokens: 2, priority: 0 },

@@ -55,6 +55,11 @@ pub struct SchedulerConfig {
     /// Queue order and victim choice.
     #[serde(default)]
     pub policy: Policy,
+    /// Async scheduling (`SPEC.md` §8.1, vLLM's `AsyncScheduler`): `schedule()` queues its batch
+    /// and counts output placeholders; `update_from_output` applies the oldest batch in flight.
+    /// Off: the synchronous engine of `SPEC.md` §6.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub async_scheduling: bool,
 }
 
 fn yes() -> bool {
@@ -73,6 +78,7 @@ impl Default for SchedulerConfig {
             long_prefill_token_threshold: 0,
             enable_chunked_prefill: true,
             policy: Policy::Fcfs,
+            async_scheduling: false,
         }
     }
 }

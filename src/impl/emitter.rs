@@ -276,6 +276,8 @@ pub struct Emitter {
     buffer_enabled: bool,
     profile: WireProfile,
     contained_panics: u64,
+    /// The profile the debug self-check holds journeys to: async scheduling has late outputs.
+    check_profile: crate::model::Profile,
 }
 
 impl std::fmt::Debug for Emitter {
@@ -318,6 +320,7 @@ impl Emitter {
             buffer_enabled: true,
             profile: WireProfile::Seed,
             contained_panics: 0,
+            check_profile: crate::model::Profile::Sync,
         }
     }
 
@@ -346,6 +349,12 @@ impl Emitter {
     /// The wire profile.
     pub fn profile(&self) -> WireProfile {
         self.profile
+    }
+
+    /// The scheduler's engine (set when the emitter is attached): journeys of requests queued
+    /// from now on are self-checked (debug builds) against this profile.
+    pub(crate) fn set_check_profile(&mut self, profile: crate::model::Profile) {
+        self.check_profile = profile;
     }
 
     /// Requests with tracing state (a core span or journey bookkeeping).
@@ -400,6 +409,7 @@ impl Emitter {
             buffer_enabled: self.buffer_enabled,
             profile: self.profile,
             contained_panics: self.contained_panics,
+            check_profile: self.check_profile,
         })
     }
 
@@ -463,6 +473,7 @@ impl Emitter {
             // The model checks every event from inside, span times included (R7).
             #[cfg(debug_assertions)]
             checker: crate::model::JourneyChecker::new(r.id())
+                .with_profile(self.check_profile)
                 .with_span(crate::model::SpanInfo { start_unix_nano: span_start, ..Default::default() }),
         });
         #[cfg(not(debug_assertions))]

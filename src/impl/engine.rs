@@ -1,4 +1,7 @@
-//! The synchronous engine loop and the workload runner (`SPEC.md` §8).
+//! The engine loop, synchronous (`SPEC.md` §8) or with a batch queue (async scheduling,
+//! `SPEC.md` §8.1: vLLM's `EngineCore.step_with_batch_queue`), and the workload runner.
+
+use std::collections::VecDeque;
 
 use super::config::ConfigError;
 use super::scheduler::{AddError, Scheduler};
@@ -35,8 +38,11 @@ pub enum EngineError {
 pub enum Iterated {
     /// No request was live: the engine idled and the step counter did not move.
     Idle,
-    /// `schedule()` ran (and the model's tokens were applied).
+    /// `schedule()` ran (and, synchronously, the model's tokens were applied).
     Stepped,
+    /// Async scheduling, nothing left to schedule: no `schedule()`, but the oldest batch in
+    /// flight was applied.
+    Applied,
 }
 
 /// Counts of a whole run.
@@ -54,12 +60,18 @@ pub struct RunSummary {
 #[derive(Debug)]
 pub struct Engine {
     scheduler: Scheduler,
+    /// Async scheduling: the `eos` ids of the entry that scheduled each batch in flight,
+    /// oldest first (a batch's tokens are fixed when it is scheduled).
+    eos: VecDeque<Vec<String>>,
 }
+
+/// The batch queue's capacity under async scheduling (vLLM's `batch_queue_size` 2).
+const BATCH_QUEUE: usize = 2;
 
 impl Engine {
     /// An engine around `scheduler`.
     pub fn new(scheduler: Scheduler) -> Engine {
-        Engine { scheduler }
+        Engine { scheduler, eos: VecDeque::new() }
     }
 
     /// The scheduler.
@@ -82,8 +94,23 @@ impl Engine {
     /// see [`Scheduler::has_requests`]); (3) the in-flight finishes; (4) one token for every request
     /// whose scheduled work reached the end of its known tokens, EOS for the ids in `eos`;
     /// (5) `update_from_output`. `index` names the iteration in errors.
+    ///
+    /// Under async scheduling one iteration is one call of `step_with_batch_queue` (`SPEC.md`
+    /// §8.1): the operations; `schedule()` if the scheduler has requests, its batch queued
+    /// with this iteration's `eos`; if that batch has tokens and the queue is not full, the
+    /// in-flight finishes end the iteration; otherwise (or with nothing to schedule and a batch
+    /// in flight) the oldest batch is popped, the in-flight finishes land, and its output is
+    /// applied with the `eos` of the iteration that scheduled it.
     pub fn iterate(&mut self, index: usize, it: &Iteration) -> Result<Iterated, EngineError> {
-        let s = &mut self.scheduler;
+        Engine::ops(&mut self.scheduler, index, it)?;
+        if self.scheduler.config().async_scheduling {
+            return Ok(self.iterate_async(it));
+        }
+        Ok(self.iterate_sync(it))
+    }
+
+    /// Step (1) of an iteration: its operations, in order.
+    fn ops(s: &mut Scheduler, index: usize, it: &Iteration) -> Result<(), EngineError> {
         for (op, o) in it.ops.iter().enumerate() {
             match o {
                 Op::Add(add) => {
@@ -101,15 +128,49 @@ impl Engine {
                 }
             }
         }
-        if !s.has_requests() {
-            return Ok(Iterated::Idle);
-        }
-        s.schedule();
+        Ok(())
+    }
+
+    /// An async iteration after its operations (`SPEC.md` §8.1 steps 2–4).
+    fn iterate_async(&mut self, it: &Iteration) -> Iterated {
+        let s = &mut self.scheduler;
+        let done = if s.has_requests() {
+            let tokens = s.schedule().total_tokens;
+            self.eos.push_back(it.eos.clone());
+            if tokens > 0 && s.in_flight() < BATCH_QUEUE {
+                Engine::in_flight_finishes(s, it);
+                return Iterated::Stepped;
+            }
+            Iterated::Stepped
+        } else if s.in_flight() == 0 {
+            Engine::in_flight_finishes(s, it);
+            return Iterated::Idle;
+        } else {
+            Iterated::Applied
+        };
+        let eos = self.eos.pop_front().unwrap_or_default();
+        Engine::in_flight_finishes(s, it);
+        s.update_from_output(|id| eos.iter().any(|e| e == id));
+        done
+    }
+
+    /// The iteration's in-flight finishes (vLLM `_process_aborts_queue`).
+    fn in_flight_finishes(s: &mut Scheduler, it: &Iteration) {
         for InFlight::Finish(f) in &it.in_flight {
             s.finish_requests([f.id.as_str()], f.status, None);
         }
+    }
+
+    /// A synchronous iteration after its operations (`SPEC.md` §8 steps 2–5).
+    fn iterate_sync(&mut self, it: &Iteration) -> Iterated {
+        let s = &mut self.scheduler;
+        if !s.has_requests() {
+            return Iterated::Idle;
+        }
+        s.schedule();
+        Engine::in_flight_finishes(s, it);
         s.update_from_output(|id| it.eos.iter().any(|e| e == id));
-        Ok(Iterated::Stepped)
+        Iterated::Stepped
     }
 
     /// Replays `workload` from its first iteration, then runs empty iterations until no request
@@ -130,7 +191,7 @@ impl Engine {
         }
         let limit = self.drain_limit();
         let empty = Iteration::default();
-        while self.scheduler.has_requests() {
+        while self.scheduler.has_requests() || self.scheduler.in_flight() > 0 {
             if summary.drain_iterations >= limit {
                 return Err(EngineError::CannotDrain {
                     live: self.scheduler.num_live(),

@@ -150,6 +150,10 @@ pub struct Request {
     pub(crate) num_computed: u64,
     pub(crate) num_output: u64,
     pub(crate) num_preemptions: u64,
+    /// Tokens scheduled but not yet produced (async scheduling; always 0 otherwise).
+    pub(crate) num_output_placeholders: u64,
+    /// Set by a reset under async scheduling: the next token a batch delivers is thrown away.
+    pub(crate) discard_latest_async_tokens: bool,
     pub(crate) blocks: Vec<BlockId>,
     pub(crate) trace: Option<TraceHeaders>,
 }
@@ -208,6 +212,11 @@ impl Request {
     /// Preemptions so far.
     pub fn num_preemptions(&self) -> u64 {
         self.num_preemptions
+    }
+
+    /// Output placeholders: tokens scheduled but not yet produced (async scheduling only).
+    pub fn num_output_placeholders(&self) -> u64 {
+        self.num_output_placeholders
     }
 
     /// KV blocks held.

@@ -1,13 +1,13 @@
 //! The continuous-batching scheduler with vLLM v1 semantics (`SPEC.md` §6).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::model::{FinishStatus, RequestId, ScheduleKind, Step};
 
 use super::config::{ConfigError, Policy, SchedulerConfig};
 use super::hooks::{Hooks, Off};
-use super::kv::BlockPool;
+use super::kv::{BlockId, BlockPool};
 use super::queue::WaitingQueue;
 use super::request::{FinishReason, Handle, NewRequest, Request, Status};
 
@@ -143,6 +143,38 @@ pub enum Invariant {
     Caps,
     /// Every block is free or held by exactly one request.
     BlockOwnership,
+    /// Async scheduling: a request's output placeholders never go below zero (vLLM asserts
+    /// this in `AsyncScheduler._update_request_with_output`; upstream #48245, #30142, #57562).
+    Placeholders,
+    /// Async scheduling: no batch delivers a token for an output position that already holds
+    /// one, also across a preemption and resume (upstream #38624).
+    DuplicateToken,
+    /// Async scheduling: while a batch is in flight, the KV blocks it reads for a request that
+    /// still runs (not preempted or finished since) stay that request's (vllm-ascend #14055).
+    KvInFlight,
+}
+
+/// A batch scheduled but not yet applied (async scheduling), oldest first in the queue.
+#[derive(Debug, Clone, Default)]
+struct Batch {
+    /// The step that scheduled it.
+    step: Step,
+    /// Its requests, in scheduled order.
+    items: Vec<BatchItem>,
+}
+
+/// One request of a batch in flight, as `schedule()` left it.
+#[derive(Debug, Clone, Copy)]
+struct BatchItem {
+    handle: Handle,
+    /// The output position whose token the batch produces (the request's scheduled work reached
+    /// the end of its known tokens plus placeholders), or `None` for a chunk of prefill.
+    position: Option<u64>,
+    /// The request's preemptions then: a later preemption releases the blocks legitimately.
+    preemptions: u64,
+    /// Its blocks then: how many, and the last one (the block the batch writes into).
+    num_blocks: usize,
+    last_block: Option<BlockId>,
 }
 
 /// The reference scheduler: vLLM v1's `schedule()` / `update_from_output()` / `finish_requests()`
@@ -184,6 +216,13 @@ pub struct Scheduler {
     update: UpdateOutput,
     finished: Vec<Finished>,
     reset_preempted: Vec<Handle>,
+    /// Async scheduling: batches scheduled and not yet applied, oldest first.
+    in_flight: VecDeque<Batch>,
+    /// Item lists of applied batches, kept for reuse (no allocation per step).
+    spare: Vec<Vec<BatchItem>>,
+    /// The first invariant an `update_from_output` saw broken (it cannot stop midway; the next
+    /// `check_invariants` reports it).
+    broken: Option<InvariantError>,
     #[cfg(feature = "tracing")]
     emitter: Option<Box<super::emitter::Emitter>>,
     #[cfg(feature = "faults")]
@@ -244,6 +283,22 @@ fn wanted(c: &SchedulerConfig, r: &Request) -> u64 {
     n.min((c.max_model_len - 1).saturating_sub(r.num_computed))
 }
 
+/// [`wanted`] for a running request under async scheduling (vLLM `AsyncScheduler`): its known
+/// tokens include the output placeholders, and a request whose tokens in flight already reach
+/// `max_tokens` gets nothing (vLLM: "avoid scheduling an extra step"). `None`: skip it.
+#[inline]
+fn wanted_async(c: &SchedulerConfig, r: &Request) -> Option<u64> {
+    let p = r.num_output_placeholders;
+    if p > 0 && (r.num_computed + 2).saturating_sub(p) >= r.prompt_len.saturating_add(r.max_tokens) {
+        return None;
+    }
+    let mut n = (r.num_tokens() + p).saturating_sub(r.num_computed);
+    if c.long_prefill_token_threshold > 0 && c.long_prefill_token_threshold < n {
+        n = c.long_prefill_token_threshold;
+    }
+    Some(n.min((c.max_model_len - 1).saturating_sub(r.num_computed)))
+}
+
 /// Blocks `r` holds once `n` more of its tokens are computed.
 #[inline]
 fn blocks_after(c: &SchedulerConfig, r: &Request, n: u64) -> usize {
@@ -276,6 +331,9 @@ impl Scheduler {
             update: UpdateOutput::default(),
             finished: Vec::new(),
             reset_preempted: Vec::new(),
+            in_flight: VecDeque::new(),
+            spare: Vec::new(),
+            broken: None,
             #[cfg(feature = "tracing")]
             emitter: None,
             #[cfg(feature = "faults")]
@@ -313,6 +371,9 @@ impl Scheduler {
             update: self.update.clone(),
             finished: self.finished.clone(),
             reset_preempted: self.reset_preempted.clone(),
+            in_flight: self.in_flight.clone(),
+            spare: Vec::new(),
+            broken: self.broken.clone(),
             emitter,
             #[cfg(feature = "faults")]
             faults: self.faults,
@@ -390,7 +451,15 @@ impl Scheduler {
     /// Attaches (or, with `None`, detaches) the journey emitter. Returns the previous one.
     #[cfg(feature = "tracing")]
     pub fn set_emitter(&mut self, emitter: Option<super::emitter::Emitter>) -> Option<super::emitter::Emitter> {
-        std::mem::replace(&mut self.emitter, emitter.map(Box::new)).map(|b| *b)
+        let mut emitter = emitter.map(Box::new);
+        if let Some(e) = emitter.as_mut() {
+            e.set_check_profile(if self.config.async_scheduling {
+                crate::model::Profile::Async
+            } else {
+                crate::model::Profile::Sync
+            });
+        }
+        std::mem::replace(&mut self.emitter, emitter).map(|b| *b)
     }
 
     /// The journey emitter, if attached.
@@ -446,6 +515,8 @@ impl Scheduler {
             num_computed: 0,
             num_output: 0,
             num_preemptions: 0,
+            num_output_placeholders: 0,
+            discard_latest_async_tokens: false,
             // The most blocks it can ever hold, so that growing it in `schedule()` never
             // allocates (a preemption empties it but keeps the room); at most
             // `RESERVED_BLOCKS`, so that a request that may grow to billions of blocks takes
@@ -522,7 +593,8 @@ impl Scheduler {
                 i += 1;
                 continue;
             };
-            let n = wanted(&c, r).min(budget);
+            let n = if c.async_scheduling { wanted_async(&c, r).unwrap_or(0) } else { wanted(&c, r) };
+            let n = n.min(budget);
             if n == 0 {
                 i += 1;
                 continue;
@@ -596,6 +668,10 @@ impl Scheduler {
         }
 
         // `_update_after_schedule`: the scheduled tokens are now computed.
+        if c.async_scheduling {
+            self.out.total_tokens = self.queue_batch(hooks);
+            return;
+        }
         let mut total = 0;
         for s in &self.out.scheduled {
             total += s.tokens;
@@ -605,6 +681,42 @@ impl Scheduler {
             }
         }
         self.out.total_tokens = total;
+    }
+
+    /// `AsyncScheduler._update_after_schedule`: the scheduled tokens are computed, a request
+    /// whose work reaches its known tokens plus placeholders gets one more placeholder (its
+    /// token is in flight), and the step's batch joins the queue. Returns the step's tokens.
+    fn queue_batch(&mut self, hooks: &mut impl Hooks) -> u64 {
+        let mut items = self.spare.pop().unwrap_or_default();
+        items.clear();
+        let mut total = 0;
+        for s in &self.out.scheduled {
+            total += s.tokens;
+            let Some(r) = live_mut(&mut self.slots, s.handle) else { continue };
+            r.num_computed += s.tokens;
+            let p = r.num_output_placeholders;
+            let position = if r.num_computed == r.num_tokens() + p {
+                r.num_output_placeholders = p + 1;
+                Some(r.num_output + p)
+            } else {
+                None
+            };
+            hooks.computed(s.handle, r);
+            items.push(BatchItem {
+                handle: s.handle,
+                position,
+                preemptions: r.num_preemptions,
+                num_blocks: r.blocks.len(),
+                last_block: r.blocks.last().copied(),
+            });
+        }
+        self.in_flight.push_back(Batch { step: self.out.step, items });
+        total
+    }
+
+    /// Batches scheduled and not yet applied (async scheduling; always 0 otherwise).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
     }
 
     /// Position in the running list of the next victim: the last request under fcfs, the
@@ -645,6 +757,10 @@ impl Scheduler {
             r.num_computed = 0;
         }
         r.num_preemptions += 1;
+        #[cfg(feature = "faults")]
+        if self.faults.preempt_clears_placeholders {
+            r.num_output_placeholders = 0;
+        }
         hooks.preempted(h, r, step);
         self.waiting.push_front(h, r.priority, r.arrival);
     }
@@ -652,8 +768,15 @@ impl Scheduler {
     /// Requests whose scheduled work reached the end of their known tokens: the model
     /// produces one token for each of them in this step. In running order, which is the order
     /// in which the step scheduled them (admissions join the running list in queue order).
+    /// Under async scheduling: the requests that get a token from the batch scheduled last
+    /// (those `schedule()` gave a placeholder), in scheduled order.
     pub fn sampling(&self) -> impl Iterator<Item = Handle> + '_ {
-        self.running.iter().copied().filter(|h| self.request(*h).is_some_and(|r| r.num_computed >= r.num_tokens()))
+        let sync = (!self.config.async_scheduling).then(|| {
+            self.running.iter().copied().filter(|h| self.request(*h).is_some_and(|r| r.num_computed >= r.num_tokens()))
+        });
+        let batch = self.in_flight.back().filter(|_| self.config.async_scheduling);
+        let batch = batch.map(|b| b.items.iter().filter(|i| i.position.is_some()).map(|i| i.handle));
+        sync.into_iter().flatten().chain(batch.into_iter().flatten())
     }
 
     /// Applies the model's output for the last step (vLLM `update_from_output`): every running
@@ -665,9 +788,109 @@ impl Scheduler {
     ///
     /// Call it once after every `schedule()`. (A request whose token was not applied before the
     /// next `schedule()` is scheduled nothing and gets its token from the next update.)
+    ///
+    /// Under async scheduling it applies the oldest batch in flight instead (nothing when none
+    /// is): a request gets a token exactly when that batch's `schedule()` gave it a
+    /// placeholder; requests finished since get nothing; a request reset since has the token
+    /// thrown away; a preempted request still gets its token, and may stop on it (vLLM's
+    /// `stopped_preempted_reqs`: it leaves the waiting queue).
     pub fn update_from_output(&mut self, is_eos: impl FnMut(&str) -> bool) -> &UpdateOutput {
-        with_hooks!(self.update_with(is_eos));
+        if self.config.async_scheduling {
+            with_hooks!(self.update_async_with(is_eos));
+        } else {
+            with_hooks!(self.update_with(is_eos));
+        }
         &self.update
+    }
+
+    /// `update_from_output` of `AsyncScheduler` on the oldest batch in flight.
+    #[inline(never)]
+    fn update_async_with(&mut self, mut is_eos: impl FnMut(&str) -> bool, hooks: &mut impl Hooks) {
+        self.update.sampled.clear();
+        self.update.finished.clear();
+        let Some(batch) = self.in_flight.pop_front() else {
+            self.update.step = Step(self.step);
+            return;
+        };
+        let step = batch.step;
+        let max_model_len = self.config.max_model_len;
+        self.update.step = step;
+        let mut stopped_running = false;
+        for item in &batch.items {
+            let Some(position) = item.position else { continue };
+            let h = item.handle;
+            // Finished since (an in-flight abort, a stop): the token is dropped.
+            let Some(r) = live_mut(&mut self.slots, h) else { continue };
+            if r.discard_latest_async_tokens {
+                r.discard_latest_async_tokens = false;
+                continue;
+            }
+            if position < r.num_output && self.broken.is_none() {
+                self.broken = Some(InvariantError {
+                    step: self.step,
+                    invariant: Invariant::DuplicateToken,
+                    what: format!(
+                        "{}: the batch of step {} delivers a token for output position {position}, which already holds one ({} outputs)",
+                        r.id, step.0, r.num_output
+                    ),
+                });
+            }
+            let was_running = r.status == Status::Running;
+            let eos = is_eos(&r.id);
+            r.num_output += 1;
+            let first = r.num_output == 1;
+            self.update.sampled.push((h, first));
+            if first {
+                hooks.first_token(h, r, step.0);
+            }
+            match r.num_output_placeholders.checked_sub(1) {
+                Some(p) => r.num_output_placeholders = p,
+                None if self.broken.is_none() => {
+                    self.broken = Some(InvariantError {
+                        step: self.step,
+                        invariant: Invariant::Placeholders,
+                        what: format!(
+                            "{}: the batch of step {} delivers a token with no output placeholder left",
+                            r.id, step.0
+                        ),
+                    });
+                }
+                None => {}
+            }
+            #[cfg(feature = "faults")]
+            if self.faults.trim_blocks_to_output && was_running {
+                let settled = r.num_computed.saturating_sub(r.num_output_placeholders);
+                let keep = self.config.blocks_for(settled.min(max_model_len));
+                if r.blocks.len() > keep {
+                    let mut freed = r.blocks.split_off(keep);
+                    self.pool.release(&mut freed);
+                }
+            }
+            let status = if eos && !r.ignore_eos {
+                Some(FinishStatus::Stopped)
+            } else if r.num_tokens() >= max_model_len || r.num_output >= r.max_tokens {
+                Some(FinishStatus::Length)
+            } else {
+                None
+            };
+            if let Some(status) = status {
+                hooks.finished(h, r, step.0, status);
+                if was_running {
+                    stopped_running = true;
+                } else {
+                    let (priority, arrival) = (r.priority, r.arrival);
+                    self.waiting.remove(h, priority, arrival);
+                }
+                if let Some(id) = self.retire(h) {
+                    self.update.finished.push(Finished { handle: h, id, status, step });
+                }
+            }
+        }
+        if stopped_running {
+            let slots = &self.slots;
+            self.running.retain(|h| slots.get(h.slot()).is_some_and(|s| s.generation == h.generation));
+        }
+        self.spare.push(batch.items);
     }
 
     #[inline(never)]
@@ -780,8 +1003,18 @@ impl Scheduler {
     fn reset_with(&mut self, hooks: &mut impl Hooks) {
         self.reset_preempted.clear();
         let step = self.step;
+        let discard = self.config.async_scheduling;
+        #[cfg(feature = "faults")]
+        let discard = discard && !self.faults.reset_keeps_latest_token;
         while let Some(h) = self.running.pop() {
             self.preempt(h, step, hooks);
+            // The token in flight would repeat one the resumed request computes again.
+            if self.config.async_scheduling
+                && let Some(r) = live_mut(&mut self.slots, h)
+            {
+                r.num_output_placeholders = 0;
+                r.discard_latest_async_tokens = discard;
+            }
             self.reset_preempted.push(h);
         }
     }
@@ -794,6 +1027,31 @@ impl Scheduler {
     pub fn check_invariants(&self) -> Result<(), InvariantError> {
         let fail = |invariant: Invariant, what: String| Err(InvariantError { step: self.step, invariant, what });
         let c = &self.config;
+        if let Some(e) = &self.broken {
+            return Err(e.clone());
+        }
+        for batch in &self.in_flight {
+            for item in &batch.items {
+                let Some(r) = self.request(item.handle) else { continue };
+                if r.status != Status::Running || r.num_preemptions != item.preemptions || item.num_blocks == 0 {
+                    continue; // it left the running list since: its blocks went with it
+                }
+                let held = r.blocks.get(item.num_blocks - 1).copied();
+                if r.blocks.len() < item.num_blocks || held != item.last_block {
+                    return fail(
+                        Invariant::KvInFlight,
+                        format!(
+                            "{} still runs, but block {:?} that the batch of step {} in flight reads for it is no longer its (it holds {} blocks, the batch read {})",
+                            r.id,
+                            item.last_block.map(|b| b.0),
+                            batch.step.0,
+                            r.blocks.len(),
+                            item.num_blocks
+                        ),
+                    );
+                }
+            }
+        }
         if self.out.total_tokens > c.max_num_batched_tokens {
             return fail(
                 Invariant::TokenBudget,

@@ -94,6 +94,7 @@ impl Default for SynthParams {
                 long_prefill_token_threshold: 0,
                 enable_chunked_prefill: true,
                 policy: Policy::Fcfs,
+                async_scheduling: false,
             },
         }
     }

@@ -31,6 +31,23 @@ pub fn all() -> Vec<(String, PathBuf, PathBuf)> {
     out
 }
 
+/// The six real `AsyncScheduler` runs of the fork (`../shared/fixtures/vllm-async/`, beside the
+/// repository): (name, workload file, OTLP JSON Lines file), or `None` when the directory is not
+/// there (CI has it: a caller must fail there rather than skip).
+pub fn async_all() -> Option<Vec<(String, PathBuf, PathBuf)>> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = [manifest.join("../shared/fixtures/vllm-async"), manifest.join("../../shared/fixtures/vllm-async")]
+        .into_iter()
+        .find(|d| d.is_dir())?;
+    let names = ["r30_async", "r30_late_async", "r31_async", "r33_async", "r35_async", "r36_async"];
+    Some(
+        names
+            .iter()
+            .map(|n| (n.to_string(), dir.join(format!("{n}.workload.json")), dir.join(format!("{n}.otlp.jsonl"))))
+            .collect(),
+    )
+}
+
 /// A journey read from a fixture span.
 #[derive(Debug, Clone)]
 pub struct FixtureJourney {

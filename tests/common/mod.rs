@@ -36,5 +36,6 @@ pub fn small_config() -> journey_spec::SchedulerConfig {
         long_prefill_token_threshold: 0,
         enable_chunked_prefill: true,
         policy: journey_spec::Policy::Fcfs,
+        async_scheduling: false,
     }
 }
