@@ -261,6 +261,7 @@ fn rules(args: RulesArgs, out: &mut dyn Write) -> io::Result<u8> {
                     model::Scope::Journey => "journey",
                     model::Scope::Wire => "wire",
                     model::Scope::Instance => "instance",
+                    model::Scope::Steps => "steps",
                 };
                 writeln!(out, "{:<4} {:<30} {:<9} {}", r.id.as_str(), r.name, scope, r.statement)?;
             }

@@ -24,6 +24,8 @@ mod queue;
 mod request;
 pub(crate) mod rng;
 mod scheduler;
+#[cfg(feature = "tracing")]
+pub mod steps;
 pub mod synth;
 mod workload;
 
@@ -38,5 +40,7 @@ pub use engine::{Engine, EngineError, Iterated, RunSummary, replay};
 pub use faults::Faults;
 pub use kv::{BlockId, BlockPool};
 pub use request::{FinishReason, Handle, NewRequest, Request, Status, TraceHeaders};
+#[cfg(feature = "tracing")]
+pub use steps::StepTracer;
 pub use scheduler::{AddError, Finished, Invariant, InvariantError, Scheduled, Scheduler, StepOutput, UpdateOutput};
-pub use workload::{AddOp, FinishOp, InFlight, Iteration, Op, Workload, WorkloadError, WorkloadFileError};
+pub use workload::{AddOp, FinishOp, InFlight, Iteration, Op, Rate, StepTracing, Workload, WorkloadError, WorkloadFileError};

@@ -18,14 +18,125 @@ use super::request::{FinishReason, NewRequest, TraceHeaders};
 use crate::model::RequestId;
 
 /// A whole workload: a configuration and one entry per engine iteration.
+///
+/// In the file, `step_tracing` is a member of `config` (`SPEC.md` §8.1); here it is a field of
+/// its own, so that [`SchedulerConfig`] stays a small `Copy` value.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "WorkloadFile", into = "WorkloadFile")]
 pub struct Workload {
     /// The scheduler configuration.
     pub config: SchedulerConfig,
     /// Engine iterations, in order. After the last one the run continues with empty
     /// iterations until no request is live.
     pub steps: Vec<Iteration>,
+    /// Step windows (`config.step_tracing`, `SPEC.md` §8.1 and §12); `None`: off.
+    pub step_tracing: Option<StepTracing>,
+}
+
+impl Workload {
+    /// A workload without step tracing.
+    pub fn new(config: SchedulerConfig, steps: Vec<Iteration>) -> Workload {
+        Workload { config, steps, step_tracing: None }
+    }
+}
+
+/// The step-tracing settings of a workload (`config.step_tracing`): HEAD's three settings and
+/// the sampling decisions as recorded, which a replay takes as they are.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepTracing {
+    /// How the summary steps were drawn (`--step-tracing-sample-rate`); informational.
+    pub sample_rate: Rate,
+    /// How the rich steps were drawn among them (`--step-tracing-rich-subsample-rate`);
+    /// informational.
+    pub rich_subsample_rate: Rate,
+    /// `schedule()` calls per window before a closure is considered
+    /// (`--step-tracing-closure-interval`).
+    pub closure_interval: u64,
+    /// The steps whose `schedule()` emits a `step.BATCH_SUMMARY`, ascending.
+    #[serde(default)]
+    pub summary_steps: Vec<u64>,
+    /// The summarized steps that also emit one `step.REQUEST_SNAPSHOT` per running request.
+    #[serde(default)]
+    pub rich_steps: Vec<u64>,
+}
+
+/// A sampling rate as written in a workload file: a float kept bit for bit, so that a workload
+/// with rates stays `Eq`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Rate(pub f64);
+
+impl Eq for Rate {}
+
+impl StepTracing {
+    /// Whether step `s` is summarized.
+    pub fn summarized(&self, s: u64) -> bool {
+        contains(&self.summary_steps, s)
+    }
+
+    /// Whether step `s` is rich (snapshots after its summary).
+    pub fn rich(&self, s: u64) -> bool {
+        contains(&self.rich_steps, s)
+    }
+
+    /// Checks the settings: a closure interval of at least 1, rates within `[0, 1]`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.closure_interval == 0 {
+            return Err(ConfigError::TooSmall { field: "step_tracing.closure_interval", value: 0, min: 1 });
+        }
+        Ok(())
+    }
+}
+
+/// Membership in a step list: binary search when sorted (as written), a scan otherwise.
+fn contains(steps: &[u64], s: u64) -> bool {
+    if steps.is_sorted() { steps.binary_search(&s).is_ok() } else { steps.contains(&s) }
+}
+
+/// The file's shape: `step_tracing` inside `config`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkloadFile {
+    config: ConfigFile,
+    steps: Vec<Iteration>,
+}
+
+#[derive(serde::Serialize)]
+struct ConfigFile {
+    #[serde(flatten)]
+    scheduler: SchedulerConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step_tracing: Option<StepTracing>,
+}
+
+impl<'de> serde::Deserialize<'de> for ConfigFile {
+    /// `step_tracing` is taken out first, and the rest read as a [`SchedulerConfig`], which
+    /// rejects unknown keys (serde's `flatten` would let them through).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ConfigFile, D::Error> {
+        use serde::de::Error;
+        let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let step_tracing = match map.remove("step_tracing") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(
+                serde::Deserialize::deserialize(v).map_err(|e| D::Error::custom(format!("config.step_tracing: {e}")))?,
+            ),
+        };
+        let scheduler = serde::Deserialize::deserialize(serde_json::Value::Object(map)).map_err(D::Error::custom)?;
+        Ok(ConfigFile { scheduler, step_tracing })
+    }
+}
+
+impl From<WorkloadFile> for Workload {
+    fn from(f: WorkloadFile) -> Workload {
+        Workload { config: f.config.scheduler, steps: f.steps, step_tracing: f.config.step_tracing }
+    }
+}
+
+impl From<Workload> for WorkloadFile {
+    fn from(w: Workload) -> WorkloadFile {
+        WorkloadFile { config: ConfigFile { scheduler: w.config, step_tracing: w.step_tracing }, steps: w.steps }
+    }
 }
 
 /// One engine iteration of a workload.
@@ -143,6 +254,9 @@ impl Workload {
     pub fn from_json(text: &str) -> Result<Workload, WorkloadError> {
         let w: Workload = serde_json::from_str(text)?;
         w.config.validate()?;
+        if let Some(t) = &w.step_tracing {
+            t.validate()?;
+        }
         Ok(w)
     }
 
@@ -156,7 +270,7 @@ impl Workload {
 
     /// The workload as one line of JSON.
     pub fn to_json(&self) -> String {
-        // Serialising plain data with string keys cannot fail.
+        // Serialising plain data with string keys cannot fail (a NaN rate becomes `null`).
         serde_json::to_string(self).unwrap_or_default()
     }
 }

@@ -94,6 +94,7 @@ pub mod finding;
 pub mod instance;
 pub mod lifecycle;
 pub mod rules;
+pub mod steps;
 #[cfg(feature = "proptest")]
 pub mod strategy;
 
@@ -107,3 +108,4 @@ pub use finding::{Detail, Seen, SpanEdge, Verdict, Violation};
 pub use instance::{InstanceChecker, InstanceViolation};
 pub use lifecycle::{Lifecycle, LifecycleChecker, LifecycleRules, Row, Rule};
 pub use rules::{Layer, RuleId, RuleInfo, Scope, catalogue};
+pub use steps::{StepChecker, StepWindow};

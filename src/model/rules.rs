@@ -16,6 +16,9 @@ pub enum Scope {
     Wire,
     /// All journeys of one scheduler instance ([`InstanceChecker`](super::InstanceChecker)).
     Instance,
+    /// The step windows of one scheduler instance, against its journeys
+    /// ([`StepChecker`](super::StepChecker)).
+    Steps,
 }
 
 /// Which layer of a request a rule (or a lane of `journey report`) is about: the namespace of a
@@ -27,6 +30,8 @@ pub enum Scope {
 pub enum Layer {
     /// The `llm_core` span: the request in the scheduler.
     Core,
+    /// The `scheduler_steps_<n>` spans: the scheduler's own step windows (`SPEC.md` §12).
+    Step,
 }
 
 impl Layer {
@@ -34,6 +39,7 @@ impl Layer {
     pub const fn as_str(self) -> &'static str {
         match self {
             Layer::Core => "core",
+            Layer::Step => "step",
         }
     }
 }
@@ -75,6 +81,14 @@ pub enum RuleId {
     NoAdmissionAfterPreemption,
     /// R14: request ids are unique among live requests (no two spans with the same id overlap).
     UniqueLiveIds,
+    /// S1: step windows are roots, INTERNAL, named by their sequence, with contiguous ranges;
+    /// a window closed at an interval boundary ends on a multiple of the interval and has events.
+    StepWindows,
+    /// S2: at most one BATCH_SUMMARY per step, in increasing steps within the window's range;
+    /// REQUEST_SNAPSHOTs only after their step's summary, one per running request.
+    StepEvents,
+    /// S3: a summary agrees with itself and with the journeys of the same run.
+    StepAgreement,
 }
 
 /// Everything the catalogue says about one rule.
@@ -117,6 +131,9 @@ impl RuleId {
         RuleId::NaturalFinishHasOutput,
         RuleId::NoAdmissionAfterPreemption,
         RuleId::UniqueLiveIds,
+        RuleId::StepWindows,
+        RuleId::StepEvents,
+        RuleId::StepAgreement,
     ];
 
     /// The stable id: `R1` … `R14`.
@@ -267,6 +284,30 @@ impl RuleId {
                 "Request ids are unique among live requests (no two spans with the same id overlap in time).",
                 "Adding a request whose id is live is rejected; an id may be reused only after its request finished.",
             ),
+            RuleId::StepWindows => Entry::step(
+                1,
+                "S1",
+                "step-windows",
+                self,
+                "Step windows are roots, INTERNAL, named `scheduler_steps_<sequence>`; sequences run 1, 2, …; ranges are contiguous (start 1, each start one past the previous end) with end ≥ start; a window closed at an interval boundary ends on a multiple of the interval and has events.",
+                "HEAD (`a0d1f6fa4`) opens window 1 at construction; after each `schedule()` it counts towards the closure interval and, when the count reaches it, closes the window at the current step and opens the next one at the following step only if the window received an event since the last closure. Shutdown closes the open window, so only the last one may end elsewhere.",
+            ),
+            RuleId::StepEvents => Entry::step(
+                2,
+                "S2",
+                "step-events",
+                self,
+                "At most one `step.BATCH_SUMMARY` per step, `step.id` increasing and within the window's range; `step.REQUEST_SNAPSHOT`s only in a summarized step, after its summary, one per request, as many as `queue.running_depth`, each with the phase its output count implies.",
+                "The summary is emitted once per sampled `schedule()` call, and the rich snapshots follow it, one per request of the running list. The SDK's 128-event limit drops the oldest events: leading snapshots whose summary was dropped are tolerated when the window reports dropped events.",
+            ),
+            RuleId::StepAgreement => Entry::step(
+                3,
+                "S3",
+                "step-agreement",
+                self,
+                "A summary agrees with itself (`prefill_tokens + decode_tokens = scheduled_tokens`, `duration_us = (ts_end_ns − ts_start_ns) // 1000`) and with the journeys of the same run: at most `batch.num_preempted` PREEMPTED of its step within `[ts_start_ns, ts_end_ns]` (exactly that with `--complete`), every SCHEDULED of its step within that window, and a snapshot's request Running with the same prompt length and preemption count.",
+                "Two views of one run: `schedule()` emits the SCHEDULED and PREEMPTED events of its step between the two clock reads of the summary, on the same monotonic clock. A request without a journey (sampled out) is not a violation unless the input is declared complete.",
+            ),
         }
     }
 
@@ -303,6 +344,18 @@ impl Entry {
     ) -> Entry {
         Entry { number, id_str, info: RuleInfo { id, name, scope, layer: Layer::Core, statement, doc } }
     }
+
+    /// A step-window rule (`S<n>`, `SPEC.md` §12).
+    const fn step(
+        number: u8,
+        id_str: &'static str,
+        name: &'static str,
+        id: RuleId,
+        statement: &'static str,
+        doc: &'static str,
+    ) -> Entry {
+        Entry { number, id_str, info: RuleInfo { id, name, scope: Scope::Steps, layer: Layer::Step, statement, doc } }
+    }
 }
 
 impl super::lifecycle::Rule for RuleId {
@@ -328,11 +381,23 @@ mod tests {
 
     #[test]
     fn ids_are_numbered_in_order_and_unique() {
-        for (i, r) in RuleId::ALL.iter().enumerate() {
+        for (i, r) in RuleId::ALL.iter().filter(|r| r.layer() == Layer::Core).enumerate() {
             assert_eq!(usize::from(r.number()), i + 1);
             assert_eq!(r.as_str(), format!("R{}", i + 1));
             assert_eq!(r.info().id, *r);
             assert_eq!(RuleId::lookup(r.as_str()), Some(*r));
+            assert_eq!(RuleId::lookup(r.info().name), Some(*r));
+        }
+    }
+
+    #[test]
+    fn step_rules_are_s1_to_s3_in_layer_step() {
+        let steps: Vec<&str> = RuleId::ALL.iter().filter(|r| r.layer() == Layer::Step).map(|r| r.as_str()).collect();
+        assert_eq!(steps, ["S1", "S2", "S3"]);
+        for r in RuleId::ALL.iter().filter(|r| r.layer() == Layer::Step) {
+            assert_eq!(r.as_str(), format!("S{}", r.number()));
+            assert_eq!(r.info().scope, Scope::Steps);
+            assert_eq!(RuleId::lookup(&r.as_str().to_lowercase()), Some(*r));
             assert_eq!(RuleId::lookup(r.info().name), Some(*r));
         }
     }

@@ -42,7 +42,8 @@ pub mod text;
 pub mod write;
 
 pub use check::{
-    CheckOptions, CheckedTrace, Checker, JourneyReport, KeepEvents, SettledJourney, TraceStream, check_trace,
+    CheckOptions, CheckedTrace, Checker, JourneyReport, KeepEvents, SettledJourney, StepReport, TraceStream,
+    check_trace,
 };
 pub use read::{InputError, InputErrorKind, ReadOptions, Trace, TraceBuilder, read_into, read_trace};
 pub use summary::Summary;

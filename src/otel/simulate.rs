@@ -26,7 +26,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
 use super::write::{OtlpJsonWriter, SeededIds, WriteStats};
-use crate::r#impl::{Emitter, Engine, EngineError, Iterated, Scheduler, SimClock, Workload};
+use crate::r#impl::{Emitter, Engine, EngineError, Iterated, Scheduler, SimClock, StepTracer, Workload};
 use crate::wire::keys;
 
 /// How a simulation runs.
@@ -126,6 +126,11 @@ pub fn simulate<W: Write + Send + 'static>(
     scheduler.set_emitter(Some(
         Emitter::new(provider.tracer(keys::SCOPE_NAME)).with_clock(clock.clone()).with_legacy_buffer(false),
     ));
+    if let Some(settings) = &workload.step_tracing {
+        // Step windows on the same provider and clock as the journeys, as in the fork.
+        let tracer = provider.tracer(crate::wire::steps::SCOPE_NAME);
+        scheduler.set_step_tracer(Some(StepTracer::new(tracer, settings.clone()).with_clock(clock.clone())));
+    }
     let mut stats = SimulateStats::default();
     let planned = workload.steps.len() as u64;
     let mut engine = Engine::new(scheduler);
@@ -139,7 +144,9 @@ pub fn simulate<W: Write + Send + 'static>(
         stats.iterations += 1;
         progress(SimulateProgress { iterations: stats.iterations, planned, live: s.num_live() });
     });
-    // Requests still live (a failed run) end their spans when the emitter drops.
+    // The fork's shutdown closes the open step window. Requests still live (a failed run) end
+    // their spans when the emitter drops.
+    engine.scheduler_mut().shutdown();
     drop(engine);
     let summary = run?;
     stats.steps = summary.steps;

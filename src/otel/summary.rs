@@ -227,6 +227,14 @@ pub struct Summary {
     pub stats: Stats,
     /// The problems reported while reading, as far as they were kept.
     pub problems: Vec<Problem>,
+    /// Step windows (`scheduler_steps_<n>`) checked.
+    pub step_windows: u64,
+    /// `step.BATCH_SUMMARY` events checked.
+    pub step_summaries: u64,
+    /// `step.REQUEST_SNAPSHOT` events checked.
+    pub step_snapshots: u64,
+    /// Violations of S1–S3, with the index of their input; `request_id` names the window.
+    pub step_violations: Vec<(usize, crate::model::Violation)>,
 }
 
 impl Summary {
@@ -253,6 +261,10 @@ impl Summary {
         self.other_events += checked.counts.other_events;
         self.duplicate_events += checked.counts.duplicate_events;
         self.input_errors += input_errors;
+        self.step_windows += checked.steps.windows as u64;
+        self.step_summaries += checked.steps.summaries as u64;
+        self.step_snapshots += checked.steps.snapshots as u64;
+        self.step_violations.extend(checked.steps.violations.into_iter().map(|(_, v)| (input, v)));
         for s in checked.settled {
             self.events += s.events as u64;
             self.without_request_id += u64::from(s.request_id.is_none());
@@ -309,6 +321,9 @@ impl Summary {
     pub fn violations_by_rule(&self) -> BTreeMap<crate::model::RuleId, u64> {
         let mut counts = BTreeMap::new();
         for (_, _, v) in self.violations() {
+            *counts.entry(v.rule).or_default() += 1;
+        }
+        for (_, v) in &self.step_violations {
             *counts.entry(v.rule).or_default() += 1;
         }
         counts
