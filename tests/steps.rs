@@ -118,7 +118,11 @@ fn replaying_a_step_run_reproduces_its_windows_and_journeys() {
         assert_eq!(our_windows.len(), their_windows.len(), "{run}: windows");
         for (name, theirs) in &their_windows {
             let ours = our_windows.get(name).unwrap_or_else(|| panic!("{run}: no {name}"));
-            assert_eq!((ours.kind, ours.root, &ours.attributes), (theirs.kind, theirs.root, &theirs.attributes), "{run}: {name}");
+            assert_eq!(
+                (ours.kind, ours.root, &ours.attributes),
+                (theirs.kind, theirs.root, &theirs.attributes),
+                "{run}: {name}"
+            );
             assert_eq!(ours.events.len(), theirs.events.len(), "{run}: {name}: events");
             for (k, (o, t)) in ours.events.iter().zip(&theirs.events).enumerate() {
                 assert_eq!(o, t, "{run}: {name}: event {k}");

@@ -167,6 +167,10 @@ pub struct CheckArgs {
     /// are legal, SPEC.md §11).
     #[arg(long, value_enum, default_value_t = Profile::Sync)]
     pub profile: Profile,
+    /// Declare the input complete: every span of every request of the run (`SPEC.md` §10).
+    /// Step windows' counts (S3) then compare for equality.
+    #[arg(long)]
+    pub complete: bool,
     /// Fail (exit 2) when fewer journeys than this were read, over all inputs.
     #[arg(long, value_name = "N")]
     pub expect_journeys: Option<u64>,

@@ -110,6 +110,7 @@ fn reading(input: &InputArgs, allow: &[RuleId], keep: KeepEvents) -> input::Read
 fn check(args: CheckArgs, out: &mut dyn Write) -> io::Result<u8> {
     let mut reading = reading(&args.input, &args.allow, KeepEvents::Violating);
     reading.check.profile = args.profile.model();
+    reading.check.complete = args.complete;
     let allowed: Vec<RuleId> = reading.check.allow.iter().copied().collect();
     let mut summary = Summary::new();
     for path in &args.paths {
@@ -197,7 +198,7 @@ fn report(args: ReportArgs, out: &mut dyn Write) -> io::Result<u8> {
 fn exit_status(summary: &Summary) -> u8 {
     if summary.input_errors > 0 {
         ERROR
-    } else if summary.violating > 0 {
+    } else if summary.violating > 0 || !summary.step_violations.is_empty() {
         VIOLATION
     } else {
         SUCCESS

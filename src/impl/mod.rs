@@ -40,7 +40,9 @@ pub use engine::{Engine, EngineError, Iterated, RunSummary, replay};
 pub use faults::Faults;
 pub use kv::{BlockId, BlockPool};
 pub use request::{FinishReason, Handle, NewRequest, Request, Status, TraceHeaders};
+pub use scheduler::{AddError, Finished, Invariant, InvariantError, Scheduled, Scheduler, StepOutput, UpdateOutput};
 #[cfg(feature = "tracing")]
 pub use steps::StepTracer;
-pub use scheduler::{AddError, Finished, Invariant, InvariantError, Scheduled, Scheduler, StepOutput, UpdateOutput};
-pub use workload::{AddOp, FinishOp, InFlight, Iteration, Op, Rate, StepTracing, Workload, WorkloadError, WorkloadFileError};
+pub use workload::{
+    AddOp, FinishOp, InFlight, Iteration, Op, Rate, StepTracing, Workload, WorkloadError, WorkloadFileError,
+};

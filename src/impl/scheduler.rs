@@ -408,10 +408,7 @@ impl Scheduler {
     /// Attaches (or, with `None`, detaches) the step-window tracer (`SPEC.md` §12). Returns the
     /// previous one (whose open window is still open).
     #[cfg(feature = "tracing")]
-    pub fn set_step_tracer(
-        &mut self,
-        tracer: Option<super::steps::StepTracer>,
-    ) -> Option<super::steps::StepTracer> {
+    pub fn set_step_tracer(&mut self, tracer: Option<super::steps::StepTracer>) -> Option<super::steps::StepTracer> {
         std::mem::replace(&mut self.step_tracer, tracer.map(Box::new)).map(|b| *b)
     }
 
@@ -531,10 +528,10 @@ impl Scheduler {
     /// only if nothing was preempted, waiting requests are admitted in queue order.
     pub fn schedule(&mut self) -> &StepOutput {
         #[cfg(feature = "tracing")]
-        let step_start = self.step_tracer.as_ref().map(|t| super::steps::StepStart {
-            ts_start_ns: t.now_ns(),
-            num_finished: self.unreported_finishes,
-        });
+        let step_start = self
+            .step_tracer
+            .as_ref()
+            .map(|t| super::steps::StepStart { ts_start_ns: t.now_ns(), num_finished: self.unreported_finishes });
         with_hooks!(self.schedule_with());
         #[cfg(feature = "tracing")]
         if let Some(start) = step_start {

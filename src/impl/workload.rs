@@ -119,7 +119,8 @@ impl<'de> serde::Deserialize<'de> for ConfigFile {
         let step_tracing = match map.remove("step_tracing") {
             None | Some(serde_json::Value::Null) => None,
             Some(v) => Some(
-                serde::Deserialize::deserialize(v).map_err(|e| D::Error::custom(format!("config.step_tracing: {e}")))?,
+                serde::Deserialize::deserialize(v)
+                    .map_err(|e| D::Error::custom(format!("config.step_tracing: {e}")))?,
             ),
         };
         let scheduler = serde::Deserialize::deserialize(serde_json::Value::Object(map)).map_err(D::Error::custom)?;

@@ -401,12 +401,22 @@ impl StepChecker {
             if let Some(start) = w.range_start
                 && step < start
             {
-                self.violation(RuleId::StepEvents, name, i, format!("step.id {step} is before the window's range start {start}"));
+                self.violation(
+                    RuleId::StepEvents,
+                    name,
+                    i,
+                    format!("step.id {step} is before the window's range start {start}"),
+                );
             }
             if let Some(end) = w.range_end
                 && step > end
             {
-                self.violation(RuleId::StepEvents, name, i, format!("step.id {step} is after the window's range end {end}"));
+                self.violation(
+                    RuleId::StepEvents,
+                    name,
+                    i,
+                    format!("step.id {step} is after the window's range end {end}"),
+                );
             }
             match e {
                 StepEvent::Summary(s) => {
@@ -415,12 +425,22 @@ impl StepChecker {
                         && s.step <= previous
                     {
                         let what = if s.step == previous { "a second summary for" } else { "a summary going back to" };
-                        self.violation(RuleId::StepEvents, name, i, format!("{what} step {} (after step {previous})", s.step));
+                        self.violation(
+                            RuleId::StepEvents,
+                            name,
+                            i,
+                            format!("{what} step {} (after step {previous})", s.step),
+                        );
                     }
                     self.check_summary(name, i, s);
                     last_summary = Some(s.step);
                     summary_at = Some(s.ts_end_ns);
-                    group = StepGroup { step: Some(s.step), depth: Some(s.running_depth), first: i, ..StepGroup::default() };
+                    group = StepGroup {
+                        step: Some(s.step),
+                        depth: Some(s.running_depth),
+                        first: i,
+                        ..StepGroup::default()
+                    };
                     self.summaries.push(SummaryFacts {
                         window: index,
                         event: i,
@@ -591,7 +611,12 @@ impl StepChecker {
             let is_last = Some(seq) == last;
             match previous {
                 None if seq == 1 && w.start != Some(1) => {
-                    self.violation(RuleId::StepWindows, &w.name, 0, format!("window 1 starts at step {:?}, not 1", w.start));
+                    self.violation(
+                        RuleId::StepWindows,
+                        &w.name,
+                        0,
+                        format!("window 1 starts at step {:?}, not 1", w.start),
+                    );
                 }
                 None if seq != 1 && self.complete => {
                     self.violation(RuleId::StepWindows, &w.name, 0, format!("the first window is {seq}, not 1"));
@@ -599,7 +624,12 @@ impl StepChecker {
                 None => {}
                 Some((p, pw)) => {
                     if seq != p + 1 && self.complete {
-                        self.violation(RuleId::StepWindows, &w.name, 0, format!("windows {} to {} are missing", p + 1, seq - 1));
+                        self.violation(
+                            RuleId::StepWindows,
+                            &w.name,
+                            0,
+                            format!("windows {} to {} are missing", p + 1, seq - 1),
+                        );
                     }
                     if seq == p + 1
                         && let (Some(end), Some(start)) = (pw.end, w.start)
@@ -618,7 +648,12 @@ impl StepChecker {
                 // An empty window closed at shutdown right after a boundary ends before it starts.
                 let empty_tail = is_last && !w.has_events && end.checked_add(1) == Some(start);
                 if end < start && !empty_tail {
-                    self.violation(RuleId::StepWindows, &w.name, 0, format!("the range {start}–{end} ends before it starts"));
+                    self.violation(
+                        RuleId::StepWindows,
+                        &w.name,
+                        0,
+                        format!("the range {start}–{end} ends before it starts"),
+                    );
                 }
             }
             if !is_last {
@@ -630,7 +665,9 @@ impl StepChecker {
                         RuleId::StepWindows,
                         &w.name,
                         0,
-                        format!("the window was closed at step {end}, not a multiple of the closure interval {interval}"),
+                        format!(
+                            "the window was closed at step {end}, not a multiple of the closure interval {interval}"
+                        ),
                     );
                 }
                 if !w.has_events {
@@ -716,9 +753,10 @@ impl StepChecker {
             let state = journeys.iter().find_map(|j| running_at(j, at).map(|p| (j.prompt, p)));
             let problem = match state {
                 None => Some(format!("its journey is not Running at {at} ns")),
-                Some((prompt, _)) if prompt != s.prompt => {
-                    Some(format!("request.num_prompt_tokens is {}, its journey's prefill.total_tokens {prompt}", s.prompt))
-                }
+                Some((prompt, _)) if prompt != s.prompt => Some(format!(
+                    "request.num_prompt_tokens is {}, its journey's prefill.total_tokens {prompt}",
+                    s.prompt
+                )),
                 Some((_, preemptions)) if preemptions != s.preemptions => Some(format!(
                     "request.num_preemptions is {}, its journey's num_preemptions {preemptions}",
                     s.preemptions

@@ -93,6 +93,27 @@ pub struct Report<'a> {
     stats: Stats,
     violations_by_rule: std::collections::BTreeMap<&'static str, u64>,
     problems: Vec<ProblemOut<'a>>,
+    /// Present when the inputs had step windows (`SPEC.md` §12).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    steps: Option<StepsOut<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct StepsOut<'a> {
+    windows: u64,
+    summaries: u64,
+    snapshots: u64,
+    violations: Vec<StepViolationOut<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct StepViolationOut<'a> {
+    path: &'a str,
+    window: &'a str,
+    rule: RuleId,
+    rule_name: &'static str,
+    event_index: usize,
+    message: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -265,6 +286,23 @@ impl<'a> Report<'a> {
                     message: &p.message,
                 })
                 .collect(),
+            steps: (summary.step_windows > 0).then(|| StepsOut {
+                windows: summary.step_windows,
+                summaries: summary.step_summaries,
+                snapshots: summary.step_snapshots,
+                violations: summary
+                    .step_violations
+                    .iter()
+                    .map(|(input, v)| StepViolationOut {
+                        path: path(*input),
+                        window: v.request_id.as_str(),
+                        rule: v.rule,
+                        rule_name: v.rule.info().name,
+                        event_index: v.event_index,
+                        message: v.message(),
+                    })
+                    .collect(),
+            }),
         }
     }
 

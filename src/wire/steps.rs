@@ -223,7 +223,12 @@ mod tests {
     #[test]
     fn events_round_trip_through_their_attributes() {
         let events = [
-            StepEvent::Summary(BatchSummary { step: 7, kv_usage_gpu_ratio: 0.25, ts_end_ns: -1, ..BatchSummary::default() }),
+            StepEvent::Summary(BatchSummary {
+                step: 7,
+                kv_usage_gpu_ratio: 0.25,
+                ts_end_ns: -1,
+                ..BatchSummary::default()
+            }),
             StepEvent::Snapshot(RequestSnapshot {
                 step: 7,
                 request_id: "r1".into(),

@@ -281,13 +281,19 @@ impl TraceBuilder {
             return;
         }
         let attribute = |key: &str| {
-            span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| wire::steps::window_attribute(wire_value(kv.value.as_ref())))
+            span.attributes
+                .iter()
+                .find(|kv| kv.key == key)
+                .and_then(|kv| wire::steps::window_attribute(wire_value(kv.value.as_ref())))
         };
         let events = span
             .events
             .iter()
             .map(|e| {
-                wire::steps::decode(&e.name, e.attributes.iter().map(|kv| (kv.key.as_str(), wire_value(kv.value.as_ref()))))
+                wire::steps::decode(
+                    &e.name,
+                    e.attributes.iter().map(|kv| (kv.key.as_str(), wire_value(kv.value.as_ref()))),
+                )
             })
             .collect();
         let window = StepWindow {
