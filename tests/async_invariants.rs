@@ -20,15 +20,7 @@ fn config(num_blocks: usize) -> SchedulerConfig {
 }
 
 fn add(id: &str, prompt_len: u64, max_tokens: u64) -> Op {
-    Op::Add(AddOp {
-        id: id.into(),
-        prompt_len,
-        max_tokens,
-        priority: 0,
-        traceparent: None,
-        tracestate: None,
-        ignore_eos: false,
-    })
+    Op::Add(AddOp { id: id.into(), prompt_len, max_tokens, ..AddOp::default() })
 }
 
 fn entry(ops: Vec<Op>) -> Iteration {
@@ -79,7 +71,7 @@ fn run(workload: &Workload, faults: Faults) -> Outcome {
 /// Two decoding requests outgrow an 8-block cache: the second is preempted while its token is
 /// in flight, and that token arrives after the preemption (a late output).
 fn kv_pressure() -> Workload {
-    Workload { config: config(8), steps: vec![entry(vec![add("a", 8, 20), add("b", 8, 20)])] }
+    Workload::new(config(8), vec![entry(vec![add("a", 8, 20), add("b", 8, 20)])])
 }
 
 #[test]
@@ -96,7 +88,7 @@ fn placeholder_underflow_is_caught() {
 /// A decoding request is reset while its token is in flight, and resumed at once.
 fn reset_in_flight() -> Workload {
     let steps = vec![entry(vec![add("a", 4, 10)]), entry(vec![]), entry(vec![]), entry(vec![Op::Reset])];
-    Workload { config: config(16), steps }
+    Workload::new(config(16), steps)
 }
 
 #[test]
@@ -111,7 +103,7 @@ fn a_token_twice_for_one_position_is_caught() {
 
 /// One request decoding across block boundaries (prompt 3, blocks of 4).
 fn crossing_blocks() -> Workload {
-    Workload { config: config(16), steps: vec![entry(vec![add("a", 3, 12)])] }
+    Workload::new(config(16), vec![entry(vec![add("a", 3, 12)])])
 }
 
 #[test]

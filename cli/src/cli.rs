@@ -170,7 +170,8 @@ pub struct CheckArgs {
     pub profile: Profile,
     /// Declare the input complete: it holds every span of every request of the run (nothing
     /// sampled out, nothing lost; SPEC.md §10). Then a sampled API span without its core child,
-    /// or a core span without its API parent, is a violation (X5) instead of counted as unpaired.
+    /// or a core span without its API parent, is a violation (X5) instead of counted as unpaired,
+    /// and step windows' counts (S3) compare for equality.
     #[arg(long)]
     pub complete: bool,
     /// Check the trace against the workload file that produced it (SPEC.md §10): every request

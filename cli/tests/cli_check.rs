@@ -34,6 +34,8 @@ struct Report {
     stats: Stats,
     violations_by_rule: std::collections::BTreeMap<String, u64>,
     problems: Vec<Problem>,
+    #[serde(default)]
+    steps: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]

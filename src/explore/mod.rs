@@ -760,5 +760,5 @@ pub fn replay(config: &ExploreConfig, actions: &[Action]) -> (Vec<String>, Workl
     if !pending.is_empty() {
         steps.push(Iteration { ops: pending, ..Iteration::default() });
     }
-    (lines, Workload { config: config.scheduler, api: Default::default(), steps }, broken)
+    (lines, Workload::new(config.scheduler, steps), broken)
 }

@@ -26,6 +26,8 @@ mod queue;
 mod request;
 pub(crate) mod rng;
 mod scheduler;
+#[cfg(feature = "tracing")]
+pub mod steps;
 pub mod synth;
 mod workload;
 
@@ -43,6 +45,9 @@ pub use faults::Faults;
 pub use kv::{BlockId, BlockPool};
 pub use request::{FinishReason, Handle, NewRequest, Request, Status, TraceHeaders};
 pub use scheduler::{AddError, Finished, Invariant, InvariantError, Scheduled, Scheduler, StepOutput, UpdateOutput};
+#[cfg(feature = "tracing")]
+pub use steps::StepTracer;
 pub use workload::{
-    AddOp, ApiConfig, Endpoint, FinishOp, InFlight, Iteration, Op, Share, Workload, WorkloadError, WorkloadFileError,
+    AddOp, ApiConfig, Endpoint, FinishOp, InFlight, Iteration, Op, Share, StepTracing, Workload, WorkloadError,
+    WorkloadFileError,
 };

@@ -225,6 +225,8 @@ pub struct Scheduler {
     broken: Option<InvariantError>,
     #[cfg(feature = "tracing")]
     emitter: Option<Box<super::emitter::Emitter>>,
+    #[cfg(feature = "tracing")]
+    step_tracer: Option<Box<super::steps::StepTracer>>,
     #[cfg(feature = "faults")]
     faults: super::faults::Faults,
 }
@@ -336,6 +338,8 @@ impl Scheduler {
             broken: None,
             #[cfg(feature = "tracing")]
             emitter: None,
+            #[cfg(feature = "tracing")]
+            step_tracer: None,
             #[cfg(feature = "faults")]
             faults: super::faults::Faults::NONE,
         })
@@ -375,6 +379,8 @@ impl Scheduler {
             spare: Vec::new(),
             broken: self.broken.clone(),
             emitter,
+            // Spans cannot be copied: the explorer's branches have no step windows.
+            step_tracer: None,
             #[cfg(feature = "faults")]
             faults: self.faults,
         })
@@ -466,6 +472,28 @@ impl Scheduler {
     #[cfg(feature = "tracing")]
     pub fn emitter(&self) -> Option<&super::emitter::Emitter> {
         self.emitter.as_deref()
+    }
+
+    /// Attaches (or, with `None`, detaches) the step-window tracer (`SPEC.md` §12). Returns the
+    /// previous one (whose open window is still open).
+    #[cfg(feature = "tracing")]
+    pub fn set_step_tracer(&mut self, tracer: Option<super::steps::StepTracer>) -> Option<super::steps::StepTracer> {
+        std::mem::replace(&mut self.step_tracer, tracer.map(Box::new)).map(|b| *b)
+    }
+
+    /// The step-window tracer, if attached.
+    #[cfg(feature = "tracing")]
+    pub fn step_tracer(&self) -> Option<&super::steps::StepTracer> {
+        self.step_tracer.as_deref()
+    }
+
+    /// vLLM's `Scheduler.shutdown()`: the open step window is closed at the current step.
+    /// Nothing else changes (live requests stay live).
+    pub fn shutdown(&mut self) {
+        #[cfg(feature = "tracing")]
+        if let Some(t) = self.step_tracer.as_mut() {
+            t.shutdown();
+        }
     }
 
     /// The journey emitter, mutably (to drain its buffer).
@@ -570,8 +598,27 @@ impl Scheduler {
     /// running requests get tokens in order, preempting victims when KV blocks run out; then,
     /// only if nothing was preempted, waiting requests are admitted in queue order.
     pub fn schedule(&mut self) -> &StepOutput {
+        #[cfg(feature = "tracing")]
+        let step_start = self
+            .step_tracer
+            .as_ref()
+            .map(|t| super::steps::StepStart { ts_start_ns: t.now_ns(), num_finished: self.unreported_finishes });
         with_hooks!(self.schedule_with());
+        #[cfg(feature = "tracing")]
+        if let Some(start) = step_start {
+            self.trace_step(start);
+        }
         &self.out
+    }
+
+    /// The step tracer's part of `schedule()`, out of line (the untraced path stays small).
+    #[cfg(feature = "tracing")]
+    #[inline(never)]
+    fn trace_step(&mut self, start: super::steps::StepStart) {
+        if let Some(mut t) = self.step_tracer.take() {
+            t.after_schedule(self, start);
+            self.step_tracer = Some(t);
+        }
     }
 
     #[inline(never)]

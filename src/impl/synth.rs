@@ -335,5 +335,5 @@ pub fn generate(params: &SynthParams) -> Result<Workload, SynthError> {
     while steps.last().is_some_and(|s: &Iteration| s.ops.is_empty() && s.in_flight.is_empty() && s.eos.is_empty()) {
         steps.pop();
     }
-    Ok(Workload { config, api: Default::default(), steps })
+    Ok(Workload::new(config, steps))
 }

@@ -20,8 +20,9 @@ use crate::model::RequestId;
 /// A whole workload: a configuration and one entry per engine iteration.
 ///
 /// In the file, `config` holds the scheduler's fields and, for two-layer runs (`SPEC.md` §8.1),
-/// the API front end's (`api_sample_rate`, `stream_fraction`, `model`); here the latter are
-/// [`Workload::api`].
+/// the API front end's (`api_sample_rate`, `stream_fraction`, `model`) and `step_tracing`; here
+/// the latter are [`Workload::api`] and [`Workload::step_tracing`], so that [`SchedulerConfig`]
+/// stays a small `Copy` value.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(try_from = "WorkloadRepr")]
 pub struct Workload {
@@ -32,6 +33,62 @@ pub struct Workload {
     /// Engine iterations, in order. After the last one the run continues with empty
     /// iterations until no request is live.
     pub steps: Vec<Iteration>,
+    /// Step windows (`config.step_tracing`, `SPEC.md` §8.1 and §12); `None`: off.
+    pub step_tracing: Option<StepTracing>,
+}
+
+impl Workload {
+    /// A one-layer workload without step tracing.
+    pub fn new(config: SchedulerConfig, steps: Vec<Iteration>) -> Workload {
+        Workload { config, api: ApiConfig::default(), steps, step_tracing: None }
+    }
+}
+
+/// The step-tracing settings of a workload (`config.step_tracing`): HEAD's three settings and
+/// the sampling decisions as recorded, which a replay takes as they are.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepTracing {
+    /// How the summary steps were drawn (`--step-tracing-sample-rate`); informational.
+    pub sample_rate: Share,
+    /// How the rich steps were drawn among them (`--step-tracing-rich-subsample-rate`);
+    /// informational.
+    pub rich_subsample_rate: Share,
+    /// `schedule()` calls per window before a closure is considered
+    /// (`--step-tracing-closure-interval`).
+    pub closure_interval: u64,
+    /// The steps whose `schedule()` emits a `step.BATCH_SUMMARY`, ascending.
+    #[serde(default)]
+    pub summary_steps: Vec<u64>,
+    /// The summarized steps that also emit one `step.REQUEST_SNAPSHOT` per running request.
+    #[serde(default)]
+    pub rich_steps: Vec<u64>,
+}
+
+impl StepTracing {
+    /// Whether step `s` is summarized.
+    pub fn summarized(&self, s: u64) -> bool {
+        contains(&self.summary_steps, s)
+    }
+
+    /// Whether step `s` is rich (snapshots after its summary).
+    pub fn rich(&self, s: u64) -> bool {
+        contains(&self.rich_steps, s)
+    }
+
+    /// Checks the settings: a closure interval of at least 1 (the rates are [`Share`]s, in
+    /// `[0, 1]` by construction).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.closure_interval == 0 {
+            return Err(ConfigError::TooSmall { field: "step_tracing.closure_interval", value: 0, min: 1 });
+        }
+        Ok(())
+    }
+}
+
+/// Membership in a step list: binary search when sorted (as written), a scan otherwise.
+fn contains(steps: &[u64], s: u64) -> bool {
+    if steps.is_sorted() { steps.binary_search(&s).is_ok() } else { steps.contains(&s) }
 }
 
 /// The API front end's part of a workload's `config` (`SPEC.md` §8.1). With `sampled` and
@@ -112,6 +169,8 @@ struct ConfigRepr<S> {
     stream_fraction: Option<Share>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    step_tracing: Option<StepTracing>,
 }
 
 /// The file form, written: the scheduler's fields in their declared order.
@@ -130,6 +189,7 @@ impl serde::Serialize for Workload {
                 api_sample_rate: api.api_sample_rate,
                 stream_fraction: api.stream_fraction,
                 model: api.model.clone(),
+                step_tracing: self.step_tracing.clone(),
             },
             steps: &self.steps,
         }
@@ -140,10 +200,10 @@ impl serde::Serialize for Workload {
 impl TryFrom<WorkloadRepr> for Workload {
     type Error = String;
     fn try_from(w: WorkloadRepr) -> Result<Workload, String> {
-        let ConfigRepr { scheduler, api_sample_rate, stream_fraction, model } = w.config;
+        let ConfigRepr { scheduler, api_sample_rate, stream_fraction, model, step_tracing } = w.config;
         // The scheduler's own schema (unknown fields rejected) on what is left of `config`.
         let config: SchedulerConfig = serde_json::from_value(scheduler).map_err(|e| format!("config: {e}"))?;
-        Ok(Workload { config, api: ApiConfig { api_sample_rate, stream_fraction, model }, steps: w.steps })
+        Ok(Workload { config, api: ApiConfig { api_sample_rate, stream_fraction, model }, steps: w.steps, step_tracing })
     }
 }
 
@@ -339,6 +399,9 @@ impl Workload {
     pub fn from_json(text: &str) -> Result<Workload, WorkloadError> {
         let w: Workload = serde_json::from_str(text)?;
         w.config.validate()?;
+        if let Some(t) = &w.step_tracing {
+            t.validate()?;
+        }
         Ok(w)
     }
 
@@ -360,7 +423,7 @@ impl Workload {
 
     /// The workload as one line of JSON.
     pub fn to_json(&self) -> String {
-        // Serialising plain data with string keys cannot fail.
+        // Serialising plain data with string keys cannot fail (a NaN rate becomes `null`).
         serde_json::to_string(self).unwrap_or_default()
     }
 }

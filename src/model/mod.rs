@@ -97,6 +97,7 @@ pub mod instance;
 pub mod lifecycle;
 pub mod ns;
 pub mod rules;
+pub mod steps;
 #[cfg(feature = "proptest")]
 pub mod strategy;
 
@@ -111,3 +112,4 @@ pub use finding::{Detail, Seen, SpanEdge, Verdict, Violation};
 pub use instance::{InstanceChecker, InstanceViolation};
 pub use lifecycle::{Lifecycle, LifecycleChecker, LifecycleRules, Row, Rule};
 pub use rules::{Layer, RuleId, RuleInfo, Scope, catalogue};
+pub use steps::{StepChecker, StepWindow};

@@ -23,10 +23,14 @@ pub enum Scope {
     Pair,
     /// The trace against the workload that produced it (`journey check --workload`).
     Workload,
+    /// The step windows of one scheduler instance, against its journeys
+    /// ([`StepChecker`](super::StepChecker)).
+    Steps,
 }
 
 impl Scope {
-    /// The scope's name in reports: `journey`, `wire`, `instance`, `span`, `pair`, `workload`.
+    /// The scope's name in reports: `journey`, `wire`, `instance`, `span`, `pair`, `workload`,
+    /// `steps`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Scope::Journey => "journey",
@@ -35,6 +39,7 @@ impl Scope {
             Scope::Span => "span",
             Scope::Pair => "pair",
             Scope::Workload => "workload",
+            Scope::Steps => "steps",
         }
     }
 }
@@ -52,6 +57,8 @@ pub enum Layer {
     Api,
     /// The relation between an `llm_request` and its `llm_core` children (`SPEC.md` §9.3).
     Cross,
+    /// The `scheduler_steps_<n>` spans: the scheduler's own step windows (`SPEC.md` §12).
+    Step,
 }
 
 impl Layer {
@@ -61,6 +68,7 @@ impl Layer {
             Layer::Core => "core",
             Layer::Api => "api",
             Layer::Cross => "cross",
+            Layer::Step => "step",
         }
     }
 }
@@ -137,6 +145,14 @@ pub enum RuleId {
     /// X6: remote-parent flags agree with the parent; with a workload, the top span carries the
     /// client's trace id and parent.
     ClientParent,
+    /// S1: step windows are roots, INTERNAL, named by their sequence, with contiguous ranges;
+    /// a window closed at an interval boundary ends on a multiple of the interval and has events.
+    StepWindows,
+    /// S2: at most one BATCH_SUMMARY per step, in increasing steps within the window's range;
+    /// REQUEST_SNAPSHOTs only after their step's summary, one per running request.
+    StepEvents,
+    /// S3: a summary agrees with itself and with the journeys of the same run.
+    StepAgreement,
 }
 
 /// Everything the catalogue says about one rule.
@@ -192,6 +208,9 @@ impl RuleId {
         RuleId::ResponseAfterCore,
         RuleId::SamplingAtomicity,
         RuleId::ClientParent,
+        RuleId::StepWindows,
+        RuleId::StepEvents,
+        RuleId::StepAgreement,
     ];
 
     /// The stable id: `R1` … `R14`, `C2`, `C3`, `W1`, `A1` … `A4`, `X1` … `X6`.
@@ -469,6 +488,30 @@ impl RuleId {
                 "Both parents are extracted from headers (the client's `traceparent`, the injected one), so they are remote; the SDK records that in the span's flags.",
             )
             .in_layer(Layer::Cross),
+            RuleId::StepWindows => Entry::step(
+                1,
+                "S1",
+                "step-windows",
+                self,
+                "Step windows are roots, INTERNAL, named `scheduler_steps_<sequence>`; sequences run 1, 2, …; ranges are contiguous (start 1, each start one past the previous end) with end ≥ start; a window closed at an interval boundary ends on a multiple of the interval and has events.",
+                "HEAD (`a0d1f6fa4`) opens window 1 at construction; after each `schedule()` it counts towards the closure interval and, when the count reaches it, closes the window at the current step and opens the next one at the following step only if the window received an event since the last closure. Shutdown closes the open window, so only the last one may end elsewhere.",
+            ),
+            RuleId::StepEvents => Entry::step(
+                2,
+                "S2",
+                "step-events",
+                self,
+                "At most one `step.BATCH_SUMMARY` per step, `step.id` increasing and within the window's range; `step.REQUEST_SNAPSHOT`s only in a summarized step, after its summary, one per request, as many as `queue.running_depth`, each with the phase its output count implies.",
+                "The summary is emitted once per sampled `schedule()` call, and the rich snapshots follow it, one per request of the running list. The SDK's 128-event limit drops the oldest events: leading snapshots whose summary was dropped are tolerated when the window reports dropped events.",
+            ),
+            RuleId::StepAgreement => Entry::step(
+                3,
+                "S3",
+                "step-agreement",
+                self,
+                "A summary agrees with itself (`prefill_tokens + decode_tokens = scheduled_tokens`, `duration_us = (ts_end_ns − ts_start_ns) // 1000`) and with the journeys of the same run: at most `batch.num_preempted` PREEMPTED of its step within `[ts_start_ns, ts_end_ns]` (exactly that with `--complete`), every SCHEDULED of its step within that window, and a snapshot's request Running with the same prompt length and preemption count.",
+                "Two views of one run: `schedule()` emits the SCHEDULED and PREEMPTED events of its step between the two clock reads of the summary, on the same monotonic clock. A request without a journey (sampled out) is not a violation unless the input is declared complete.",
+            ),
         }
     }
 
@@ -512,6 +555,18 @@ impl Entry {
         e.info.layer = layer;
         e
     }
+
+    /// A step-window rule (`S<n>`, `SPEC.md` §12).
+    const fn step(
+        number: u8,
+        id_str: &'static str,
+        name: &'static str,
+        id: RuleId,
+        statement: &'static str,
+        doc: &'static str,
+    ) -> Entry {
+        Entry { number, id_str, info: RuleInfo { id, name, scope: Scope::Steps, layer: Layer::Step, statement, doc } }
+    }
 }
 
 impl super::lifecycle::Rule for RuleId {
@@ -537,7 +592,7 @@ mod tests {
 
     #[test]
     fn ids_are_numbered_in_order_and_unique() {
-        for (i, r) in RuleId::ALL.iter().take(14).enumerate() {
+        for (i, r) in RuleId::ALL.iter().filter(|r| r.as_str().starts_with('R')).enumerate() {
             assert_eq!(usize::from(r.number()), i + 1);
             assert_eq!(r.as_str(), format!("R{}", i + 1));
         }
@@ -560,9 +615,22 @@ mod tests {
                 "R" | "C" | "W" => Layer::Core,
                 "A" => Layer::Api,
                 "X" => Layer::Cross,
+                "S" => Layer::Step,
                 other => panic!("unknown namespace {other}"),
             };
             assert_eq!(r.layer(), layer, "{r}");
+        }
+    }
+
+    #[test]
+    fn step_rules_are_s1_to_s3_in_layer_step() {
+        let steps: Vec<&str> = RuleId::ALL.iter().filter(|r| r.layer() == Layer::Step).map(|r| r.as_str()).collect();
+        assert_eq!(steps, ["S1", "S2", "S3"]);
+        for r in RuleId::ALL.iter().filter(|r| r.layer() == Layer::Step) {
+            assert_eq!(r.as_str(), format!("S{}", r.number()));
+            assert_eq!(r.info().scope, Scope::Steps);
+            assert_eq!(RuleId::lookup(&r.as_str().to_lowercase()), Some(*r));
+            assert_eq!(RuleId::lookup(r.info().name), Some(*r));
         }
     }
 

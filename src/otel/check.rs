@@ -22,12 +22,14 @@ use crate::model::api::{ApiEvent, ApiKind, ApiState, AttrValue, Endpoint, REASON
 use crate::model::cross::{About, ApiSide, CoreSide, CrossOptions, Expected, check_layers};
 use crate::model::ns::check_monotonic_ns;
 use crate::model::{
-    Detail, EventKind, InstanceChecker, JourneyChecker, JourneyEvent, Profile, RuleId, SpanInfo, State, Verdict,
-    Violation,
+    Detail, EventKind, InstanceChecker, JourneyChecker, JourneyEvent, Profile, RuleId, SpanInfo, State, StepChecker,
+    Verdict, Violation,
 };
 use crate::wire;
 
-use super::read::{Assemble, InputError, ReadCounts, RecordedEvent, Resource, Span, Trace, TraceBuilder, Unit, hex};
+use super::read::{
+    Assemble, InputError, ReadCounts, ReadWindow, RecordedEvent, Resource, Span, Trace, TraceBuilder, Unit, hex,
+};
 use super::summary::JourneyMetrics;
 
 /// What to check.
@@ -38,10 +40,25 @@ pub struct CheckOptions {
     /// The scheduling profile the journeys are checked under (`journey check --profile`).
     pub profile: Profile,
     /// The input holds every span of every request (`journey check --complete`, `SPEC.md` §10):
-    /// a missing partner span is a violation (X5) rather than counted as unpaired.
+    /// a missing partner span is a violation (X5) rather than counted as unpaired, S3's counts
+    /// compare for equality, and a snapshot's request must have a journey.
     pub complete: bool,
     /// The workload that produced the input (`journey check --workload`, `SPEC.md` §10).
     pub workload: Option<Expected>,
+}
+
+/// The step windows of one input, checked (rules S1–S3, `SPEC.md` §12).
+#[derive(Debug, Clone, Default)]
+pub struct StepReport {
+    /// Windows read.
+    pub windows: usize,
+    /// `step.BATCH_SUMMARY` events read.
+    pub summaries: usize,
+    /// `step.REQUEST_SNAPSHOT` events read.
+    pub snapshots: usize,
+    /// Violations (without those of allowed rules), each naming its window as `request_id`,
+    /// with the window's resource.
+    pub violations: Vec<(usize, Violation)>,
 }
 
 /// One journey with its verdict.
@@ -219,6 +236,8 @@ pub struct CheckedTrace {
     pub absent: Vec<Violation>,
     /// Pairs and unpaired spans.
     pub layers: LayerCounts,
+    /// The step windows, checked.
+    pub steps: StepReport,
 }
 
 impl CheckedTrace {
@@ -230,8 +249,11 @@ impl CheckedTrace {
 
 /// Checks every journey of `trace`, keeping every journey whole.
 pub fn check_trace(trace: Trace, options: &CheckOptions) -> CheckedTrace {
-    let Trace { source_name, spans, resources, counts } = trace;
+    let Trace { source_name, spans, resources, counts, step_windows } = trace;
     let mut checker = Checker::new(options.clone(), KeepEvents::All);
+    for window in step_windows {
+        checker.add_window(window);
+    }
     for span in spans {
         checker.add_span(span);
     }
@@ -301,6 +323,8 @@ pub struct Checker {
     api: Vec<ApiReport>,
     /// (trace, span) of the spans that are neither journeys nor API spans, for X1.
     others: HashSet<(String, String)>,
+    /// S1–S3 per resource: what they need of the windows and journeys, compacted.
+    steps: Vec<StepChecker>,
 }
 
 impl Checker {
@@ -316,6 +340,7 @@ impl Checker {
             apis: Vec::new(),
             api: Vec::new(),
             others: HashSet::new(),
+            steps: Vec::new(),
         }
     }
 
@@ -408,6 +433,20 @@ impl Checker {
         }
     }
 
+    fn steps_of(&mut self, resource: usize) -> &mut StepChecker {
+        if self.steps.len() <= resource {
+            let complete = self.options.complete;
+            self.steps.resize_with(resource + 1, || StepChecker::new(complete));
+        }
+        &mut self.steps[resource]
+    }
+
+    /// Checks one step window on its own and keeps what S1 and S3 need of it.
+    pub fn add_window(&mut self, window: ReadWindow) {
+        self.spans += 1;
+        self.steps_of(window.resource).add_window(&window.window);
+    }
+
     /// Checks one span (rules R1–R12) when it is a journey, and notes it for R13 and R14.
     pub fn add_span(&mut self, span: Span) {
         self.spans += 1;
@@ -434,8 +473,10 @@ impl Checker {
             .filter(|(_, e)| e.decoded.is_err())
             .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
             .collect();
+        let id = span.request_id.clone().unwrap_or_default();
+        self.steps_of(resource).add_journey(&id, span.info.dropped_events > 0, &decoded);
         let instance = &mut self.instances[resource];
-        instance.checker.add_journey(span.request_id.clone().unwrap_or_default(), span.info, &decoded);
+        instance.checker.add_journey(id, span.info, &decoded);
         instance.members.push((index, unreadable));
 
         let mut report = check_span(span, self.options.profile);
@@ -461,7 +502,16 @@ impl Checker {
 
     /// Checks the instance rules and gives every journey its verdict.
     pub fn finish(self, source_name: String, resources: Vec<Resource>, counts: ReadCounts) -> CheckedTrace {
-        let Checker { options, journeys: mut held, instances, spans, cores, apis, mut api, others, .. } = self;
+        let Checker { options, journeys: mut held, instances, spans, cores, apis, mut api, others, steps: step_checkers, .. } =
+            self;
+        let mut steps = StepReport::default();
+        for (resource, c) in step_checkers.into_iter().enumerate() {
+            steps.windows += c.windows();
+            steps.summaries += c.summaries();
+            steps.snapshots += c.snapshots();
+            let found = c.finish().into_iter().filter(|v| !options.allow.contains(&v.rule));
+            steps.violations.extend(found.map(|v| (resource, v)));
+        }
         let mut extra: Vec<Vec<Violation>> = vec![Vec::new(); held.len()];
         for instance in instances {
             for (j, v) in instance_rules(&held, instance) {
@@ -566,7 +616,7 @@ impl Checker {
                 }
             }
         }
-        CheckedTrace { source_name, spans, journeys, settled, resources, counts, api, absent, layers }
+        CheckedTrace { source_name, spans, journeys, settled, resources, counts, api, absent, layers, steps }
     }
 }
 
@@ -722,6 +772,9 @@ impl TraceStream {
     }
 
     fn drain(&mut self) {
+        for window in self.builder.take_step_windows() {
+            self.checker.add_window(window);
+        }
         for span in self.builder.take_released() {
             self.checker.add_span(span);
         }
@@ -730,7 +783,10 @@ impl TraceStream {
     /// Checks what is still held and the instance rules.
     pub fn finish(mut self) -> CheckedTrace {
         self.drain();
-        let Trace { source_name, spans, resources, counts } = self.builder.finish();
+        let Trace { source_name, spans, resources, counts, step_windows } = self.builder.finish();
+        for window in step_windows {
+            self.checker.add_window(window);
+        }
         for span in spans {
             self.checker.add_span(span);
         }

@@ -109,6 +109,27 @@ pub struct Report<'a> {
     unpaired_api: u64,
     unpaired_core: u64,
     absent_requests: u64,
+    /// Present when the inputs had step windows (`SPEC.md` §12).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    steps: Option<StepsOut<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct StepsOut<'a> {
+    windows: u64,
+    summaries: u64,
+    snapshots: u64,
+    violations: Vec<StepViolationOut<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct StepViolationOut<'a> {
+    path: &'a str,
+    window: &'a str,
+    rule: RuleId,
+    rule_name: &'static str,
+    event_index: usize,
+    message: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -324,6 +345,23 @@ impl<'a> Report<'a> {
             unpaired_api: summary.unpaired_api,
             unpaired_core: summary.unpaired_core,
             absent_requests: summary.absent.len() as u64,
+            steps: (summary.step_windows > 0).then(|| StepsOut {
+                windows: summary.step_windows,
+                summaries: summary.step_summaries,
+                snapshots: summary.step_snapshots,
+                violations: summary
+                    .step_violations
+                    .iter()
+                    .map(|(input, v)| StepViolationOut {
+                        path: path(*input),
+                        window: v.request_id.as_str(),
+                        rule: v.rule,
+                        rule_name: v.rule.info().name,
+                        event_index: v.event_index,
+                        message: v.message(),
+                    })
+                    .collect(),
+            }),
         }
     }
 

@@ -45,7 +45,7 @@ pub mod write;
 
 pub use check::{
     ApiLink, ApiReport, CheckOptions, CheckedTrace, Checker, JourneyReport, KeepEvents, LayerCounts, SettledJourney,
-    TraceStream, check_trace,
+    StepReport, TraceStream, check_trace,
 };
 pub use read::{InputError, InputErrorKind, ReadOptions, Trace, TraceBuilder, read_into, read_trace};
 pub use summary::Summary;

@@ -27,8 +27,8 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 
 use super::write::{OtlpJsonWriter, SeededIds, WriteStats};
 use crate::r#impl::{
-    ApiError, ApiFront, Emitter, Engine, EngineError, Iterated, RunSummary, Scheduler, SimClock, WireProfile, Workload,
-    api_keys,
+    ApiError, ApiFront, Emitter, Engine, EngineError, Iterated, RunSummary, Scheduler, SimClock, StepTracer, WireProfile,
+    Workload, api_keys,
 };
 use crate::wire::keys;
 
@@ -148,6 +148,11 @@ pub fn simulate<W: Write + Send + 'static>(
             .with_legacy_buffer(false)
             .with_profile(options.wire_profile),
     ));
+    if let Some(settings) = &workload.step_tracing {
+        // Step windows on the same provider and clock as the journeys, as in the fork.
+        let tracer = provider.tracer(crate::wire::steps::SCOPE_NAME);
+        scheduler.set_step_tracer(Some(StepTracer::new(tracer, settings.clone()).with_clock(clock.clone())));
+    }
     let mut stats = SimulateStats::default();
     let planned = workload.steps.len() as u64;
     let on_iteration = |_, done, s: &mut Scheduler| {
@@ -166,13 +171,17 @@ pub fn simulate<W: Write + Send + 'static>(
             .with_clock(clock.clone())
             .with_suffix_seed(options.id_seed);
         let run = front.run(workload, on_iteration).map_err(SimulateError::from);
-        // Open API spans (a failed run) end cleanup-only, live core spans when the emitter drops.
+        // The fork's shutdown closes the open step window. Open API spans (a failed run) end
+        // cleanup-only, live core spans when the emitter drops.
+        front.scheduler_mut().shutdown();
         drop(front);
         run
     } else {
         let mut engine = Engine::new(scheduler);
         let run = engine.run(workload, on_iteration).map_err(SimulateError::from);
-        // Requests still live (a failed run) end their spans when the emitter drops.
+        // The fork's shutdown closes the open step window. Requests still live (a failed run)
+        // end their spans when the emitter drops.
+        engine.scheduler_mut().shutdown();
         drop(engine);
         run
     };

@@ -243,6 +243,14 @@ pub struct Summary {
     pub stats: Stats,
     /// The problems reported while reading, as far as they were kept.
     pub problems: Vec<Problem>,
+    /// Step windows (`scheduler_steps_<n>`) checked.
+    pub step_windows: u64,
+    /// `step.BATCH_SUMMARY` events checked.
+    pub step_summaries: u64,
+    /// `step.REQUEST_SNAPSHOT` events checked.
+    pub step_snapshots: u64,
+    /// Violations of S1–S3, with the index of their input; `request_id` names the window.
+    pub step_violations: Vec<(usize, crate::model::Violation)>,
 }
 
 impl Summary {
@@ -280,6 +288,10 @@ impl Summary {
             }
         }
         self.absent.extend(checked.absent.into_iter().map(|v| (input, v)));
+        self.step_windows += checked.steps.windows as u64;
+        self.step_summaries += checked.steps.summaries as u64;
+        self.step_snapshots += checked.steps.snapshots as u64;
+        self.step_violations.extend(checked.steps.violations.into_iter().map(|(_, v)| (input, v)));
         for s in checked.settled {
             self.events += s.events as u64;
             self.without_request_id += u64::from(s.request_id.is_none());
@@ -344,6 +356,9 @@ impl Summary {
         for (_, v) in &self.absent {
             *counts.entry(v.rule).or_default() += 1;
         }
+        for (_, v) in &self.step_violations {
+            *counts.entry(v.rule).or_default() += 1;
+        }
         counts
     }
 
@@ -354,10 +369,10 @@ impl Summary {
         self.violating_api.iter().flat_map(|(input, a)| a.verdict.violations().iter().map(move |v| (*input, a, v)))
     }
 
-    /// Whether any rule not allowed is broken: by a core journey, an API span, or a request
-    /// absent from the trace.
+    /// Whether any rule not allowed is broken: by a core journey, an API span, a request absent
+    /// from the trace, or a step window.
     pub fn any_violation(&self) -> bool {
-        self.violating > 0 || self.api_violating > 0 || !self.absent.is_empty()
+        self.violating > 0 || self.api_violating > 0 || !self.absent.is_empty() || !self.step_violations.is_empty()
     }
 
     /// Every violation, with its journey and the index of its input.

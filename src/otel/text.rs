@@ -78,6 +78,16 @@ pub fn write_summary_with(
         "  conforming {}, incomplete {}, violating {}",
         summary.conforming, summary.incomplete, summary.violating
     )?;
+    if summary.step_windows > 0 {
+        writeln!(
+            out,
+            "  step windows {}: {}, {}, violations {}",
+            summary.step_windows,
+            plural(summary.step_summaries, "summary", "summaries"),
+            plural(summary.step_snapshots, "snapshot", "snapshots"),
+            summary.step_violations.len()
+        )?;
+    }
     let by_rule = summary.violations_by_rule();
     if !by_rule.is_empty() {
         let counts: Vec<String> = by_rule.iter().map(|(r, n)| format!("{r} {n}")).collect();
@@ -130,6 +140,27 @@ pub fn write_summary_with(
                 "\n  … and {} not shown (--max-violations)",
                 plural(hidden as u64, "violating journey", "violating journeys")
             )?;
+        }
+    }
+
+    if !summary.step_violations.is_empty() {
+        writeln!(out, "\nstep windows")?;
+        let shown = options.max_violations.unwrap_or(usize::MAX);
+        for (input, v) in summary.step_violations.iter().take(shown) {
+            let name = summary.inputs.get(*input).map_or("", |i| i.name.as_str());
+            writeln!(
+                out,
+                "  {} {} in {name}: window {}, event #{}: {}",
+                v.rule,
+                v.rule.info().name,
+                v.request_id.as_str(),
+                v.event_index,
+                v.message()
+            )?;
+        }
+        let hidden = summary.step_violations.len().saturating_sub(shown);
+        if hidden > 0 {
+            writeln!(out, "  … and {} not shown (--max-violations)", plural(hidden as u64, "violation", "violations"))?;
         }
     }
 

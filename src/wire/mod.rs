@@ -16,6 +16,8 @@
 //! assert_eq!(back, ev);
 //! ```
 
+pub mod steps;
+
 use crate::model::{
     Detail, EventKind, FinishStatus, JourneyChecker, JourneyEvent, Phase, Progress, RuleId, ScheduleKind, Step,
     Violation,

@@ -279,7 +279,7 @@ impl Sut {
         if self.pending != Iteration::default() {
             steps.push(self.pending.clone());
         }
-        Workload { config: *self.s.config(), api: Default::default(), steps }
+        Workload::new(*self.s.config(), steps)
     }
 
     /// A digest of the scheduler state that a rejected operation must leave unchanged.

@@ -15,14 +15,16 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span as ProtoSpan, TracesData};
 
 use crate::model::SpanInfo;
-use crate::wire::keys;
+use crate::model::steps::StepWindow;
+use crate::wire::{self, keys};
 
 use super::error::{InputError, InputErrorKind, Unit};
 use super::record::{merge_records, record_event};
-use super::trace::{API_SCOPE, ReadCounts, Resource, Span, SpanLayer, Trace, attr_value, hex};
+use super::trace::{API_SCOPE, ReadCounts, ReadWindow, Resource, Span, SpanLayer, Trace, attr_value, hex, wire_value};
 use crate::model::api::{API_EVENT_PREFIX, ApiEvent, StatusCode};
 
 /// (trace id, span id): what identifies a span.
@@ -68,6 +70,9 @@ pub struct TraceBuilder {
     /// Fingerprints of the ids of released spans, to recognise their late records.
     released_ids: HashSet<u64>,
     unit: Unit,
+    /// Step windows read and not yet taken; fingerprints of every window seen.
+    step_windows: Vec<ReadWindow>,
+    window_ids: HashSet<u64>,
 }
 
 impl TraceBuilder {
@@ -129,6 +134,10 @@ impl TraceBuilder {
             for ss in &rs.scope_spans {
                 let scope = ss.scope.as_ref().map_or("", |s| s.name.as_str());
                 for span in &ss.spans {
+                    if wire::steps::is_window(scope, &span.name) {
+                        self.add_window(span, resource, position);
+                        continue;
+                    }
                     let mut notes = Vec::new();
                     if let Err(kind) = self.add_span(span, scope, resource, position, &mut notes) {
                         notes.push(kind);
@@ -287,6 +296,55 @@ impl TraceBuilder {
         Ok(())
     }
 
+    /// Keeps a step window apart from the journeys (a repeated record of one is left out).
+    fn add_window(&mut self, span: &ProtoSpan, resource: usize, line: u64) {
+        self.trace.counts.span_records += 1;
+        if !self.window_ids.insert(fingerprint(&span.trace_id, &span.span_id)) {
+            return;
+        }
+        let attribute = |key: &str| {
+            span.attributes
+                .iter()
+                .find(|kv| kv.key == key)
+                .and_then(|kv| wire::steps::window_attribute(wire_value(kv.value.as_ref())))
+        };
+        let events = span
+            .events
+            .iter()
+            .map(|e| {
+                wire::steps::decode(
+                    &e.name,
+                    e.attributes.iter().map(|kv| (kv.key.as_str(), wire_value(kv.value.as_ref()))),
+                )
+            })
+            .collect();
+        let window = StepWindow {
+            name: span.name.clone(),
+            root: span.parent_span_id.is_empty(),
+            internal: span.kind == SpanKind::Internal as i32,
+            sequence: attribute(wire::steps::SPAN_SEQUENCE),
+            range_start: attribute(wire::steps::RANGE_START),
+            closure_interval: attribute(wire::steps::CLOSURE_INTERVAL),
+            range_end: attribute(wire::steps::RANGE_END),
+            dropped_events: span.dropped_events_count,
+            events,
+        };
+        self.step_windows.push(ReadWindow {
+            resource,
+            line,
+            trace_id: span.trace_id.clone().into(),
+            span_id: span.span_id.clone().into(),
+            start_unix_nano: span.start_time_unix_nano,
+            end_unix_nano: span.end_time_unix_nano,
+            window,
+        });
+    }
+
+    /// The step windows read since the last call, in input order.
+    pub fn take_step_windows(&mut self) -> std::vec::IntoIter<ReadWindow> {
+        std::mem::take(&mut self.step_windows).into_iter()
+    }
+
     /// With a window, lets go of the least recently touched half of the held spans once more
     /// than the window are held.
     fn evict_if_full(&mut self) {
@@ -335,6 +393,7 @@ impl TraceBuilder {
             duplicates += settle(span);
         }
         self.trace.counts.duplicate_events += duplicates;
+        self.trace.step_windows.append(&mut self.step_windows);
         self.trace
     }
 }

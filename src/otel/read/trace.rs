@@ -7,6 +7,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 
 use crate::model::SpanInfo;
 use crate::model::api::{ApiEvent, ApiSpan, AttrValue, StatusCode};
+use crate::model::steps::StepWindow;
 use crate::wire::WireValue;
 
 use super::record::RecordedEvent;
@@ -202,6 +203,25 @@ pub struct ReadCounts {
     pub compression: Option<&'static str>,
 }
 
+/// A step window (`scheduler_steps_<n>`, `SPEC.md` §12) as read.
+#[derive(Debug, Clone)]
+pub struct ReadWindow {
+    /// Index of the window's resource in [`Trace::resources`] (its scheduler instance).
+    pub resource: usize,
+    /// The line (or record) it was on.
+    pub line: u64,
+    /// The trace id.
+    pub trace_id: Box<[u8]>,
+    /// The span id.
+    pub span_id: Box<[u8]>,
+    /// Its start and end (Unix ns, 0 when unknown).
+    pub start_unix_nano: u64,
+    /// See `start_unix_nano`.
+    pub end_unix_nano: u64,
+    /// The window as data.
+    pub window: StepWindow,
+}
+
 /// The spans of one input (one run of a scheduler, or a Collector file with several instances).
 #[derive(Debug, Clone, Default)]
 pub struct Trace {
@@ -213,6 +233,8 @@ pub struct Trace {
     pub resources: Vec<Resource>,
     /// What else was read.
     pub counts: ReadCounts,
+    /// The step windows, in input order (not in [`spans`](Self::spans)).
+    pub step_windows: Vec<ReadWindow>,
 }
 
 impl Trace {
