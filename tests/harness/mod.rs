@@ -555,17 +555,27 @@ impl Sut {
     /// Runs empty iterations until the scheduler has no requests (bounded), then checks that
     /// every request finished, every map is empty, and the instance-level rules hold.
     pub fn drain(&mut self) {
-        let mut idle_steps = 0;
+        // Async: how long each running request with a stale placeholder has not moved.
+        let mut still: HashMap<Handle, (u64, u64, u32)> = HashMap::new();
         for _ in 0..100_000 {
             if !self.s.has_requests() && self.s.in_flight() == 0 {
                 break;
             }
             self.step(0, None);
             self.check();
-            idle_steps = if self.s.has_live() && self.s.last_step().total_tokens == 0 { idle_steps + 1 } else { 0 };
-            if idle_steps >= 3 && self.s.in_flight() <= 1 {
-                self.abort_stalled();
-                idle_steps = 0;
+            if self.s.config().async_scheduling {
+                let mut stalled = false;
+                for &h in self.s.running() {
+                    let Some(r) = self.s.request(h) else { continue };
+                    let now = (r.num_computed(), r.num_output());
+                    let e = still.entry(h).or_insert((now.0, now.1, 0));
+                    *e = if (e.0, e.1) == now { (now.0, now.1, e.2 + 1) } else { (now.0, now.1, 0) };
+                    stalled |= e.2 >= 8 && r.num_output_placeholders() > self.s.tokens_in_flight(h);
+                }
+                if stalled {
+                    self.abort_stalled();
+                    still.clear();
+                }
             }
         }
         assert!(!self.s.has_requests() && self.s.in_flight() == 0, "the run did not drain");
