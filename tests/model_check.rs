@@ -585,7 +585,12 @@ fn async_sequences_have_late_outputs_in_preempted() {
         late_finished * 100.0,
         share(&|s| s.stalls > 0) * 100.0
     );
-    assert!(late >= LATE_MIN, "late outputs in {:.1}% of async sequences, below {:.0}%", late * 100.0, LATE_MIN * 100.0);
+    assert!(
+        late >= LATE_MIN,
+        "late outputs in {:.1}% of async sequences, below {:.0}%",
+        late * 100.0,
+        LATE_MIN * 100.0
+    );
     for kind in EventKind::ALL {
         let k = kind.as_str();
         let got = share(&|s| s.labels.iter().any(|l| l.split('(').next() == Some(k)));
