@@ -14,6 +14,8 @@
 //! - `steady-<live>` (e.g. `steady-256`): 1000 engine iterations of a warmed-up steady load of
 //!   `live` requests (`benches/support/steady.rs`), the legacy buffer drained after each.
 //! - `kv-pressure`: the `kv_pressure` fixture replayed from its first step to the drain.
+//! - `kv-pressure-async`: the same workload with `config.async_scheduling` on (`SPEC.md` §8.1):
+//!   another run of the same requests (batch queue of depth 2, output placeholders).
 //! - `preemption-cycles`: 6400 preemption cycles of one running request (`reset()`, then
 //!   `schedule()`: PREEMPTED and SCHEDULED(RESUME)), in journeys of 64 cycles, as in
 //!   `benches/emitter.rs`: 12,800 events plus 100 spans.
@@ -102,6 +104,8 @@ fn main() -> ExitCode {
         }
     } else if workload == "kv-pressure" {
         kv_pressure().config
+    } else if workload == "kv-pressure-async" {
+        kv_pressure_async().config
     } else if workload == "preemption-cycles" {
         SchedulerConfig::default()
     } else {
@@ -119,6 +123,8 @@ fn main() -> ExitCode {
         Work::Steady(load)
     } else if workload == "kv-pressure" {
         Work::Replay(Engine::new(scheduler), kv_pressure())
+    } else if workload == "kv-pressure-async" {
+        Work::Replay(Engine::new(scheduler), kv_pressure_async())
     } else {
         Work::Cycles(scheduler)
     };
@@ -139,9 +145,15 @@ fn kv_pressure() -> Workload {
     Workload::from_json(&text).expect("fixture parses")
 }
 
+fn kv_pressure_async() -> Workload {
+    let mut w = kv_pressure();
+    w.config.async_scheduling = true;
+    w
+}
+
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cost_probe steady-<live>|kv-pressure|preemption-cycles \
+        "usage: cost_probe steady-<live>|kv-pressure|kv-pressure-async|preemption-cycles \
          [off|buffer-only|sampled-out|sampled-out+buffer|recording|recording+buffer]"
     );
     ExitCode::from(2)

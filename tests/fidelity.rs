@@ -198,7 +198,12 @@ fn every_async_fixture_workload_reproduces_the_vllm_journeys() {
         rejected.sort();
         assert_eq!(rejected, late, "{name}: the sync profile rejects exactly the late-output journeys");
         assert!(ours.verdicts.iter().all(|(_, _, a)| *a), "{name}: the async profile accepts every journey");
-        println!("{name}: {} requests, {events} events, {} steps, {} late: identical", ours.spans.len(), ours.steps, late.len());
+        println!(
+            "{name}: {} requests, {events} events, {} steps, {} late: identical",
+            ours.spans.len(),
+            ours.steps,
+            late.len()
+        );
         compared += 1;
     }
     assert!(failures.is_empty(), "journeys differ from vLLM's:\n{}", failures.join("\n"));
@@ -213,7 +218,8 @@ fn async_replays_are_deterministic_and_differ_from_sync() {
         let w = Workload::from_file(&workload).expect("workload parses");
         let (a, b) = (replay_async(&w), replay_async(&w));
         assert_eq!(a.spans, b.spans, "{name}");
-        let sync = replay(&Workload { config: journey_spec::SchedulerConfig { async_scheduling: false, ..w.config }, ..w });
+        let sync =
+            replay(&Workload { config: journey_spec::SchedulerConfig { async_scheduling: false, ..w.config }, ..w });
         assert_ne!(sync, a.buffered, "{name}: the sync run of the same workload is another run");
     }
 }

@@ -766,6 +766,15 @@ impl Scheduler {
         self.in_flight.len()
     }
 
+    /// Tokens of `h` in the batches in flight (async scheduling): with no reset since they were
+    /// scheduled, its output placeholders. More placeholders than this are *stale*: a reset of
+    /// a request with nothing in flight marks its next real token to be thrown away, as vLLM
+    /// does, and the placeholder of that token is never filled.
+    pub fn tokens_in_flight(&self, h: Handle) -> u64 {
+        let items = self.in_flight.iter().flat_map(|b| b.items.iter());
+        items.filter(|i| i.handle == h && i.position.is_some()).count() as u64
+    }
+
     /// Position in the running list of the next victim: the last request under fcfs, the
     /// worst `(priority, arrival)` under priority (the first such in running order).
     ///
@@ -1055,7 +1064,11 @@ impl Scheduler {
         let discard = discard && !self.faults.reset_keeps_latest_token;
         while let Some(h) = self.running.pop() {
             self.preempt(h, step, hooks);
-            // The token in flight would repeat one the resumed request computes again.
+            // The token in flight would repeat one the resumed request computes again, so it is
+            // thrown away when its batch lands. As in vLLM, every reset request is marked, also
+            // one with nothing in flight (a prefill chunk): that one loses its next real token
+            // instead, and keeps a placeholder no batch fills (the fixture `r35_async` shows it:
+            // `w35-015`'s first token comes one step late).
             if self.config.async_scheduling
                 && let Some(r) = live_mut(&mut self.slots, h)
             {

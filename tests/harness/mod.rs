@@ -9,12 +9,14 @@
 //! the three must be identical.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use journey_spec::model::{InstanceChecker, JourneyEvent, Label, Progress, RequestId, SpanInfo, Step, Verdict};
+use journey_spec::model::{
+    InstanceChecker, JourneyChecker, JourneyEvent, Label, Profile, Progress, RequestId, SpanInfo, Step, Verdict,
+};
 use journey_spec::otel::span_data::{SpanJourney, journey_of};
 use journey_spec::{
     AddError, AddOp, Emitter, FinishOp, FinishReason, Finished, Handle, InFlight, Iteration, NewRequest, Op, Scheduler,
@@ -237,6 +239,10 @@ pub struct Sut {
     pending: Iteration,
     /// Ops applied (for messages).
     pub applied: usize,
+    /// Async scheduling: the EOS ids fixed for each batch in flight, oldest first.
+    eos_in_flight: VecDeque<Vec<String>>,
+    /// Requests aborted by the drain because of vLLM's stale-placeholder stall.
+    pub stalls: usize,
 }
 
 impl Sut {
@@ -269,6 +275,8 @@ impl Sut {
             steps: Vec::new(),
             pending: Iteration::default(),
             applied: 0,
+            eos_in_flight: VecDeque::new(),
+            stalls: 0,
         }
     }
 
@@ -349,10 +357,94 @@ impl Sut {
         self.pending.ops.push(Op::Reset);
     }
 
+    /// The profile the scheduler's journeys are held to.
+    pub fn profile(&self) -> Profile {
+        if self.s.config().async_scheduling { Profile::Async } else { Profile::Sync }
+    }
+
+    /// `schedule()` on the three schedulers, which must agree; the projection follows.
+    fn schedule(&mut self) -> StepOutput {
+        let out = self.s.schedule().clone();
+        assert_eq!(&out, self.plain.schedule(), "plain diverged on schedule");
+        assert_eq!(&out, self.broken.schedule(), "broken diverged on schedule");
+        self.projection.scheduled(&out);
+        out
+    }
+
+    /// The in-flight finish of one of the requests `out` scheduled, if `in_flight` asks for one.
+    fn finish_in_flight(&mut self, out: &StepOutput, in_flight: Option<(usize, FinishReason)>, it: &mut Iteration) {
+        if let Some((pick, reason)) = in_flight
+            && !out.scheduled.is_empty()
+        {
+            let h = out.scheduled[pick % out.scheduled.len()].handle;
+            if let Some(id) = self.s.request(h).map(|r| r.id().to_owned()) {
+                let done = self.s.finish_requests([id.as_str()], reason, None).to_vec();
+                assert_eq!(done, self.plain.finish_requests([id.as_str()], reason, None));
+                assert_eq!(done, self.broken.finish_requests([id.as_str()], reason, None));
+                self.projection.finished(&done);
+                it.in_flight.push(InFlight::Finish(FinishOp { id, status: reason }));
+            }
+        }
+    }
+
+    /// The EOS ids among the requests the last batch samples: those whose bit is set.
+    fn eos_of(&self, eos_mask: u32) -> Vec<String> {
+        let sampled: Vec<String> =
+            self.s.sampling().filter_map(|h| self.s.request(h)).map(|r| r.id().to_owned()).collect();
+        sampled.iter().enumerate().filter(|(i, _)| eos_mask & (1 << (i % 32)) != 0).map(|(_, id)| id.clone()).collect()
+    }
+
+    /// `update_from_output` on the three schedulers, which must agree; the projection follows.
+    fn update(&mut self, eos: &[String]) {
+        let is_eos = |id: &str| eos.iter().any(|e| e == id);
+        let upd = self.s.update_from_output(is_eos).clone();
+        assert_eq!(&upd, self.plain.update_from_output(is_eos), "plain diverged on update");
+        assert_eq!(&upd, self.broken.update_from_output(is_eos), "broken diverged on update");
+        self.projection.updated(&upd);
+    }
+
+    /// One async engine iteration (`SPEC.md` §8.1): `schedule()` if the scheduler has requests,
+    /// its batch's EOS fixed now (the sampled requests whose bit is set in `eos_mask`); if the
+    /// batch has tokens and the queue is not full, the in-flight finish ends the iteration;
+    /// otherwise the in-flight finish lands and the oldest batch is applied.
+    fn step_async(&mut self, eos_mask: u32, in_flight: Option<(usize, FinishReason)>) {
+        let mut it = std::mem::take(&mut self.pending);
+        let scheduled = if self.s.has_requests() {
+            assert!(self.plain.has_requests() && self.broken.has_requests());
+            let out = self.schedule();
+            it.eos = self.eos_of(eos_mask);
+            self.eos_in_flight.push_back(it.eos.clone());
+            if out.total_tokens > 0 && self.s.in_flight() < 2 {
+                self.finish_in_flight(&out, in_flight, &mut it);
+                self.steps.push(it);
+                return;
+            }
+            Some(out)
+        } else {
+            assert!(!self.plain.has_requests() && !self.broken.has_requests());
+            if self.s.in_flight() == 0 {
+                self.steps.push(it);
+                return;
+            }
+            None
+        };
+        assert_eq!(self.s.in_flight(), self.plain.in_flight());
+        let eos = self.eos_in_flight.pop_front().expect("a batch in flight has its EOS");
+        if let Some(out) = &scheduled {
+            self.finish_in_flight(out, in_flight, &mut it);
+        }
+        self.update(&eos);
+        self.steps.push(it);
+    }
+
     /// One engine iteration: `schedule()` if the scheduler has requests, then an optional
     /// in-flight finish (`in_flight` picks among the scheduled requests), then the tokens, EOS
-    /// for the sampled requests whose bit is set in `eos_mask`.
+    /// for the sampled requests whose bit is set in `eos_mask`. Under async scheduling, the
+    /// iteration of `SPEC.md` §8.1 instead.
     pub fn step(&mut self, eos_mask: u32, in_flight: Option<(usize, FinishReason)>) {
+        if self.s.config().async_scheduling {
+            return self.step_async(eos_mask, in_flight);
+        }
         let mut it = std::mem::take(&mut self.pending);
         if self.s.has_requests() {
             assert!(self.plain.has_requests() && self.broken.has_requests());
@@ -446,7 +538,17 @@ impl Sut {
             let got: Vec<_> = decoded.iter().map(essence).collect();
             same("span events and the scheduler's outputs", &inc.id, &got, &inc.expected);
             same("span and buffered streams", &inc.id, &decoded, &inc.buffered);
-            assert_eq!(j.check(), Verdict::Conforming, "{}: the model rejects the exported journey", inc.id);
+            let verdict = match self.profile() {
+                Profile::Sync => j.check(),
+                profile => {
+                    let mut checker = JourneyChecker::new(j.request_id.clone()).with_span(j.span).with_profile(profile);
+                    for e in &decoded {
+                        let _ = checker.push(e);
+                    }
+                    checker.finish()
+                }
+            };
+            assert_eq!(verdict, Verdict::Conforming, "{}: the model rejects the exported journey", inc.id);
         }
         self.checked = spans.len();
     }
@@ -454,14 +556,30 @@ impl Sut {
     /// Runs empty iterations until the scheduler has no requests (bounded), then checks that
     /// every request finished, every map is empty, and the instance-level rules hold.
     pub fn drain(&mut self) {
+        // Async: how long each running request with a stale placeholder has not moved.
+        let mut still: HashMap<Handle, (u64, u64, u32)> = HashMap::new();
         for _ in 0..100_000 {
-            if !self.s.has_requests() {
+            if !self.s.has_requests() && self.s.in_flight() == 0 {
                 break;
             }
             self.step(0, None);
             self.check();
+            if self.s.config().async_scheduling {
+                let mut stalled = false;
+                for &h in self.s.running() {
+                    let Some(r) = self.s.request(h) else { continue };
+                    let now = (r.num_computed(), r.num_output());
+                    let e = still.entry(h).or_insert((now.0, now.1, 0));
+                    *e = if (e.0, e.1) == now { (now.0, now.1, e.2 + 1) } else { (now.0, now.1, 0) };
+                    stalled |= e.2 >= 8 && r.num_output_placeholders() > self.s.tokens_in_flight(h);
+                }
+                if stalled {
+                    self.abort_stalled();
+                    still.clear();
+                }
+            }
         }
-        assert!(!self.s.has_requests(), "the run did not drain");
+        assert!(!self.s.has_requests() && self.s.in_flight() == 0, "the run did not drain");
         assert_eq!(self.s.num_live(), 0);
         assert_eq!(self.s.blocks().used(), 0);
         assert_eq!(self.s.emitter().map(|e| e.live()), Some(0));
@@ -476,6 +594,48 @@ impl Sut {
         }
         let violations = instance.finish();
         assert!(violations.is_empty(), "instance rules broken: {violations:#?}");
+    }
+
+    /// Async scheduling only: live requests that nothing schedules any more must all be the
+    /// known vLLM stall, a request left a stale placeholder by a reset (see
+    /// `Scheduler::tokens_in_flight`) whose skip check (`max_tokens` reached in flight) or
+    /// `max_model_len` cap now always gives it 0 tokens. They are aborted, as a client would
+    /// give up, so that the drain's checks run; any other stall fails.
+    fn abort_stalled(&mut self) {
+        assert!(self.s.config().async_scheduling, "a synchronous run stalled");
+        // The stalled requests run (holding blocks and seats); those queued behind them wait.
+        let stalled: Vec<String> = self
+            .s
+            .running()
+            .iter()
+            .filter_map(|h| self.s.request(*h).map(|r| (*h, r)))
+            .filter(|(h, r)| r.num_output_placeholders() > self.s.tokens_in_flight(*h))
+            .map(|(_, r)| r.id().to_owned())
+            .collect();
+        let states: Vec<String> = self
+            .s
+            .running()
+            .iter()
+            .copied()
+            .chain(self.s.waiting())
+            .filter_map(|h| self.s.request(h))
+            .map(|r| {
+                format!(
+                    "{} {:?} computed {} outputs {} placeholders {}",
+                    r.id(),
+                    r.status(),
+                    r.num_computed(),
+                    r.num_output(),
+                    r.num_output_placeholders()
+                )
+            })
+            .collect();
+        assert!(!stalled.is_empty(), "the run stalled without a stale placeholder: {states:#?}");
+        for id in stalled {
+            assert_eq!(self.finish(&id, FinishReason::Aborted), 1);
+            self.stalls += 1;
+        }
+        self.check();
     }
 
     /// The journeys exported so far, as (request id, events) for coverage statistics.
