@@ -64,7 +64,9 @@ fn the_tables_and_the_cleanup_only_end() {
     }
     assert!(!ChatApi::may_end_in(ApiState::New));
     // A chat span may end after HANDOFF without a terminal event; a completions one after ARRIVED.
-    assert!(check_api_span(&span_of(Endpoint::Chat, &[ApiKind::Arrived, ApiKind::HandoffToCore])).verdict.is_conforming());
+    assert!(
+        check_api_span(&span_of(Endpoint::Chat, &[ApiKind::Arrived, ApiKind::HandoffToCore])).verdict.is_conforming()
+    );
     assert!(check_api_span(&span_of(Endpoint::Completions, &[ApiKind::Arrived])).verdict.is_conforming());
     // A span without any event did not start the way the lifecycle starts.
     assert_eq!(first(&check_api_span(&span_of(Endpoint::Chat, &[])).verdict), Some((RuleId::ApiLifecycle, 0)));
@@ -224,14 +226,29 @@ fn a_clean_pair_and_each_cross_rule() {
         assert_eq!(one(&[api()], &[c]), [(RuleId::IdRelation, About::Core(0))], "{bad}");
     }
     // X3: HANDOFF after the core span's start; no HANDOFF at all for a chat child.
-    assert_eq!(one(&[ApiSide { handoff: Some(135), ..api() }], &[core()]), [(RuleId::HandoffBeforeCore, About::Core(0))]);
+    assert_eq!(
+        one(&[ApiSide { handoff: Some(135), ..api() }], &[core()]),
+        [(RuleId::HandoffBeforeCore, About::Core(0))]
+    );
     assert_eq!(one(&[ApiSide { handoff: None, ..api() }], &[core()]), [(RuleId::HandoffBeforeCore, About::Core(0))]);
     // X4: DEPARTED before FINISHED; FIRST_RESPONSE before the first token, or without one.
-    assert_eq!(one(&[ApiSide { departed: Some(700), ..api() }], &[core()]), [(RuleId::ResponseAfterCore, About::Core(0))]);
-    assert_eq!(one(&[ApiSide { first_response: Some(300), ..api() }], &[core()]), [(RuleId::ResponseAfterCore, About::Core(0))]);
-    assert_eq!(one(&[api()], &[CoreSide { first_token: None, ..core() }]), [(RuleId::ResponseAfterCore, About::Core(0))]);
+    assert_eq!(
+        one(&[ApiSide { departed: Some(700), ..api() }], &[core()]),
+        [(RuleId::ResponseAfterCore, About::Core(0))]
+    );
+    assert_eq!(
+        one(&[ApiSide { first_response: Some(300), ..api() }], &[core()]),
+        [(RuleId::ResponseAfterCore, About::Core(0))]
+    );
+    assert_eq!(
+        one(&[api()], &[CoreSide { first_token: None, ..core() }]),
+        [(RuleId::ResponseAfterCore, About::Core(0))]
+    );
     // X6: a root API span whose flags say its parent is remote.
-    assert_eq!(one(&[ApiSide { flags: FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE, ..api() }], &[core()]), [(RuleId::ClientParent, About::Api(0))]);
+    assert_eq!(
+        one(&[ApiSide { flags: FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE, ..api() }], &[core()]),
+        [(RuleId::ClientParent, About::Api(0))]
+    );
     // Flags without the has-is-remote bit say nothing.
     assert_eq!(one(&[api()], &[CoreSide { flags: 0, ..core() }]), []);
 }
@@ -245,7 +262,8 @@ fn a_client_disconnect_lets_the_child_outlive_its_parent() {
         end: Some(310),
         ..api()
     };
-    let aborted = CoreSide { first_token: None, finished: Some((400, Some(FinishStatus::Aborted))), end: Some(410), ..core() };
+    let aborted =
+        CoreSide { first_token: None, finished: Some((400, Some(FinishStatus::Aborted))), end: Some(410), ..core() };
     assert_eq!(one(&[disconnected.clone()], &[aborted.clone()]), []);
     // The API side ending after the core's FINISHED(aborted) is not how a disconnect goes.
     let late = ApiSide { end: Some(450), ..disconnected };
@@ -267,7 +285,13 @@ fn sampling_atomicity_holes_and_completeness() {
     other_suffix[2].request_id = Some("2_chatcmpl-r1-ffffffff".into());
     assert_eq!(one(&[n3], &other_suffix), [(RuleId::IdRelation, About::Core(2))]);
     // A batch completion: one API span, a child for prompt 0 only.
-    let batch = ApiSide { request_id: Some("cmpl-b".into()), endpoint: Some(Endpoint::Completions), handoff: None, first_response: None, ..api() };
+    let batch = ApiSide {
+        request_id: Some("cmpl-b".into()),
+        endpoint: Some(Endpoint::Completions),
+        handoff: None,
+        first_response: None,
+        ..api()
+    };
     let prompt0 = CoreSide { request_id: Some("cmpl-b-0-98dd9de3".into()), ..core() };
     assert_eq!(one(&[batch], &[prompt0]), []);
     // Missing partners: unpaired without --complete, X5 with it.
@@ -291,7 +315,14 @@ fn expected(requests: Vec<ExpectedRequest>, two_layers: bool) -> CrossOptions {
 }
 
 fn request(id: &str) -> ExpectedRequest {
-    ExpectedRequest { id: id.into(), sampled: true, prompts: vec![12], max_tokens: 8, n: 1, ..ExpectedRequest::default() }
+    ExpectedRequest {
+        id: id.into(),
+        sampled: true,
+        prompts: vec![12],
+        max_tokens: 8,
+        n: 1,
+        ..ExpectedRequest::default()
+    }
 }
 
 #[test]
@@ -312,13 +343,17 @@ fn the_workload_rules() {
     // X6: the client's traceparent.
     let tp = ExpectedRequest { traceparent: Some(("t1".into(), "p1".into())), ..request("r1") };
     assert_eq!(two(tp.clone()), [(RuleId::ClientParent, About::Api(0))]);
-    let with_parent = ApiSide { parent_span_id: Some("p1".into()), flags: FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE, ..api() };
+    let with_parent =
+        ApiSide { parent_span_id: Some("p1".into()), flags: FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE, ..api() };
     assert_eq!(rules(&[with_parent], &[core()], &expected(vec![tp], true)), []);
     // One layer: C3 both ways, and the core span is the top span.
     let root = CoreSide { request_id: Some("r1".into()), parent_span_id: None, flags: FLAG_HAS_IS_REMOTE, ..core() };
     let one_layer = |r: ExpectedRequest, cores: &[CoreSide]| rules(&[], cores, &expected(vec![r], false));
     assert_eq!(one_layer(request("r1"), &[root.clone()]), []);
-    assert_eq!(one_layer(ExpectedRequest { sampled: false, ..request("r1") }, &[root.clone()]), [(RuleId::AbsentCoreSpan, About::Core(0))]);
+    assert_eq!(
+        one_layer(ExpectedRequest { sampled: false, ..request("r1") }, &[root.clone()]),
+        [(RuleId::AbsentCoreSpan, About::Core(0))]
+    );
     assert_eq!(one_layer(request("r1"), &[]), [(RuleId::AbsentCoreSpan, About::Request("r1".into()))]);
     assert_eq!(one_layer(ExpectedRequest { sampled: false, ..request("r1") }, &[]), []);
 }

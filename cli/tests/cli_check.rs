@@ -461,7 +461,11 @@ fn rules_lists_the_catalogue() {
     let text = journey(&["rules"], &[]);
     assert_eq!(stdout(&text).lines().count(), expected.len());
     assert!(stdout(&text).starts_with("R1   queued-first"));
-    assert!(stdout(&text).lines().any(|l| l.starts_with("X5   sampling-atomicity             cross  pair")), "{}", stdout(&text));
+    assert!(
+        stdout(&text).lines().any(|l| l.starts_with("X5   sampling-atomicity             cross  pair")),
+        "{}",
+        stdout(&text)
+    );
 }
 
 #[test]
