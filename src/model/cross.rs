@@ -282,7 +282,8 @@ pub fn check_layers(apis: &[ApiSide], cores: &[CoreSide], options: &CrossOptions
             Some(a) => {
                 children[a].push(c);
                 parent_of[c] = Some(a);
-                if core.kind != KIND_INTERNAL || core.scope != CORE_SCOPE {
+                // An input that lost the scope (an empty name) says nothing about it.
+                if core.kind != KIND_INTERNAL || (!core.scope.is_empty() && core.scope != CORE_SCOPE) {
                     out.core(
                         c,
                         RuleId::ParentIsApiSpan,
