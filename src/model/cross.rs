@@ -282,8 +282,10 @@ pub fn check_layers(apis: &[ApiSide], cores: &[CoreSide], options: &CrossOptions
             Some(a) => {
                 children[a].push(c);
                 parent_of[c] = Some(a);
-                // An input that lost the scope (an empty name) says nothing about it.
-                if core.kind != KIND_INTERNAL || (!core.scope.is_empty() && core.scope != CORE_SCOPE) {
+                // An input that lost the scope (an empty name) or the kind (0, unspecified) says
+                // nothing about it.
+                let kind_wrong = core.kind != 0 && core.kind != KIND_INTERNAL;
+                if kind_wrong || (!core.scope.is_empty() && core.scope != CORE_SCOPE) {
                     out.core(
                         c,
                         RuleId::ParentIsApiSpan,
