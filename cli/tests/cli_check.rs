@@ -34,6 +34,13 @@ struct Report {
     stats: Stats,
     violations_by_rule: std::collections::BTreeMap<String, u64>,
     problems: Vec<Problem>,
+    complete: bool,
+    api_spans: u64,
+    api_violating: u64,
+    pairs: u64,
+    unpaired_api: u64,
+    unpaired_core: u64,
+    absent_requests: u64,
     #[serde(default)]
     steps: Option<serde_json::Value>,
 }
@@ -70,6 +77,7 @@ struct Violation {
     span_id: String,
     rule: String,
     rule_name: String,
+    layer: String,
     event_index: usize,
     event: Option<String>,
     message: String,
@@ -265,6 +273,9 @@ fn violations_in_json_name_journey_rule_and_event() {
         (v.rule.as_str(), v.rule_name.as_str(), v.event.as_deref()),
         ("R9", "preemption-count", Some("FINISHED"))
     );
+    assert_eq!(v.layer, "core");
+    assert!(!r.complete && (r.api_spans, r.api_violating, r.pairs, r.absent_requests) == (0, 0, 0, 0));
+    assert_eq!((r.unpaired_api, r.unpaired_core), (0, 0));
     assert!(v.request_id.as_deref().is_some_and(|id| id.starts_with("kv_pressure-")));
     assert_eq!((v.trace_id.len(), v.span_id.len(), v.line), (32, 16, 1));
     assert!(v.message.contains("num_preemptions"), "{}", v.message);
@@ -463,7 +474,11 @@ fn rules_lists_the_catalogue() {
     let text = journey(&["rules"], &[]);
     assert_eq!(stdout(&text).lines().count(), expected.len());
     assert!(stdout(&text).starts_with("R1   queued-first"));
-    assert!(stdout(&text).lines().any(|l| l.starts_with("X5   sampling-atomicity             cross  pair")), "{}", stdout(&text));
+    assert!(
+        stdout(&text).lines().any(|l| l.starts_with("X5   sampling-atomicity             cross  pair")),
+        "{}",
+        stdout(&text)
+    );
 }
 
 #[test]

@@ -396,9 +396,7 @@ fn pairs(fixture: &str) -> Vec<(Found, Vec<Found>)> {
         .map(|a| {
             let kids = all
                 .iter()
-                .filter(|c| {
-                    c.span["parentSpanId"] == a.span["spanId"] && c.span["traceId"] == a.span["traceId"]
-                })
+                .filter(|c| c.span["parentSpanId"] == a.span["spanId"] && c.span["traceId"] == a.span["traceId"])
                 .cloned()
                 .collect();
             (a.clone(), kids)
@@ -568,7 +566,11 @@ const LAYER_CORRUPTIONS: &[LayerCorruption] = &[
         make: || {
             pair_edit(R42, departed_chat, |_, c| {
                 let id = request_id(c).to_owned();
-                set_span_attr(c, "gen_ai.request.id", json!({ "stringValue": id.to_uppercase().replace("CHATCMPL", "chatcmpl").replace("W42", "w42") }));
+                set_span_attr(
+                    c,
+                    "gen_ai.request.id",
+                    json!({ "stringValue": id.to_uppercase().replace("CHATCMPL", "chatcmpl").replace("W42", "w42") }),
+                );
             })
         },
         workload: None,
@@ -653,7 +655,9 @@ const LAYER_CORRUPTIONS: &[LayerCorruption] = &[
         rule: "X6",
         what: "root-with-remote-flag",
         args: &[],
-        make: || pair_edit(R42, |a, c| departed_chat(a, c) && a["parentSpanId"].is_null(), |a, _| a["flags"] = json!(768)),
+        make: || {
+            pair_edit(R42, |a, c| departed_chat(a, c) && a["parentSpanId"].is_null(), |a, _| a["flags"] = json!(768))
+        },
         workload: None,
     },
     LayerCorruption {
@@ -689,18 +693,22 @@ const LAYER_CORRUPTIONS: &[LayerCorruption] = &[
         workload: Some(|| {
             // One layer: the first three lines' requests of basic, one of them marked unsampled.
             let text = std::fs::read_to_string(fixture(BASIC)).unwrap();
-            let ids: Vec<String> = text.lines().take(3).flat_map(|l| {
-                let v: Value = serde_json::from_str(l).unwrap();
-                let mut out = Vec::new();
-                for rs in v["resourceSpans"].as_array().unwrap() {
-                    for ss in rs["scopeSpans"].as_array().unwrap() {
-                        for s in ss["spans"].as_array().unwrap() {
-                            out.push(request_id(s).to_owned());
+            let ids: Vec<String> = text
+                .lines()
+                .take(3)
+                .flat_map(|l| {
+                    let v: Value = serde_json::from_str(l).unwrap();
+                    let mut out = Vec::new();
+                    for rs in v["resourceSpans"].as_array().unwrap() {
+                        for ss in rs["scopeSpans"].as_array().unwrap() {
+                            for s in ss["spans"].as_array().unwrap() {
+                                out.push(request_id(s).to_owned());
+                            }
                         }
                     }
-                }
-                out
-            }).collect();
+                    out
+                })
+                .collect();
             workload("vllm/basic.workload.json", |w| {
                 for step in w["steps"].as_array_mut().unwrap() {
                     if let Some(ops) = step.get_mut("ops").and_then(Value::as_array_mut) {
@@ -762,7 +770,11 @@ fn corrupted_fixtures_are_reproducible() {
                 std::fs::write(&path, &generated).unwrap();
             }
             let stored = std::fs::read_to_string(&path).unwrap_or_default();
-            assert!(stored == generated, "{} is stale: run JOURNEY_BLESS=1 cargo test --test corrupted", path.display());
+            assert!(
+                stored == generated,
+                "{} is stale: run JOURNEY_BLESS=1 cargo test --test corrupted",
+                path.display()
+            );
         }
         expected.insert(c.file_name());
     }
@@ -808,7 +820,8 @@ fn each_two_layer_corruption_breaks_exactly_its_rule() {
 
 #[test]
 fn every_rule_has_a_corrupted_fixture() {
-    let covered: BTreeSet<&str> = CORRUPTIONS.iter().map(|c| c.rule).chain(LAYER_CORRUPTIONS.iter().map(|c| c.rule)).collect();
+    let covered: BTreeSet<&str> =
+        CORRUPTIONS.iter().map(|c| c.rule).chain(LAYER_CORRUPTIONS.iter().map(|c| c.rule)).collect();
     for rule in RuleId::ALL {
         assert!(covered.contains(rule.as_str()), "no corrupted fixture breaks {rule}");
     }

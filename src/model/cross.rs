@@ -7,6 +7,34 @@
 //! A rule about a partner that is not in the input applies only when the input is declared
 //! complete ([`CrossOptions::complete`]); otherwise the span is counted as unpaired.
 //!
+//! # What the code decides where `SPEC.md` is silent
+//!
+//! - Which span a finding is about: X1–X4 and W1 the core span (the child), X5 about the number
+//!   of children or a missing child the API span, X5 about a missing parent the core span, X6
+//!   each span itself; a workload request without any span is reported by its workload id.
+//! - An API span *expects* a core child when it is chat and emitted HANDOFF_TO_CORE, or
+//!   completions (and every non-chat route) not ABORTED with reason `validation_error`; only
+//!   then is its missing child unpaired (or X5 under `--complete`). A chat span with a child
+//!   but no HANDOFF_TO_CORE breaks X3.
+//! - X3's last inequality (core span start ≤ QUEUED) is the core journey's own R7 and is
+//!   reported there, not twice.
+//! - X4's non-streaming condition (FIRST_RESPONSE after the core FINISHED) needs the client's
+//!   `stream` flag, which only a workload records; with several children the earliest FINISHED
+//!   counts, as the earliest FIRST_TOKEN does.
+//! - X2: a `<j>_` prefix is required when `gen_ai.request.n > 1`, refused when it is 1, and
+//!   allowed either way when the span has no `n`; the children of one prompt share a suffix only
+//!   when `n > 1` (more children than `n` allows is X5's).
+//! - X6's flag part applies only when the span's flags carry the has-is-remote bit (0x100): then
+//!   the is-remote bit (0x200) must equal having a parent, since both layers' parents come from
+//!   headers.
+//! - With a workload: a two-layer run is one whose `add`s carry `stream`, `endpoint`, `n` or
+//!   `prompts`, or whose input has API spans; its requests are matched to API spans by
+//!   `chatcmpl-<id>` / `cmpl-<id>`, a one-layer run's to core spans by the id itself. A request
+//!   refused before any span (two layers: `prompt_len + max_tokens > max_model_len`; one layer:
+//!   `prompt_len ≥ max_model_len`) is not expected. Presence against `sampled` is X5 in a
+//!   two-layer run and C3 in a one-layer run; W1 (the journey totals) is a rule id the spec does
+//!   not name.
+//!
 //! ```
 //! use journey_spec::model::cross::{ApiSide, CoreSide, CrossOptions, check_layers};
 //! use journey_spec::model::api::Endpoint;
@@ -254,7 +282,10 @@ pub fn check_layers(apis: &[ApiSide], cores: &[CoreSide], options: &CrossOptions
             Some(a) => {
                 children[a].push(c);
                 parent_of[c] = Some(a);
-                if core.kind != KIND_INTERNAL || core.scope != CORE_SCOPE {
+                // An input that lost the scope (an empty name) or the kind (0, unspecified) says
+                // nothing about it.
+                let kind_wrong = core.kind != 0 && core.kind != KIND_INTERNAL;
+                if kind_wrong || (!core.scope.is_empty() && core.scope != CORE_SCOPE) {
                     out.core(
                         c,
                         RuleId::ParentIsApiSpan,
@@ -341,8 +372,7 @@ fn expects_core(api: &ApiSide) -> bool {
     match api.endpoint.unwrap_or_default() {
         Endpoint::Chat => api.handoff.is_some(),
         Endpoint::Completions => {
-            api.arrived.is_some()
-                && !api.aborted.as_ref().is_some_and(|(_, r)| r.as_deref() == Some("validation_error"))
+            api.arrived.is_some() && api.aborted.as_ref().is_none_or(|(_, r)| r.as_deref() != Some("validation_error"))
         }
     }
 }
@@ -433,14 +463,11 @@ fn pair_rules(out: &mut Findings, a: usize, api: &ApiSide, kids: &[usize], cores
     }
     // X3: ARRIVED ≤ HANDOFF ≤ core start (core start ≤ QUEUED is R7's within-span check too).
     // A chat request reaches the engine only through the call HANDOFF_TO_CORE follows.
-    if endpoint == Endpoint::Chat && api.handoff.is_none() {
-        if let Some(&c) = kids.first() {
-            out.core(
-                c,
-                RuleId::HandoffBeforeCore,
-                "the chat API span has a core child but no HANDOFF_TO_CORE".to_owned(),
-            );
-        }
+    if endpoint == Endpoint::Chat
+        && api.handoff.is_none()
+        && let Some(&c) = kids.first()
+    {
+        out.core(c, RuleId::HandoffBeforeCore, "the chat API span has a core child but no HANDOFF_TO_CORE".to_owned());
     }
     for &c in kids {
         let core = &cores[c];

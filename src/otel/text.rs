@@ -589,28 +589,43 @@ pub fn write_layers(out: &mut dyn Write, input: &str, api: &ApiReport, cores: &[
     let t1 = rows.iter().map(|r| r.0).max().unwrap_or(t0);
     let secs = |t: u64| t.saturating_sub(t0) as f64 / 1e9;
     let col = |t: u64| scale(secs(t), 0.0, secs(t1));
-    let lane_name = |l: usize| if l == 0 { "api".to_owned() } else if cores.len() == 1 { "core".to_owned() } else { format!("core {}", l - 1) };
+    let lane_name = |l: usize| {
+        if l == 0 {
+            "api".to_owned()
+        } else if cores.len() == 1 {
+            "core".to_owned()
+        } else {
+            format!("core {}", l - 1)
+        }
+    };
     writeln!(out, "{:>4}  {:<7} {:>11}  {:<36} {:<16}", "#", "layer", "+t (wall)", "event", "state")?;
     for (t, l, i, name, state) in &rows {
         let marks = if *l == 0 { marks_at(api.verdict.violations(), *i) } else { Vec::new() };
         let mark = if marks.is_empty() { String::new() } else { format!("  ✗ {}", marks.join(", ")) };
-        writeln!(out, "{i:>4}  {:<7} {:>11}  {name:<36} {state:<16}{mark}", lane_name(*l), format!("+{}", duration(secs(*t))))?;
+        writeln!(
+            out,
+            "{i:>4}  {:<7} {:>11}  {name:<36} {state:<16}{mark}",
+            lane_name(*l),
+            format!("+{}", duration(secs(*t)))
+        )?;
     }
-    let api_points: Vec<(usize, char)> = api
-        .events
-        .iter()
-        .zip(&api.states)
-        .map(|(e, s)| (col(e.time_unix_nano.unwrap_or(t0)), api_glyph(*s)))
-        .collect();
+    let api_points: Vec<(usize, char)> =
+        api.events.iter().zip(&api.states).map(|(e, s)| (col(e.time_unix_nano.unwrap_or(t0)), api_glyph(*s))).collect();
     let end = api.span.end_unix_nano.map_or(AXIS, |e| col(e) + 1);
     writeln!(out, "\n{:>9}  │{}", "api lane", lane_of(&api_points, end))?;
     for (k, c) in cores.iter().enumerate() {
-        let points: Vec<(usize, char)> = c.events.iter().zip(&c.states).map(|(e, s)| (col(e.time_unix_nano), glyph(*s))).collect();
+        let points: Vec<(usize, char)> =
+            c.events.iter().zip(&c.states).map(|(e, s)| (col(e.time_unix_nano), glyph(*s))).collect();
         let end = c.span.end_unix_nano.map_or(AXIS, |e| col(e) + 1);
         let name = if cores.len() == 1 { "core lane".to_owned() } else { format!("core {k}") };
         writeln!(out, "{name:>9}  │{}", lane_of(&points, end))?;
     }
-    writeln!(out, "{:>9}   api: · arrived  ▒ handed off  █ responding  ┃ departed/aborted; core as below, time {}", "", duration(secs(t1)))?;
+    writeln!(
+        out,
+        "{:>9}   api: · arrived  ▒ handed off  █ responding  ┃ departed/aborted; core as below, time {}",
+        "",
+        duration(secs(t1))
+    )?;
     for v in api.verdict.violations() {
         let at = match api.events.get(v.event_index) {
             Some(e) => format!("event #{} {}", v.event_index, e.name),
