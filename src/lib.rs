@@ -8,7 +8,8 @@
 //! The crate is built in layers, with dependencies pointing one way:
 //!
 //! - [`model`]: the pure specification. A lifecycle state machine written as one transition
-//!   table, the rule catalogue `R1` … `R14`, and checkers that turn events into verdicts. No
+//!   table (and the API layer's two, `SPEC.md` §9), the rule catalogue `R1` … `R14` with the
+//!   later layers' `C2`, `C3`, `W1`, `A1` … `A4`, `X1` … `X6`, and checkers that turn events into verdicts. No
 //!   I/O, no clock, no OpenTelemetry; reusable by anyone as a test oracle.
 //! - [`wire`]: the wire format — attribute keys and the conversion between model events and
 //!   span event attributes.

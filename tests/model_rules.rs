@@ -269,7 +269,9 @@ fn every_rule_has_corruptions_that_apply() {
             *n += usize::from((c.apply)(&a, &b).is_some());
         }
     }
-    for rule in RuleId::ALL {
+    // The core journey's rules (R*); the later layers' rules have their corruptions in
+    // tests/api_model.rs and cli/tests/corrupted.rs.
+    for rule in RuleId::ALL.iter().filter(|r| r.as_str().starts_with('R')) {
         let count = names.iter().filter(|(_, r)| r == rule).count()
             + INSTANCE_CORRUPTIONS.iter().filter(|c| c.rule == *rule).count();
         assert!(count > 0, "rule {rule} has no corruption");

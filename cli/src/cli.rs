@@ -67,7 +67,8 @@ pub enum Command {
     /// Exits as `check` does on the inputs given as PATH; the page is written either way.
     #[command(after_help = EXIT_STATUS)]
     Report(ReportArgs),
-    /// Print the rule catalogue (R1 … R14): id, name, scope, statement.
+    /// Print the rule catalogue (R1 … R14, C2, C3, W1, A1 … A4, X1 … X6): id, name, layer,
+    /// scope, statement.
     Rules(RulesArgs),
     /// Receive spans over OTLP (gRPC and HTTP) and check journeys as they arrive.
     ///
@@ -167,6 +168,16 @@ pub struct CheckArgs {
     /// are legal, SPEC.md §11).
     #[arg(long, value_enum, default_value_t = Profile::Sync)]
     pub profile: Profile,
+    /// Declare the input complete: it holds every span of every request of the run (nothing
+    /// sampled out, nothing lost; SPEC.md §10). Then a sampled API span without its core child,
+    /// or a core span without its API parent, is a violation (X5) instead of counted as unpaired.
+    #[arg(long)]
+    pub complete: bool,
+    /// Check the trace against the workload file that produced it (SPEC.md §10): every request
+    /// present unless unsampled, the client's traceparent on its top span, prompt lengths and
+    /// caps against the journeys' totals.
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<PathBuf>,
     /// Fail (exit 2) when fewer journeys than this were read, over all inputs.
     #[arg(long, value_name = "N")]
     pub expect_journeys: Option<u64>,
@@ -219,7 +230,9 @@ pub struct ServeArgs {
 /// `journey timeline`.
 #[derive(Debug, Args)]
 pub struct TimelineArgs {
-    /// The request id (span attribute gen_ai.request.id).
+    /// The request id (span attribute gen_ai.request.id) of either layer: an API id
+    /// (`chatcmpl-…`) draws its span and its core children, a core id its journey and its API
+    /// parent.
     #[arg(long = "request", value_name = "ID")]
     pub request: String,
     /// Do not count violations of this rule (as for check); repeatable.

@@ -2,7 +2,7 @@
 //! the timeline of one request, print the rule catalogue.
 //!
 //! ```text
-//! journey check [--format text|json] [--allow RULE]... [--expect-journeys N] PATH...
+//! journey check [--format text|json] [--allow RULE]... [--profile sync|async] [--complete] [--workload FILE] [--expect-journeys N] PATH...
 //! journey timeline --request ID [--allow RULE]... PATH...
 //! journey report [--out FILE] [--against PATH]... [--allow RULE]... [--profile sync] [--complete] PATH...
 //! journey rules [--format text|json]
@@ -26,6 +26,7 @@
 //! The binary is glue: everything it reports is computed by `journey_spec::otel`.
 
 mod cli;
+mod expected;
 mod explore;
 mod input;
 mod serve;
@@ -110,6 +111,16 @@ fn reading(input: &InputArgs, allow: &[RuleId], keep: KeepEvents) -> input::Read
 fn check(args: CheckArgs, out: &mut dyn Write) -> io::Result<u8> {
     let mut reading = reading(&args.input, &args.allow, KeepEvents::Violating);
     reading.check.profile = args.profile.model();
+    reading.check.complete = args.complete;
+    if let Some(path) = &args.workload {
+        match expected::read(path) {
+            Ok(w) => reading.check.workload = Some(w),
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "journey: {e}");
+                return Ok(ERROR);
+            }
+        }
+    }
     let allowed: Vec<RuleId> = reading.check.allow.iter().copied().collect();
     let mut summary = Summary::new();
     for path in &args.paths {
@@ -141,7 +152,10 @@ fn check(args: CheckArgs, out: &mut dyn Write) -> io::Result<u8> {
             }
             out.write_all(text.as_bytes())?;
         }
-        Format::Json => Report::new(&summary, allowed).with_profile(reading.check.profile).write(&mut *out)?,
+        Format::Json => Report::new(&summary, allowed)
+            .with_profile(reading.check.profile)
+            .with_complete(args.complete)
+            .write(&mut *out)?,
     }
     Ok(if short.is_some() { ERROR } else { exit_status(&summary) })
 }
@@ -197,7 +211,7 @@ fn report(args: ReportArgs, out: &mut dyn Write) -> io::Result<u8> {
 fn exit_status(summary: &Summary) -> u8 {
     if summary.input_errors > 0 {
         ERROR
-    } else if summary.violating > 0 {
+    } else if summary.any_violation() {
         VIOLATION
     } else {
         SUCCESS
@@ -210,11 +224,48 @@ fn timeline(args: TimelineArgs, out: &mut dyn Write) -> io::Result<u8> {
     let mut shown = 0;
     let mut violating = false;
     let mut journeys = 0;
+    let id = Some(args.request.as_str());
     for path in &args.paths {
         let input::Checked { trace: checked, errors: e, .. } = input::check_input(path, &reading);
         errors += e;
-        journeys += checked.journey_count();
-        for j in checked.journeys.iter().filter(|j| j.request_id.as_deref() == Some(args.request.as_str())) {
+        journeys += checked.journey_count() + checked.api.len();
+        // An API id: its span and its children. A core id: its API parent (when in the input)
+        // and its journey.
+        let mut apis: Vec<usize> =
+            checked.api.iter().enumerate().filter(|(_, a)| a.request_id.as_deref() == id).map(|(i, _)| i).collect();
+        let cores: Vec<&journey_spec::otel::JourneyReport> =
+            checked.journeys.iter().filter(|j| j.request_id.as_deref() == id).collect();
+        for j in &cores {
+            if let Some(link) = &j.api_parent
+                && !apis.contains(&link.index)
+            {
+                apis.push(link.index);
+            }
+        }
+        let mut drawn: Vec<&str> = Vec::new();
+        for a in apis {
+            let Some(api) = checked.api.get(a) else { continue };
+            let children: Vec<&journey_spec::otel::JourneyReport> =
+                checked.journeys.iter().filter(|j| j.api_parent.as_ref().is_some_and(|l| l.index == a)).collect();
+            let own: Vec<&journey_spec::otel::JourneyReport> = if api.request_id.as_deref() == id {
+                children
+            } else {
+                children.into_iter().filter(|j| j.request_id.as_deref() == id).collect()
+            };
+            if shown > 0 {
+                writeln!(out)?;
+            }
+            text::write_layers(out, &checked.source_name, api, &own)?;
+            violating |= !api.verdict.violations().is_empty();
+            shown += 1;
+            for j in own {
+                writeln!(out)?;
+                text::write_timeline(out, &checked.source_name, j)?;
+                violating |= !j.verdict.violations().is_empty();
+                drawn.push(&j.span_id);
+            }
+        }
+        for j in cores.into_iter().filter(|j| !drawn.contains(&j.span_id.as_str())) {
             if shown > 0 {
                 writeln!(out)?;
             }
@@ -257,12 +308,15 @@ fn rules(args: RulesArgs, out: &mut dyn Write) -> io::Result<u8> {
         }
         Format::Text => {
             for r in model::catalogue() {
-                let scope = match r.scope {
-                    model::Scope::Journey => "journey",
-                    model::Scope::Wire => "wire",
-                    model::Scope::Instance => "instance",
-                };
-                writeln!(out, "{:<4} {:<30} {:<9} {}", r.id.as_str(), r.name, scope, r.statement)?;
+                writeln!(
+                    out,
+                    "{:<4} {:<30} {:<6} {:<9} {}",
+                    r.id.as_str(),
+                    r.name,
+                    r.layer.as_str(),
+                    r.scope.as_str(),
+                    r.statement
+                )?;
             }
         }
     }

@@ -443,14 +443,29 @@ fn rules_lists_the_catalogue() {
     assert_eq!(o.status.code(), Some(0));
     let c: Catalogue = serde_json::from_slice(&o.stdout).unwrap();
     let ids: Vec<&str> = c.rules.iter().map(|r| r.id.as_str()).collect();
-    let expected: Vec<String> = (1..=14).map(|i| format!("R{i}")).collect();
+    let mut expected: Vec<String> = (1..=14).map(|i| format!("R{i}")).collect();
+    expected.extend(["C2", "C3", "W1"].map(String::from));
+    expected.extend((1..=4).map(|i| format!("A{i}")));
+    expected.extend((1..=6).map(|i| format!("X{i}")));
     assert_eq!(ids, expected);
     assert!(c.rules.iter().all(|r| !r.name.is_empty() && !r.statement.is_empty() && !r.doc.is_empty()));
     assert_eq!(c.rules[12].scope, "instance");
-    assert!(c.rules.iter().all(|r| r.layer == "core"), "{:?}", c.rules);
+    for r in &c.rules {
+        let layer = match &r.id[..1] {
+            "A" => "api",
+            "X" => "cross",
+            _ => "core",
+        };
+        assert_eq!(r.layer, layer, "{r:?}");
+    }
     let text = journey(&["rules"], &[]);
-    assert_eq!(stdout(&text).lines().count(), 14);
+    assert_eq!(stdout(&text).lines().count(), expected.len());
     assert!(stdout(&text).starts_with("R1   queued-first"));
+    assert!(
+        stdout(&text).lines().any(|l| l.starts_with("X5   sampling-atomicity             cross  pair")),
+        "{}",
+        stdout(&text)
+    );
 }
 
 #[test]

@@ -360,10 +360,381 @@ const CORRUPTIONS: &[Corruption] = &[
     },
 ];
 
+const R42: &str = "vllm-head/api_r42.otlp.jsonl";
+const R42_WORKLOAD: &str = "vllm-head/api_r42.workload.json";
+const ATOMICITY: &str = "vllm-head/api_atomicity2.otlp.jsonl";
+
+fn is_api(span: &Value) -> bool {
+    span["name"] == "llm_request"
+}
+
+fn event_index(events: &[Value], name: &str) -> usize {
+    events.iter().position(|e| e["name"] == name).unwrap_or_else(|| panic!("no {name}"))
+}
+
+fn time(event: &Value) -> u64 {
+    event["timeUnixNano"].as_str().unwrap().parse().unwrap()
+}
+
+fn set_time(event: &mut Value, t: u64) {
+    event["timeUnixNano"] = json!(t.to_string());
+}
+
+fn set_span_attr(span: &mut Value, key: &str, value: Value) {
+    let attrs = span["attributes"].as_array_mut().unwrap();
+    match attrs.iter_mut().find(|kv| kv["key"] == key) {
+        Some(kv) => kv["value"] = value,
+        None => attrs.push(json!({ "key": key, "value": value })),
+    }
+}
+
+/// The spans of `fixture`, the API spans and their core children grouped: `(api, children)`.
+fn pairs(fixture: &str) -> Vec<(Found, Vec<Found>)> {
+    let all = spans(fixture);
+    all.iter()
+        .filter(|f| is_api(&f.span))
+        .map(|a| {
+            let kids = all
+                .iter()
+                .filter(|c| c.span["parentSpanId"] == a.span["spanId"] && c.span["traceId"] == a.span["traceId"])
+                .cloned()
+                .collect();
+            (a.clone(), kids)
+        })
+        .collect()
+}
+
+/// The first API span of `fixture` with one core child that `pick` accepts, edited by `f`.
+fn pair_edit(fixture: &str, pick: impl Fn(&Value, &Value) -> bool, f: impl Fn(&mut Value, &mut Value)) -> String {
+    let (mut a, kids) = pairs(fixture)
+        .into_iter()
+        .find(|(a, kids)| kids.len() == 1 && pick(&a.span, &kids[0].span))
+        .unwrap_or_else(|| panic!("no such pair in {fixture}"));
+    let mut c = kids.into_iter().next().unwrap();
+    f(&mut a.span, &mut c.span);
+    line(&[c]) + &line(&[a])
+}
+
+fn api_kinds(span: &Value) -> Vec<String> {
+    span["events"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect()
+}
+
+fn departed_chat(a: &Value, _: &Value) -> bool {
+    api_kinds(a).iter().any(|k| k == "api.DEPARTED")
+}
+
+fn streamed_with_token(a: &Value, c: &Value) -> bool {
+    departed_chat(a, c)
+        && api_kinds(a).iter().any(|k| k == "api.FIRST_RESPONSE_FROM_CORE")
+        && kinds(c).iter().any(|k| k == "FIRST_TOKEN")
+}
+
+fn disconnected(a: &Value, c: &Value) -> bool {
+    api_kinds(a).iter().any(|k| k == "api.ABORTED") && kinds(c).last().is_some_and(|k| k == "FINISHED")
+}
+
+/// A corrupted two-layer fixture: like [`Corruption`], plus the flags `journey check` needs and,
+/// for the workload rules, the workload it is checked against (written beside it as
+/// `<RULE>.<what>.workload.json`).
+struct LayerCorruption {
+    rule: &'static str,
+    what: &'static str,
+    args: &'static [&'static str],
+    make: fn() -> String,
+    workload: Option<fn() -> String>,
+}
+
+impl LayerCorruption {
+    fn file_name(&self) -> String {
+        format!("{}.{}.otlp.jsonl", self.rule, self.what)
+    }
+
+    fn workload_name(&self) -> String {
+        format!("{}.{}.workload.json", self.rule, self.what)
+    }
+}
+
+fn workload(fixture: &str, f: impl Fn(&mut Value)) -> String {
+    let mut w: Value = serde_json::from_str(&std::fs::read_to_string(fixture_path(fixture)).unwrap()).unwrap();
+    f(&mut w);
+    serde_json::to_string(&w).unwrap() + "\n"
+}
+
+fn fixture_path(name: &str) -> PathBuf {
+    fixture(name)
+}
+
+/// The `add` ops of a workload.
+fn adds(w: &mut Value) -> impl Iterator<Item = &mut Value> {
+    w["steps"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .filter_map(|s| s.get_mut("ops").and_then(Value::as_array_mut))
+        .flatten()
+        .filter(|o| o["op"] == "add")
+}
+
+/// The workload id of the first sampled request of r42 that has spans.
+fn first_sampled(w: &mut Value) -> &mut Value {
+    adds(w).find(|o| o["sampled"] == true).unwrap()
+}
+
+/// The two spans of the first sampled request of r42 (the one `first_sampled` finds), whole file.
+fn r42_all() -> String {
+    std::fs::read_to_string(fixture(R42)).unwrap()
+}
+
+const LAYER_CORRUPTIONS: &[LayerCorruption] = &[
+    LayerCorruption {
+        rule: "C2",
+        what: "ns-clock-disagrees-with-seconds",
+        args: &[],
+        make: || {
+            pair_edit(R42, departed_chat, |_, c| {
+                let e = events(c);
+                let ns = int(&e[1], "ts.monotonic_ns");
+                set_attr(&mut e[1], "ts.monotonic_ns", int_value(ns + 1000));
+            })
+        },
+        workload: None,
+    },
+    LayerCorruption {
+        rule: "A1",
+        what: "completion-tokens-on-an-aborted-chat",
+        args: &[],
+        make: || pair_edit(R42, disconnected, |a, _| set_span_attr(a, "gen_ai.usage.completion_tokens", int_value(3))),
+        workload: None,
+    },
+    LayerCorruption {
+        rule: "A2",
+        what: "arrived-dropped",
+        args: &[],
+        make: || {
+            pair_edit(R42, departed_chat, |a, _| {
+                let e = events(a);
+                e.remove(event_index(e, "api.ARRIVED"));
+            })
+        },
+        workload: None,
+    },
+    LayerCorruption {
+        rule: "A2",
+        what: "departed-twice",
+        args: &[],
+        make: || {
+            pair_edit(R42, departed_chat, |a, _| {
+                let e = events(a);
+                let last = e[e.len() - 1].clone();
+                e.push(last);
+            })
+        },
+        workload: None,
+    },
+    LayerCorruption {
+        rule: "A3",
+        what: "error-status-without-an-abort",
+        args: &[],
+        make: || pair_edit(R42, departed_chat, |a, _| a["status"] = json!({ "code": 2, "message": "boom" })),
+        workload: None,
+    },
+    LayerCorruption {
+        rule: "A4",
+        what: "departed-after-the-span-end",
+        args: &[],
+        make: || {
+            pair_edit(R42, departed_chat, |a, _| {
+                let end: u64 = a["endTimeUnixNano"].as_str().unwrap().parse().unwrap();
+                let e = events(a);
+                let i = event_index(e, "api.DEPARTED");
+                set_time(&mut e[i], end + 1);
+            })
+        },
+        workload: None,
+    },
+    LayerCorruption {
+        rule: "X1",
+        what: "core-span-kind-server",
+        args: &[],
+        make: || pair_edit(R42, departed_chat, |_, c| c["kind"] = json!(2)),
+        workload: None,
+    },
+    LayerCorruption {
+        rule: "X2",
+        what: "core-id-suffix-uppercase",
+        args: &[],
+        make: || {
+            pair_edit(R42, departed_chat, |_, c| {
+                let id = request_id(c).to_owned();
+                set_span_attr(
+                    c,
+                    "gen_ai.request.id",
+                    json!({ "stringValue": id.to_uppercase().replace("CHATCMPL", "chatcmpl").replace("W42", "w42") }),
+                );
+            })
+        },
+        workload: None,
+    },
+    LayerCorruption {
+        rule: "X3",
+        what: "handoff-after-the-core-span-start",
+        args: &[],
+        make: || {
+            // The layers swapped: HANDOFF_TO_CORE moved after the core span's start (and QUEUED),
+            // still before the API's next event.
+            pair_edit(R42, departed_chat, |a, c| {
+                let queued = time(&c["events"][0]);
+                let e = events(a);
+                let i = event_index(e, "api.HANDOFF_TO_CORE");
+                set_time(&mut e[i], queued + 1);
+            })
+        },
+        workload: None,
+    },
+    LayerCorruption {
+        rule: "X4",
+        what: "first-response-before-the-first-token",
+        args: &[],
+        make: || {
+            pair_edit(R42, streamed_with_token, |a, c| {
+                let ft = time(&c["events"][event_index(c["events"].as_array().unwrap(), "journey.FIRST_TOKEN")]);
+                let handoff = time(&a["events"][1]);
+                let e = events(a);
+                let i = event_index(e, "api.FIRST_RESPONSE_FROM_CORE");
+                set_time(&mut e[i], (handoff + ft) / 2);
+            })
+        },
+        workload: None,
+    },
+    LayerCorruption {
+        rule: "X4",
+        what: "disconnect-after-the-core-finished",
+        args: &[],
+        make: || {
+            pair_edit(R42, disconnected, |a, c| {
+                let finished = time(c["events"].as_array().unwrap().last().unwrap());
+                let e = events(a);
+                let i = event_index(e, "api.ABORTED");
+                set_time(&mut e[i], finished + 1);
+                a["endTimeUnixNano"] = json!((finished + 2).to_string());
+            })
+        },
+        workload: None,
+    },
+    LayerCorruption {
+        rule: "X5",
+        what: "parent-link-broken-in-a-complete-input",
+        args: &["--complete"],
+        make: || pair_edit(R42, departed_chat, |_, c| c["parentSpanId"] = json!("00000000000000ff")),
+        workload: None,
+    },
+    LayerCorruption {
+        rule: "X5",
+        what: "two-core-children-for-n-1",
+        args: &[],
+        make: || {
+            let (a, kids) = pairs(R42).into_iter().find(|(a, _)| departed_chat(&a.span, &a.span)).unwrap();
+            let mut twin = kids[0].clone();
+            let id = twin.span["spanId"].as_str().unwrap().to_owned();
+            twin.span["spanId"] = json!(format!("{}{}", &id[..15], if id.ends_with('0') { '1' } else { '0' }));
+            let core_id = request_id(&twin.span).to_owned();
+            let other = format!("{}{}", &core_id[..core_id.len() - 8], "0badf00d");
+            set_span_attr(&mut twin.span, "gen_ai.request.id", json!({ "stringValue": other }));
+            line(&[kids[0].clone()]) + &line(&[twin]) + &line(&[a])
+        },
+        workload: None,
+    },
+    LayerCorruption {
+        rule: "X5",
+        what: "unsampled-request-present",
+        args: &[],
+        make: r42_all,
+        workload: Some(|| workload(R42_WORKLOAD, |w| first_sampled(w)["sampled"] = json!(false))),
+    },
+    LayerCorruption {
+        rule: "X6",
+        what: "root-with-remote-flag",
+        args: &[],
+        make: || {
+            pair_edit(R42, |a, c| departed_chat(a, c) && a["parentSpanId"].is_null(), |a, _| a["flags"] = json!(768))
+        },
+        workload: None,
+    },
+    LayerCorruption {
+        rule: "X6",
+        what: "client-traceparent-lost",
+        args: &[],
+        make: || std::fs::read_to_string(fixture(ATOMICITY)).unwrap(),
+        workload: Some(|| {
+            workload("vllm-head/api_atomicity2.workload.json", |w| {
+                let chat = adds(w).find(|o| o["id"] == "chatn3").unwrap();
+                chat["traceparent"] = json!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b8-01");
+            })
+        }),
+    },
+    LayerCorruption {
+        rule: "W1",
+        what: "prompt-length-differs-from-the-workload",
+        args: &[],
+        make: r42_all,
+        workload: Some(|| {
+            workload(R42_WORKLOAD, |w| {
+                let r = first_sampled(w);
+                let n = r["prompt_len"].as_u64().unwrap();
+                r["prompt_len"] = json!(n + 1);
+            })
+        }),
+    },
+    LayerCorruption {
+        rule: "C3",
+        what: "unsampled-request-has-a-core-span",
+        args: &[],
+        make: || std::fs::read_to_string(fixture(BASIC)).unwrap().lines().take(3).map(|l| format!("{l}\n")).collect(),
+        workload: Some(|| {
+            // One layer: the first three lines' requests of basic, one of them marked unsampled.
+            let text = std::fs::read_to_string(fixture(BASIC)).unwrap();
+            let ids: Vec<String> = text
+                .lines()
+                .take(3)
+                .flat_map(|l| {
+                    let v: Value = serde_json::from_str(l).unwrap();
+                    let mut out = Vec::new();
+                    for rs in v["resourceSpans"].as_array().unwrap() {
+                        for ss in rs["scopeSpans"].as_array().unwrap() {
+                            for s in ss["spans"].as_array().unwrap() {
+                                out.push(request_id(s).to_owned());
+                            }
+                        }
+                    }
+                    out
+                })
+                .collect();
+            workload("vllm/basic.workload.json", |w| {
+                for step in w["steps"].as_array_mut().unwrap() {
+                    if let Some(ops) = step.get_mut("ops").and_then(Value::as_array_mut) {
+                        ops.retain(|o| o["op"] != "add" || ids.iter().any(|i| o["id"] == i.as_str()));
+                    }
+                }
+                let first = adds(w).next().unwrap();
+                first["sampled"] = json!(false);
+            })
+        }),
+    },
+];
+
 /// The rules `journey check --format json` reports for `path`, and its exit status.
 fn reported_rules(path: &Path) -> (BTreeSet<String>, Option<i32>) {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_journey")).args(["check", "--format", "json"]).arg(path).output().unwrap();
+    reported_rules_with(path, &[])
+}
+
+/// [`reported_rules`] with more arguments.
+fn reported_rules_with(path: &Path, args: &[&str]) -> (BTreeSet<String>, Option<i32>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_journey"))
+        .args(["check", "--format", "json"])
+        .args(args)
+        .arg(path)
+        .output()
+        .unwrap();
     assert!(out.stderr.is_empty(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rules =
@@ -388,6 +759,25 @@ fn corrupted_fixtures_are_reproducible() {
         assert!(stored == generated, "{} is stale: run JOURNEY_BLESS=1 cargo test --test corrupted", path.display());
         expected.insert(c.file_name());
     }
+    for c in LAYER_CORRUPTIONS {
+        let mut files = vec![(c.file_name(), (c.make)())];
+        if let Some(w) = c.workload {
+            files.push((c.workload_name(), w()));
+        }
+        for (name, generated) in files {
+            let path = Path::new(DIR).join(&name);
+            if bless {
+                std::fs::write(&path, &generated).unwrap();
+            }
+            let stored = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                stored == generated,
+                "{} is stale: run JOURNEY_BLESS=1 cargo test --test corrupted",
+                path.display()
+            );
+        }
+        expected.insert(c.file_name());
+    }
     let present: BTreeSet<String> = std::fs::read_dir(DIR)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -407,8 +797,31 @@ fn each_corrupted_fixture_breaks_exactly_its_rule() {
 }
 
 #[test]
+fn each_two_layer_corruption_breaks_exactly_its_rule() {
+    for c in LAYER_CORRUPTIONS {
+        let path = Path::new(DIR).join(c.file_name());
+        let workload = Path::new(DIR).join(c.workload_name());
+        let mut args: Vec<&str> = c.args.to_vec();
+        let w = workload.display().to_string();
+        if c.workload.is_some() {
+            args.extend(["--workload", w.as_str()]);
+        }
+        let (rules, status) = reported_rules_with(&path, &args);
+        assert_eq!(rules, BTreeSet::from([c.rule.to_owned()]), "{}", c.file_name());
+        assert_eq!(status, Some(1), "{}", c.file_name());
+        // Without the flag or workload that makes it a violation, the same file checks clean.
+        if !args.is_empty() {
+            let (rules, status) = reported_rules_with(&path, &[]);
+            assert!(rules.is_empty(), "{}: {rules:?} without {args:?}", c.file_name());
+            assert_eq!(status, Some(0), "{}", c.file_name());
+        }
+    }
+}
+
+#[test]
 fn every_rule_has_a_corrupted_fixture() {
-    let covered: BTreeSet<&str> = CORRUPTIONS.iter().map(|c| c.rule).collect();
+    let covered: BTreeSet<&str> =
+        CORRUPTIONS.iter().map(|c| c.rule).chain(LAYER_CORRUPTIONS.iter().map(|c| c.rule)).collect();
     for rule in RuleId::ALL {
         assert!(covered.contains(rule.as_str()), "no corrupted fixture breaks {rule}");
     }

@@ -9,7 +9,12 @@
 //!   truth for which event is legal where; [`mermaid`] draws it.
 //! - [`finding`]: [`Violation`], [`Detail`], [`Verdict`]: findings as data.
 //! - [`rules`]: the catalogue [`RuleId`] (`R1` … `R14`; the later layers' ids are namespaced by
-//!   their letter).
+//!   their letter: `C2`, `C3`, `W1` core, `A1` … `A4` API, `X1` … `X6` across), each with its
+//!   [`Layer`].
+//! - [`api`]: the API lifecycle of `llm_request` (`SPEC.md` §9.2) as two lifecycles under the
+//!   same machinery, [`ChatApi`] and [`CompletionsApi`], and [`check_api_span`] (A1–A4);
+//!   [`ns`]: the nanosecond clock of HEAD's core events (C2); [`cross`]: the two layers
+//!   together, joined by trace and parent span id (X1–X6), and against the workload (C3, W1).
 //! - [`JourneyChecker`] checks one journey incrementally; [`InstanceChecker`] checks the rules
 //!   that span the journeys of one scheduler instance.
 //! - `strategy` (cargo feature `proptest`): strategies that generate valid journeys, the
@@ -59,6 +64,30 @@
 //! [`JourneyChecker`] adds the core's attribute rules (R4–R12) to the machinery, under a
 //! [`Profile`]. Findings are [`Violation`]s with a structured [`Detail`].
 //!
+//! # Two layers
+//!
+//! At the fork's HEAD a request has an API span (`llm_request`) whose child is its core span
+//! (`llm_core`, absent for an unsampled request: C3). The API span is checked on its own by
+//! [`check_api_span`]; the pair by [`cross::check_layers`] over compact summaries of both spans
+//! ([`cross::ApiSide`], [`cross::CoreSide`]), so that a streaming check can let go of the events
+//! and still join the layers at the end. A partner span missing from the input is *unpaired*
+//! (counted) unless the input is declared complete.
+//!
+//! ```
+//! use journey_spec::model::api::{ApiEvent, ApiKind, ApiSpan, AttrValue};
+//! use journey_spec::model::{RuleId, check_api_span};
+//!
+//! let span = ApiSpan {
+//!     attributes: vec![("gen_ai.request.id".into(), AttrValue::Str("cmpl-1".into())),
+//!                      ("http.route".into(), AttrValue::Str("/v1/completions".into()))],
+//!     events: vec![ApiEvent::new(ApiKind::Arrived, 1, 0.1), ApiEvent::new(ApiKind::HandoffToCore, 2, 0.2)],
+//!     ..ApiSpan::default()
+//! };
+//! // Completions have no HANDOFF_TO_CORE: A2 at event 1.
+//! let v = check_api_span(&span).verdict;
+//! assert_eq!((v.violations()[0].rule, v.violations()[0].event_index), (RuleId::ApiLifecycle, 1));
+//! ```
+//!
 //! # Extending the model
 //!
 //! **A lifecycle of your own** needs no change to this crate: implement [`Lifecycle`] on a
@@ -87,16 +116,20 @@
 //! every live state can finish with every unnatural status, coverage is sized by
 //! [`Lifecycle::labels`] and [`Lifecycle::states`].
 
+pub mod api;
 pub mod checker;
 pub mod core;
+pub mod cross;
 pub mod event;
 pub mod finding;
 pub mod instance;
 pub mod lifecycle;
+pub mod ns;
 pub mod rules;
 #[cfg(feature = "proptest")]
 pub mod strategy;
 
+pub use api::{ApiKind, ApiOutcome, ApiSpan, ApiState, ChatApi, CompletionsApi, Endpoint, check_api_span};
 pub use checker::{JourneyChecker, Profile, SpanInfo, check_journey, check_journey_with};
 pub use core::{Core, State, TRANSITIONS, allowed, mermaid, next};
 pub use event::{

@@ -13,11 +13,14 @@
 //! assert!(checked.journeys.is_empty());
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::TracesData;
 
+use crate::model::api::{ApiEvent, ApiKind, ApiState, AttrValue, Endpoint, REASON, check_api_span};
+use crate::model::cross::{About, ApiSide, CoreSide, CrossOptions, Expected, check_layers};
+use crate::model::ns::check_monotonic_ns;
 use crate::model::{
     Detail, EventKind, InstanceChecker, JourneyChecker, JourneyEvent, Profile, RuleId, SpanInfo, State, Verdict,
     Violation,
@@ -34,6 +37,11 @@ pub struct CheckOptions {
     pub allow: BTreeSet<RuleId>,
     /// The scheduling profile the journeys are checked under (`journey check --profile`).
     pub profile: Profile,
+    /// The input holds every span of every request (`journey check --complete`, `SPEC.md` §10):
+    /// a missing partner span is a violation (X5) rather than counted as unpaired.
+    pub complete: bool,
+    /// The workload that produced the input (`journey check --workload`, `SPEC.md` §10).
+    pub workload: Option<Expected>,
 }
 
 /// One journey with its verdict.
@@ -61,9 +69,85 @@ pub struct JourneyReport {
     pub kinds: Vec<Option<EventKind>>,
     /// The lifecycle state after each event, as the checker followed it.
     pub states: Vec<State>,
-    /// The verdict, without the violations of allowed rules. Instance rules (R13, R14) are
-    /// included: a journey that breaks one is violating.
+    /// The verdict, without the violations of allowed rules. Instance rules (R13, R14) and the
+    /// cross-layer rules about this span (X1–X4, W1) are included.
     pub verdict: Verdict,
+    /// The `llm_request` this core span is the child of, when it is in the input.
+    pub api_parent: Option<ApiLink>,
+}
+
+/// A core span's API parent, in brief: what the text report shows beside the core journey.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiLink {
+    /// Its index in [`CheckedTrace::api`].
+    pub index: usize,
+    /// Its request id.
+    pub request_id: Option<String>,
+    /// Its span id.
+    pub span_id: String,
+    /// Its endpoint.
+    pub endpoint: Endpoint,
+    /// The kinds of its events.
+    pub kinds: Vec<Option<ApiKind>>,
+}
+
+/// One `llm_request` span with its verdict (rules A1–A4, and X5/X6 about it).
+#[derive(Debug, Clone)]
+pub struct ApiReport {
+    /// The API request id (`gen_ai.request.id`), when the span has one.
+    pub request_id: Option<String>,
+    /// The trace id, lowercase hex.
+    pub trace_id: String,
+    /// The span id, lowercase hex.
+    pub span_id: String,
+    /// The parent span id (the client's), when the span has one.
+    pub parent_span_id: Option<String>,
+    /// The line of the span's first record.
+    pub line: u64,
+    /// Index of the span's resource in [`CheckedTrace::resources`].
+    pub resource: usize,
+    /// The endpoint whose lifecycle was checked.
+    pub endpoint: Endpoint,
+    /// Start, end and dropped events.
+    pub span: SpanInfo,
+    /// How many `api.*` events it had.
+    pub num_events: usize,
+    /// The events, when kept (violating spans, and those [`KeepEvents`] asks for).
+    pub events: Vec<ApiEvent>,
+    /// The kind of each event (`None` for an unknown `api.*` name).
+    pub kinds: Vec<Option<ApiKind>>,
+    /// The API state after each event (with the events).
+    pub states: Vec<ApiState>,
+    /// The span ids and request ids of its core children, in order of their start.
+    pub children: Vec<(String, Option<String>)>,
+    /// The verdict, without the violations of allowed rules.
+    pub verdict: Verdict,
+}
+
+impl ApiReport {
+    /// The request id, or `?` when the span has none.
+    pub fn display_id(&self) -> &str {
+        self.request_id.as_deref().unwrap_or("?")
+    }
+
+    /// The kind of the event a violation points at (`None` for the span as a whole).
+    pub fn event_of(&self, violation: &Violation) -> Option<&'static str> {
+        self.kinds.get(violation.event_index).copied().flatten().map(ApiKind::as_str)
+    }
+}
+
+/// What the cross-layer rules found besides violations (`SPEC.md` §9.3, §10).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerCounts {
+    /// `llm_request` spans.
+    pub api_spans: u64,
+    /// API spans with at least one core child in the input.
+    pub pairs: u64,
+    /// API spans whose core child is expected but absent (without `--complete`).
+    pub unpaired_api: u64,
+    /// Core spans whose API parent is absent, in an input with an API layer (without
+    /// `--complete`).
+    pub unpaired_core: u64,
 }
 
 impl JourneyReport {
@@ -128,6 +212,13 @@ pub struct CheckedTrace {
     pub resources: Vec<Resource>,
     /// What else was read.
     pub counts: ReadCounts,
+    /// Every `llm_request` span, in order of first appearance (events kept as [`KeepEvents`]
+    /// says and for the violating ones).
+    pub api: Vec<ApiReport>,
+    /// Workload requests with no span at all that should have one (`--workload`; C3, X5).
+    pub absent: Vec<Violation>,
+    /// Pairs and unpaired spans.
+    pub layers: LayerCounts,
 }
 
 impl CheckedTrace {
@@ -167,6 +258,13 @@ enum Held {
 }
 
 impl Held {
+    fn num_events(&self) -> usize {
+        match self {
+            Held::Whole(j) => j.num_events,
+            Held::Settled(j) => j.events,
+        }
+    }
+
     fn ids(&self) -> (&str, &str, u64) {
         match self {
             Held::Whole(j) => (&j.trace_id, &j.span_id, j.line),
@@ -196,20 +294,133 @@ pub struct Checker {
     journeys: Vec<Held>,
     instances: Vec<Instance>,
     spans: usize,
+    /// Parallel to `journeys`: what the cross-layer rules need of each core span.
+    cores: Vec<CoreSide>,
+    /// Parallel to `api`: what the cross-layer rules need of each API span.
+    apis: Vec<ApiSide>,
+    api: Vec<ApiReport>,
+    /// (trace, span) of the spans that are neither journeys nor API spans, for X1.
+    others: HashSet<(String, String)>,
 }
 
 impl Checker {
     /// A checker with `options`, keeping whole the journeys `keep` says.
     pub fn new(options: CheckOptions, keep: KeepEvents) -> Checker {
-        Checker { options, keep, journeys: Vec::new(), instances: Vec::new(), spans: 0 }
+        Checker {
+            options,
+            keep,
+            journeys: Vec::new(),
+            instances: Vec::new(),
+            spans: 0,
+            cores: Vec::new(),
+            apis: Vec::new(),
+            api: Vec::new(),
+            others: HashSet::new(),
+        }
+    }
+
+    /// Whether `keep` asks for the events of a span with `request_id` — the id itself, or, for
+    /// `journey timeline` given either layer's id, a core id that extends it.
+    fn keeps(&self, request_id: Option<&str>, api: bool) -> bool {
+        match &self.keep {
+            KeepEvents::All => true,
+            KeepEvents::Violating => false,
+            KeepEvents::Request(id) => request_id.is_some_and(|r| {
+                let (short, long) = if api { (r, id.as_str()) } else { (id.as_str(), r) };
+                r == id || long.starts_with(&format!("{short}-")) || long.contains(&format!("_{short}-"))
+            }),
+        }
+    }
+
+    /// Checks one API span (A1–A4) and notes it for the cross-layer rules.
+    fn add_api_span(&mut self, span: &Span) {
+        let api_span = span.api_span();
+        let outcome = check_api_span(&api_span);
+        let time = |k: ApiKind| api_span.events.iter().find(|e| e.kind() == Some(k)).and_then(|e| e.time_unix_nano);
+        let aborted = api_span.events.iter().find(|e| e.kind() == Some(ApiKind::Aborted)).map(|e| {
+            (e.time_unix_nano.unwrap_or(0), e.attribute(REASON).and_then(AttrValue::as_str).map(str::to_owned))
+        });
+        let request_id = api_span.request_id().map(str::to_owned);
+        self.apis.push(ApiSide {
+            trace_id: hex(&span.trace_id),
+            span_id: hex(&span.span_id),
+            parent_span_id: span.parent_span_id_hex(),
+            request_id: request_id.clone(),
+            endpoint: Some(outcome.endpoint),
+            n: api_span.n(),
+            start: span.info.start_unix_nano,
+            end: span.info.end_unix_nano,
+            flags: span.layer.flags,
+            arrived: time(ApiKind::Arrived),
+            handoff: time(ApiKind::HandoffToCore),
+            first_response: time(ApiKind::FirstResponseFromCore),
+            departed: time(ApiKind::Departed),
+            aborted,
+        });
+        let violating = outcome.verdict.violations().iter().any(|v| !self.options.allow.contains(&v.rule));
+        let keep = violating || self.keeps(request_id.as_deref(), true);
+        let kinds = api_span.events.iter().map(ApiEvent::kind).collect();
+        self.api.push(ApiReport {
+            request_id,
+            trace_id: hex(&span.trace_id),
+            span_id: hex(&span.span_id),
+            parent_span_id: span.parent_span_id_hex(),
+            line: span.line,
+            resource: span.resource,
+            endpoint: outcome.endpoint,
+            span: span.info,
+            num_events: api_span.events.len(),
+            events: if keep { api_span.events } else { Vec::new() },
+            kinds,
+            states: if keep { outcome.states } else { Vec::new() },
+            children: Vec::new(),
+            verdict: outcome.verdict,
+        });
+    }
+
+    /// What the cross-layer rules need of a core span.
+    fn core_side(span: &Span) -> CoreSide {
+        let time = |k: EventKind| span.events.iter().find(|e| e.kind() == Some(k)).map(|e| e.time_unix_nano);
+        let finished = span
+            .events
+            .iter()
+            .find(|e| e.kind() == Some(EventKind::Finished))
+            .map(|e| (e.time_unix_nano, e.decoded.as_ref().ok().and_then(|d| d.finish_status)));
+        let totals = span
+            .events
+            .iter()
+            .find_map(|e| e.decoded.as_ref().ok())
+            .map(|d| (d.progress.prefill_total, d.progress.decode_max));
+        CoreSide {
+            trace_id: hex(&span.trace_id),
+            span_id: hex(&span.span_id),
+            parent_span_id: span.parent_span_id_hex(),
+            request_id: span.request_id.clone(),
+            kind: span.layer.kind,
+            scope: span.layer.scope.to_string(),
+            start: span.info.start_unix_nano,
+            end: span.info.end_unix_nano,
+            flags: span.layer.flags,
+            queued: time(EventKind::Queued),
+            first_token: time(EventKind::FirstToken),
+            finished,
+            totals,
+        }
     }
 
     /// Checks one span (rules R1–R12) when it is a journey, and notes it for R13 and R14.
     pub fn add_span(&mut self, span: Span) {
         self.spans += 1;
+        if span.is_api() {
+            self.add_api_span(&span);
+        }
         if !span.is_journey() {
+            if !span.is_api() {
+                self.others.insert((hex(&span.trace_id), hex(&span.span_id)));
+            }
             return;
         }
+        self.cores.push(Self::core_side(&span));
         let index = self.journeys.len();
         let resource = span.resource;
         if self.instances.len() <= resource {
@@ -228,11 +439,7 @@ impl Checker {
         instance.members.push((index, unreadable));
 
         let mut report = check_span(span, self.options.profile);
-        let keep = match &self.keep {
-            KeepEvents::All => true,
-            KeepEvents::Violating => false,
-            KeepEvents::Request(id) => report.request_id.as_deref() == Some(id.as_str()),
-        };
+        let keep = self.keeps(report.request_id.as_deref(), false);
         let violating = report.verdict.violations().iter().any(|v| !self.options.allow.contains(&v.rule));
         let held = if keep || violating {
             Held::Whole(report)
@@ -254,16 +461,76 @@ impl Checker {
 
     /// Checks the instance rules and gives every journey its verdict.
     pub fn finish(self, source_name: String, resources: Vec<Resource>, counts: ReadCounts) -> CheckedTrace {
-        let Checker { options, journeys: mut held, instances, spans, .. } = self;
+        let Checker { options, journeys: mut held, instances, spans, cores, apis, mut api, others, .. } = self;
         let mut extra: Vec<Vec<Violation>> = vec![Vec::new(); held.len()];
         for instance in instances {
             for (j, v) in instance_rules(&held, instance) {
                 extra[j].push(v);
             }
         }
+        let cross_options =
+            CrossOptions { complete: options.complete, workload: options.workload.clone(), other_spans: others };
+        let cross = check_layers(&apis, &cores, &cross_options);
+        let mut absent = Vec::new();
+        for f in cross.findings {
+            let mut v = f.violation;
+            match f.about {
+                About::Core(c) => {
+                    if let Some(more) = extra.get_mut(c) {
+                        v.request_id = cores[c].request_id.clone().unwrap_or_default().into();
+                        v.event_index = held.get(c).map_or(0, Held::num_events);
+                        more.push(v);
+                    }
+                }
+                About::Api(a) => {
+                    if let Some(report) = api.get_mut(a) {
+                        v.request_id = report.request_id.clone().unwrap_or_default().into();
+                        v.event_index = report.num_events;
+                        let mut all = report.verdict.violations().to_vec();
+                        all.push(v);
+                        report.verdict = Verdict::from_violations(all, report.span.dropped_events);
+                    }
+                }
+                About::Request(id) => {
+                    v.request_id = id.into();
+                    absent.push(v);
+                }
+            }
+        }
+        absent.retain(|v| !options.allow.contains(&v.rule));
+        for report in &mut api {
+            let kept: Vec<Violation> =
+                report.verdict.violations().iter().filter(|v| !options.allow.contains(&v.rule)).cloned().collect();
+            if matches!(report.verdict, Verdict::Violating(_)) {
+                report.verdict = Verdict::from_violations(kept, report.span.dropped_events);
+            }
+        }
+        for (c, parent) in cross.parent_of.iter().enumerate() {
+            if let (Some(a), Some(core)) = (parent, cores.get(c))
+                && let Some(report) = api.get_mut(*a)
+            {
+                report.children.push((core.span_id.clone(), core.request_id.clone()));
+            }
+        }
+        let layers = LayerCounts {
+            api_spans: api.len() as u64,
+            pairs: cross.pairs,
+            unpaired_api: cross.unpaired_api,
+            unpaired_core: cross.unpaired_core,
+        };
+        let parent_of = cross.parent_of;
         let mut journeys = Vec::new();
         let mut settled = Vec::new();
-        for (journey, more) in held.drain(..).zip(extra) {
+        for (index, (journey, more)) in held.drain(..).zip(extra).enumerate() {
+            let api_parent = parent_of.get(index).copied().flatten().and_then(|a| {
+                api.get(a).map(|r| ApiLink {
+                    index: a,
+                    request_id: r.request_id.clone(),
+                    span_id: r.span_id.clone(),
+                    endpoint: r.endpoint,
+                    kinds: r.kinds.clone(),
+                })
+            });
             let mut more = more;
             more.retain(|v| !options.allow.contains(&v.rule));
             match journey {
@@ -276,6 +543,7 @@ impl Checker {
                     violations.extend(more);
                     violations.retain(|v| !options.allow.contains(&v.rule));
                     journey.verdict = final_verdict(violations, journey.span.dropped_events);
+                    journey.api_parent = api_parent;
                     journeys.push(journey);
                 }
                 Held::Settled(s) if more.is_empty() => settled.push(s),
@@ -293,11 +561,12 @@ impl Checker {
                         states: Vec::new(),
                         num_events: s.events,
                         verdict: final_verdict(more, s.span.dropped_events),
+                        api_parent: api_parent.clone(),
                     });
                 }
             }
         }
-        CheckedTrace { source_name, spans, journeys, settled, resources, counts }
+        CheckedTrace { source_name, spans, journeys, settled, resources, counts, api, absent, layers }
     }
 }
 
@@ -315,6 +584,22 @@ fn check_span(span: Span, profile: Profile) -> JourneyReport {
         let _ = wire::push_decoded(&mut checker, e.decoded.as_ref().map_err(|u| &u.error));
         states.push(checker.state());
     }
+    let ns: Vec<_> = span
+        .events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.decoded.as_ref().ok().map(|d| (i, e.ts_monotonic_ns, d.ts_monotonic)))
+        .collect();
+    let clock = check_monotonic_ns(span.request_id.clone().unwrap_or_default(), &ns);
+    let verdict = checker.finish();
+    let verdict = if clock.is_empty() {
+        verdict
+    } else {
+        let mut all = verdict.violations().to_vec();
+        all.extend(clock);
+        all.sort_by_key(|v| v.event_index);
+        Verdict::from_violations(all, span.info.dropped_events)
+    };
     JourneyReport {
         trace_id: hex(&span.trace_id),
         span_id: hex(&span.span_id),
@@ -326,7 +611,8 @@ fn check_span(span: Span, profile: Profile) -> JourneyReport {
         kinds: Vec::new(),
         events: span.events,
         states,
-        verdict: checker.finish(),
+        verdict,
+        api_parent: None,
     }
 }
 

@@ -24,12 +24,21 @@
 //! | `violations_by_rule` | object | rule id → number of violations, for the rules that have any |
 //! | `problems` | array | the input errors themselves (at most 1000 per input): `input` (the input as given), `path` (the file), `line` or `record` (`null` when none applies), `message` |
 //!
+//! Two-layer fields (`SPEC.md` §9–§10): `complete` (bool, `--complete` given), `api_spans`
+//! (`llm_request` spans), `api_violating` (API spans that break a rule), `pairs` (API spans with
+//! a core child in the input), `unpaired_api` (API spans whose expected core child is absent),
+//! `unpaired_core` (core spans whose API parent is absent, in an input with an API layer; both
+//! unpaired counts are violations of X5 instead under `--complete`), `absent_requests`
+//! (workload requests without the span they should have, `--workload`).
+//!
 //! Each input also has `format` (`"json"`, `"framed"`, or `null` when nothing was read) and
 //! `compression` (`"zstd"`, `"gzip"` or `null`).
 //!
 //! A violation: `path` (its input), `line` (of the span's first record), `request_id` (string, or
-//! `null` when the span has no `gen_ai.request.id`), `trace_id`, `span_id`, `rule` (`"R1"` …
-//! `"R14"`), `rule_name` (`"queued-first"`, ...), `event_index` (0-based index of the event in the
+//! `null` when the span has no `gen_ai.request.id`), `trace_id`, `span_id` (the span the violation is about: the `llm_core` span for the core
+//! rules and for X1–X4 and W1, the `llm_request` span for A1–A4 and X5/X6 about it; `""` for a
+//! workload request that has no span), `rule` (`"R1"` … `"R14"`, `"C2"`, `"A1"`, `"X5"`, ...),
+//! `rule_name` (`"queued-first"`, ...), `layer` (`"core"`, `"api"` or `"cross"`), `event_index` (0-based index of the event in the
 //! journey in timestamp order; the number of events for a missing FINISHED), `event` (that
 //! event's kind such as `"PREEMPTED"`, or `null` when the violation concerns the whole journey:
 //! R3 at the end, R14), `message`, and `detail`: the same finding as structured data, an object
@@ -93,6 +102,13 @@ pub struct Report<'a> {
     stats: Stats,
     violations_by_rule: std::collections::BTreeMap<&'static str, u64>,
     problems: Vec<ProblemOut<'a>>,
+    complete: bool,
+    api_spans: u64,
+    api_violating: u64,
+    pairs: u64,
+    unpaired_api: u64,
+    unpaired_core: u64,
+    absent_requests: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -124,6 +140,7 @@ struct ViolationOut<'a> {
     span_id: &'a str,
     rule: RuleId,
     rule_name: &'static str,
+    layer: &'static str,
     event_index: usize,
     event: Option<&'static str>,
     message: String,
@@ -169,6 +186,12 @@ struct FinishStatusCounts {
 }
 
 impl<'a> Report<'a> {
+    /// Says whether the input was declared complete (`--complete`).
+    pub fn with_complete(mut self, complete: bool) -> Report<'a> {
+        self.complete = complete;
+        self
+    }
+
     /// Names the profile the journeys were checked under (`sync` unless set).
     pub fn with_profile(mut self, profile: Profile) -> Report<'a> {
         self.profile = profile.as_str();
@@ -213,11 +236,40 @@ impl<'a> Report<'a> {
                     span_id: &j.span_id,
                     rule: v.rule,
                     rule_name: v.rule.info().name,
+                    layer: v.rule.layer().as_str(),
                     event_index: v.event_index,
                     event: j.event_of(v),
                     message: v.message(),
                     detail: &v.detail,
                 })
+                .chain(summary.api_violations().map(|(input, a, v)| ViolationOut {
+                    path: path(input),
+                    line: a.line,
+                    request_id: a.request_id.as_deref(),
+                    trace_id: &a.trace_id,
+                    span_id: &a.span_id,
+                    rule: v.rule,
+                    rule_name: v.rule.info().name,
+                    layer: v.rule.layer().as_str(),
+                    event_index: v.event_index,
+                    event: a.event_of(v),
+                    message: v.message(),
+                    detail: &v.detail,
+                }))
+                .chain(summary.absent.iter().map(|(input, v)| ViolationOut {
+                    path: path(*input),
+                    line: 0,
+                    request_id: Some(v.request_id.as_str()),
+                    trace_id: "",
+                    span_id: "",
+                    rule: v.rule,
+                    rule_name: v.rule.info().name,
+                    layer: v.rule.layer().as_str(),
+                    event_index: 0,
+                    event: None,
+                    message: v.message(),
+                    detail: &v.detail,
+                }))
                 .collect(),
             incomplete_journeys: summary
                 .incomplete_journeys
@@ -265,6 +317,13 @@ impl<'a> Report<'a> {
                     message: &p.message,
                 })
                 .collect(),
+            complete: false,
+            api_spans: summary.api_spans,
+            api_violating: summary.api_violating,
+            pairs: summary.pairs,
+            unpaired_api: summary.unpaired_api,
+            unpaired_core: summary.unpaired_core,
+            absent_requests: summary.absent.len() as u64,
         }
     }
 

@@ -8,7 +8,9 @@
 //!    into spans, decoding journey events; [`read_trace`] reads one input into a [`Trace`] and
 //!    reports malformed input with its line, [`read_into`] reads into any [`read::Assemble`].
 //! 2. [`check`]: [`check_trace`] checks every journey of a trace (rules R1–R12 per journey,
-//!    R13–R14 per scheduler instance) into [`JourneyReport`]s.
+//!    R13–R14 per scheduler instance, C2) into [`JourneyReport`]s, every `llm_request` span
+//!    (A1–A4) into an [`ApiReport`], and the two layers together (X1–X6; with a workload C3,
+//!    W1).
 //!    [`TraceStream`] does both as the input streams in, with bounded memory: what `journey
 //!    check` uses, and the entry point for OTLP receivers
 //!    ([`TraceStream::add_export_request`], [`TraceStream::add_traces_data`]).
@@ -42,7 +44,8 @@ pub mod text;
 pub mod write;
 
 pub use check::{
-    CheckOptions, CheckedTrace, Checker, JourneyReport, KeepEvents, SettledJourney, TraceStream, check_trace,
+    ApiLink, ApiReport, CheckOptions, CheckedTrace, Checker, JourneyReport, KeepEvents, LayerCounts, SettledJourney,
+    TraceStream, check_trace,
 };
 pub use read::{InputError, InputErrorKind, ReadOptions, Trace, TraceBuilder, read_into, read_trace};
 pub use summary::Summary;

@@ -223,6 +223,22 @@ pub struct Summary {
     pub violating_journeys: Vec<(usize, JourneyReport)>,
     /// The incomplete journeys.
     pub incomplete_journeys: Vec<IncompleteJourney>,
+    /// `llm_request` spans, over all inputs.
+    pub api_spans: u64,
+    /// API spans that break a rule (A1–A4, or X5/X6 about them).
+    pub api_violating: u64,
+    /// API spans with at least one core child in the input.
+    pub pairs: u64,
+    /// API spans whose core child is expected but not in the input (not a violation without
+    /// `--complete`).
+    pub unpaired_api: u64,
+    /// Core spans whose API parent is not in an input with an API layer (not a violation
+    /// without `--complete`).
+    pub unpaired_core: u64,
+    /// The violating API spans, with the index of their input.
+    pub violating_api: Vec<(usize, crate::otel::check::ApiReport)>,
+    /// Workload requests without any span that should have one, with the index of their input.
+    pub absent: Vec<(usize, crate::model::Violation)>,
     /// Statistics over the journeys that break no rule.
     pub stats: Stats,
     /// The problems reported while reading, as far as they were kept.
@@ -253,6 +269,17 @@ impl Summary {
         self.other_events += checked.counts.other_events;
         self.duplicate_events += checked.counts.duplicate_events;
         self.input_errors += input_errors;
+        self.api_spans += checked.layers.api_spans;
+        self.pairs += checked.layers.pairs;
+        self.unpaired_api += checked.layers.unpaired_api;
+        self.unpaired_core += checked.layers.unpaired_core;
+        for report in checked.api {
+            if matches!(report.verdict, Verdict::Violating(_)) {
+                self.api_violating += 1;
+                self.violating_api.push((input, report));
+            }
+        }
+        self.absent.extend(checked.absent.into_iter().map(|v| (input, v)));
         for s in checked.settled {
             self.events += s.events as u64;
             self.without_request_id += u64::from(s.request_id.is_none());
@@ -311,7 +338,26 @@ impl Summary {
         for (_, _, v) in self.violations() {
             *counts.entry(v.rule).or_default() += 1;
         }
+        for (_, _, v) in self.api_violations() {
+            *counts.entry(v.rule).or_default() += 1;
+        }
+        for (_, v) in &self.absent {
+            *counts.entry(v.rule).or_default() += 1;
+        }
         counts
+    }
+
+    /// Every violation about an API span, with its span and the index of its input.
+    pub fn api_violations(
+        &self,
+    ) -> impl Iterator<Item = (usize, &crate::otel::check::ApiReport, &crate::model::Violation)> {
+        self.violating_api.iter().flat_map(|(input, a)| a.verdict.violations().iter().map(move |v| (*input, a, v)))
+    }
+
+    /// Whether any rule not allowed is broken: by a core journey, an API span, or a request
+    /// absent from the trace.
+    pub fn any_violation(&self) -> bool {
+        self.violating > 0 || self.api_violating > 0 || !self.absent.is_empty()
     }
 
     /// Every violation, with its journey and the index of its input.

@@ -6,9 +6,10 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::model::{EventKind, FinishStatus, JourneyEvent, RuleId, State, Verdict, Violation};
+use crate::model::api::{ApiKind, ApiState};
+use crate::model::{EventKind, FinishStatus, JourneyEvent, Layer, RuleId, State, Verdict, Violation};
 
-use super::check::JourneyReport;
+use super::check::{ApiReport, JourneyReport};
 use super::read::RecordedEvent;
 use super::summary::{Distribution, Summary};
 
@@ -103,6 +104,17 @@ pub fn write_summary_with(
             plural(summary.duplicate_events, "event", "events")
         )?;
     }
+    if summary.api_spans > 0 || summary.unpaired_core > 0 {
+        writeln!(
+            out,
+            "  API layer: {}, {} violating; {} with their core spans; unpaired: {} without their core span, {} without their API span",
+            plural(summary.api_spans, "llm_request span", "llm_request spans"),
+            summary.api_violating,
+            summary.pairs,
+            summary.unpaired_api,
+            summary.unpaired_core,
+        )?;
+    }
 
     if !summary.violating_journeys.is_empty() {
         writeln!(out, "\nviolating journeys")?;
@@ -135,24 +147,87 @@ pub fn write_summary_with(
             )?;
         }
     }
+    if !summary.violating_api.is_empty() {
+        writeln!(out, "\nviolating API spans")?;
+        let shown = options.max_violations.unwrap_or(usize::MAX);
+        for (input, api) in summary.violating_api.iter().take(shown) {
+            let name = summary.inputs.get(*input).map_or("", |i| i.name.as_str());
+            write_violating_api(out, name, api)?;
+        }
+    }
+    if !summary.absent.is_empty() {
+        writeln!(out, "\nrequests of the workload missing from the trace")?;
+        for (input, v) in &summary.absent {
+            let name = summary.inputs.get(*input).map_or("", |i| i.name.as_str());
+            writeln!(out, "  ✗ {} {} in {name}: {}", v.rule, v.rule.info().name, v.detail)?;
+        }
+    }
     write_stats(out, summary)
+}
+
+/// The API events of a span, as `ARRIVED → HANDOFF_TO_CORE → …`.
+fn api_chain(kinds: &[Option<ApiKind>]) -> String {
+    let names: Vec<&str> = kinds.iter().map(|k| k.map_or("api.?", ApiKind::as_str)).collect();
+    if names.is_empty() { "no API events".to_owned() } else { names.join(" → ") }
+}
+
+fn write_violating_api(out: &mut dyn Write, input: &str, a: &ApiReport) -> io::Result<()> {
+    writeln!(
+        out,
+        "\n✗ API request {:?} ({})  {input}:{}  trace {} span {}",
+        a.display_id(),
+        a.endpoint.as_str(),
+        a.line,
+        a.trace_id,
+        a.span_id
+    )?;
+    for v in a.verdict.violations() {
+        let at = match a.events.get(v.event_index) {
+            Some(e) => format!("event #{} {}", v.event_index, e.name),
+            None => "the span".to_owned(),
+        };
+        writeln!(out, "  {} {} ({}) at {at}: {}", v.rule, v.rule.info().name, v.rule.layer().as_str(), v.detail)?;
+    }
+    writeln!(out, "     api:  {}", api_chain(&a.kinds))?;
+    if a.children.is_empty() {
+        writeln!(out, "     core: no core span in the input")?;
+    }
+    for (span_id, id) in &a.children {
+        writeln!(out, "     core: request {:?} span {span_id}", id.as_deref().unwrap_or("?"))?;
+    }
+    Ok(())
 }
 
 fn write_violating(out: &mut dyn Write, input: &str, j: &JourneyReport) -> io::Result<()> {
     let violations = j.verdict.violations();
     writeln!(out, "\n✗ request {:?}  {input}:{}  trace {} span {}", j.display_id(), j.line, j.trace_id, j.span_id)?;
+    if let Some(api) = &j.api_parent {
+        writeln!(
+            out,
+            "  API request {:?} ({}) span {}: {}",
+            api.request_id.as_deref().unwrap_or("?"),
+            api.endpoint.as_str(),
+            api.span_id,
+            api_chain(&api.kinds)
+        )?;
+    }
     for v in violations {
         let at = match j.events.get(v.event_index) {
             _ if v.rule == RuleId::UniqueLiveIds => "span".to_owned(),
+            _ if !matches!(v.rule.layer(), Layer::Core) => "the span".to_owned(),
             Some(e) => format!("event #{} {}", v.event_index, label(e)),
             None => "the end of the journey".to_owned(),
         };
-        writeln!(out, "  {} {} at {at}: {}", v.rule, v.rule.info().name, v.detail)?;
+        let layer = match v.rule.layer() {
+            Layer::Core => String::new(),
+            other => format!(" ({})", other.as_str()),
+        };
+        writeln!(out, "  {} {}{layer} at {at}: {}", v.rule, v.rule.info().name, v.detail)?;
     }
     if j.events.is_empty() && j.num_events > 0 {
         writeln!(
             out,
-            "     ({} checked and let go before the instance rules found this; --window keeps more)",
+            "     ({} checked and let go before the instance or cross-layer rules found this; --window keeps more)",
             plural(j.num_events as u64, "event", "events")
         )?;
         return Ok(());
@@ -189,8 +264,13 @@ fn write_violating(out: &mut dyn Write, input: &str, j: &JourneyReport) -> io::R
         };
         writeln!(out, "     {i:>4} {step:>6} {t:>11}  {:<20} {state:<10}{mark}", label(e))?;
     }
-    if violations.iter().any(|v| v.event_index >= n && v.rule != RuleId::UniqueLiveIds) {
-        writeln!(out, "     {:>4}  (end of the span)  ← R3", n)?;
+    let at_end: Vec<&str> = violations
+        .iter()
+        .filter(|v| v.event_index >= n && v.rule != RuleId::UniqueLiveIds)
+        .map(|v| v.rule.as_str())
+        .collect();
+    if !at_end.is_empty() {
+        writeln!(out, "     {:>4}  (end of the span)  ← {}", n, at_end.join(", "))?;
     }
     Ok(())
 }
@@ -408,6 +488,121 @@ fn glyph(state: State) -> char {
         State::Preempted => '░',
         State::Finished(_) => '┃',
     }
+}
+
+/// The glyph of an API state on the time axis.
+fn api_glyph(state: ApiState) -> char {
+    match state {
+        ApiState::New => ' ',
+        ApiState::Arrived => '·',
+        ApiState::HandedOff => '▒',
+        ApiState::Responding => '█',
+        ApiState::Departed | ApiState::Aborted => '┃',
+    }
+}
+
+/// One lane over `points` (column, glyph from there on), up to column `end`.
+fn lane_of(points: &[(usize, char)], end: usize) -> String {
+    let mut lane = vec![' '; AXIS];
+    for (k, &(from, g)) in points.iter().enumerate() {
+        let to = points.get(k + 1).map_or(end.max(from + 1), |n| n.0.max(from + 1));
+        for c in lane.iter_mut().take(to).skip(from) {
+            *c = g;
+        }
+    }
+    lane.into_iter().collect::<String>().trim_end().to_owned()
+}
+
+/// Writes a request's two layers together: the `llm_request` span and its `llm_core` children
+/// (`cores`, those of them in the input), their events merged in wall-clock order, one lane per
+/// span on a common axis, and the API span's violations. The core journeys' own timelines
+/// ([`write_timeline`]) follow it in `journey timeline`.
+pub fn write_layers(out: &mut dyn Write, input: &str, api: &ApiReport, cores: &[&JourneyReport]) -> io::Result<()> {
+    writeln!(
+        out,
+        "API request {:?} ({})  trace {}  span {}  parent {}",
+        api.display_id(),
+        api.endpoint.as_str(),
+        or_dash(&api.trace_id),
+        or_dash(&api.span_id),
+        api.parent_span_id.as_deref().unwrap_or("none (root)")
+    )?;
+    writeln!(out, "read from {input}, line {}", api.line)?;
+    let verdict = match &api.verdict {
+        Verdict::Conforming => "conforming".to_owned(),
+        Verdict::Incomplete { dropped_events } => format!("incomplete: the span dropped {dropped_events} events"),
+        Verdict::Violating(v) => format!("violating ({})", plural(v.len() as u64, "violation", "violations")),
+    };
+    let children = if cores.is_empty() {
+        "no core span in the input".to_owned()
+    } else {
+        let ids: Vec<String> = cores.iter().map(|c| format!("{:?}", c.display_id())).collect();
+        format!("core {}", ids.join(", "))
+    };
+    writeln!(out, "API verdict: {verdict} · {children}\n")?;
+
+    // (time, lane, index, event name, state)
+    let mut rows: Vec<(u64, usize, usize, String, String)> = Vec::new();
+    for (i, e) in api.events.iter().enumerate() {
+        let state = api.states.get(i).map_or(String::new(), ApiState::to_string);
+        rows.push((e.time_unix_nano.unwrap_or(0), 0, i, e.name.to_string(), state));
+    }
+    for (k, c) in cores.iter().enumerate() {
+        for (i, e) in c.events.iter().enumerate() {
+            let state = c.states.get(i).map_or(String::new(), State::to_string);
+            rows.push((e.time_unix_nano, k + 1, i, format!("journey.{}", label(e)), state));
+        }
+    }
+    rows.sort_by_key(|r| (r.0, r.1, r.2));
+    let t0 = rows.iter().map(|r| r.0).filter(|&t| t > 0).min().unwrap_or(0);
+    let t1 = rows.iter().map(|r| r.0).max().unwrap_or(t0);
+    let secs = |t: u64| t.saturating_sub(t0) as f64 / 1e9;
+    let col = |t: u64| scale(secs(t), 0.0, secs(t1));
+    let lane_name = |l: usize| {
+        if l == 0 {
+            "api".to_owned()
+        } else if cores.len() == 1 {
+            "core".to_owned()
+        } else {
+            format!("core {}", l - 1)
+        }
+    };
+    writeln!(out, "{:>4}  {:<7} {:>11}  {:<36} {:<16}", "#", "layer", "+t (wall)", "event", "state")?;
+    for (t, l, i, name, state) in &rows {
+        let marks = if *l == 0 { marks_at(api.verdict.violations(), *i) } else { Vec::new() };
+        let mark = if marks.is_empty() { String::new() } else { format!("  ✗ {}", marks.join(", ")) };
+        writeln!(
+            out,
+            "{i:>4}  {:<7} {:>11}  {name:<36} {state:<16}{mark}",
+            lane_name(*l),
+            format!("+{}", duration(secs(*t)))
+        )?;
+    }
+    let api_points: Vec<(usize, char)> =
+        api.events.iter().zip(&api.states).map(|(e, s)| (col(e.time_unix_nano.unwrap_or(t0)), api_glyph(*s))).collect();
+    let end = api.span.end_unix_nano.map_or(AXIS, |e| col(e) + 1);
+    writeln!(out, "\n{:>9}  │{}", "api lane", lane_of(&api_points, end))?;
+    for (k, c) in cores.iter().enumerate() {
+        let points: Vec<(usize, char)> =
+            c.events.iter().zip(&c.states).map(|(e, s)| (col(e.time_unix_nano), glyph(*s))).collect();
+        let end = c.span.end_unix_nano.map_or(AXIS, |e| col(e) + 1);
+        let name = if cores.len() == 1 { "core lane".to_owned() } else { format!("core {k}") };
+        writeln!(out, "{name:>9}  │{}", lane_of(&points, end))?;
+    }
+    writeln!(
+        out,
+        "{:>9}   api: · arrived  ▒ handed off  █ responding  ┃ departed/aborted; core as below, time {}",
+        "",
+        duration(secs(t1))
+    )?;
+    for v in api.verdict.violations() {
+        let at = match api.events.get(v.event_index) {
+            Some(e) => format!("event #{} {}", v.event_index, e.name),
+            None => "the span".to_owned(),
+        };
+        writeln!(out, "✗ {} {} ({}) at {at}: {}", v.rule, v.rule.info().name, v.rule.layer().as_str(), v.detail)?;
+    }
+    Ok(())
 }
 
 /// Writes the timeline of one journey: a header with what the journey did, one line per event

@@ -22,7 +22,8 @@ use crate::wire::keys;
 
 use super::error::{InputError, InputErrorKind, Unit};
 use super::record::{merge_records, record_event};
-use super::trace::{ReadCounts, Resource, Span, Trace, hex};
+use super::trace::{API_SCOPE, ReadCounts, Resource, Span, SpanLayer, Trace, attr_value, hex};
+use crate::model::api::{API_EVENT_PREFIX, ApiEvent, StatusCode};
 
 /// (trace id, span id): what identifies a span.
 type SpanIds = (Box<[u8]>, Box<[u8]>);
@@ -126,9 +127,10 @@ impl TraceBuilder {
                 }
             };
             for ss in &rs.scope_spans {
+                let scope = ss.scope.as_ref().map_or("", |s| s.name.as_str());
                 for span in &ss.spans {
                     let mut notes = Vec::new();
-                    if let Err(kind) = self.add_span(span, resource, position, &mut notes) {
+                    if let Err(kind) = self.add_span(span, scope, resource, position, &mut notes) {
                         notes.push(kind);
                     }
                     for kind in notes {
@@ -145,6 +147,7 @@ impl TraceBuilder {
     fn add_span(
         &mut self,
         span: &ProtoSpan,
+        scope: &str,
         resource: usize,
         line: u64,
         notes: &mut Vec<InputErrorKind>,
@@ -197,6 +200,7 @@ impl TraceBuilder {
                     info,
                     events: Vec::new(),
                     records: 1,
+                    layer: SpanLayer::default(),
                 });
                 self.touched.push((self.seen, self.clock));
                 self.seen += 1;
@@ -241,8 +245,27 @@ impl TraceBuilder {
             }
         };
         let part = span_ref.records - 1;
+        merge_layer(&mut span_ref.layer, span, scope);
         let mut previous = 0;
         for event in &span.events {
+            if event.name.starts_with(API_EVENT_PREFIX) {
+                let api = ApiEvent {
+                    name: event.name.clone().into_boxed_str(),
+                    time_unix_nano: (event.time_unix_nano != 0).then_some(event.time_unix_nano),
+                    attributes: event
+                        .attributes
+                        .iter()
+                        .map(|kv| (kv.key.clone().into_boxed_str(), attr_value(kv.value.as_ref())))
+                        .collect(),
+                };
+                // Another record of the same span carrying the same event: once.
+                if part == 0 || !span_ref.layer.api_events.contains(&api) {
+                    span_ref.layer.api_events.push(api);
+                } else {
+                    self.trace.counts.duplicate_events += 1;
+                }
+                continue;
+            }
             match record_event(event, part, previous) {
                 Some(e) => {
                     if e.time_unix_nano == 0 {
@@ -330,9 +353,42 @@ impl Assemble for TraceBuilder {
     }
 }
 
+/// Takes what a record says about the span's identity (the first record that says it wins),
+/// and an API span's attributes (by key, the first record's value wins).
+fn merge_layer(layer: &mut SpanLayer, span: &ProtoSpan, scope: &str) {
+    if layer.name.is_empty() && !span.name.is_empty() {
+        layer.name = span.name.as_str().into();
+    }
+    if layer.scope.is_empty() && !scope.is_empty() {
+        layer.scope = scope.into();
+    }
+    if layer.parent_span_id.is_empty() && !span.parent_span_id.is_empty() {
+        layer.parent_span_id = span.parent_span_id.clone().into();
+    }
+    if layer.kind == 0 {
+        layer.kind = span.kind;
+    }
+    layer.flags |= span.flags;
+    if let Some(status) = &span.status
+        && layer.status == StatusCode::Unset
+    {
+        layer.status = StatusCode::of_otlp(status.code);
+        layer.status_message.clone_from(&status.message);
+    }
+    let is_api = &*layer.scope == API_SCOPE || span.events.iter().any(|e| e.name.starts_with(API_EVENT_PREFIX));
+    if is_api {
+        for kv in &span.attributes {
+            if !layer.attributes.iter().any(|(k, _)| **k == *kv.key) {
+                layer.attributes.push((kv.key.clone().into_boxed_str(), attr_value(kv.value.as_ref())));
+            }
+        }
+    }
+}
+
 /// Sorts a span's events and merges its records; returns how many events were merged away.
 fn settle(span: &mut Span) -> u64 {
-    // Stable: ties keep input order.
+    // Stable: ties keep input order; events without a timestamp stay where they were.
+    span.layer.api_events.sort_by_key(|e| e.time_unix_nano.unwrap_or(0));
     span.events.sort_by_key(|e| e.order());
     if span.records > 1 { merge_records(&mut span.events) } else { 0 }
 }

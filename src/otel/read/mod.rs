@@ -93,7 +93,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 pub use builder::{Assemble, TraceBuilder};
 pub use error::{InputError, InputErrorKind, Unit};
 pub use record::{RecordedEvent, Unreadable};
-pub use trace::{ReadCounts, Resource, Span, Trace};
+pub use trace::{API_SCOPE, ReadCounts, Resource, Span, SpanLayer, Trace};
 
 use error::ErrorSink;
 use json::Reader;

@@ -5,10 +5,12 @@ use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::trace::v1::span::Event as ProtoEvent;
 
+use crate::model::ns::NsReading;
 use crate::model::{EventKind, FinishStatus, JourneyEvent, Phase, Progress, RuleId, ScheduleKind, Step};
 use crate::wire::{self, DecodeError, keys};
 
-use super::trace::wire_value;
+use super::trace::{attr_value, wire_value};
+use crate::model::api::AttrValue;
 
 /// One `journey.*` span event as read: its timestamp, and the decoded event or why it could not
 /// be decoded (rule R5 or R4, see [`wire::decode`]).
@@ -18,6 +20,8 @@ pub struct RecordedEvent {
     pub time_unix_nano: u64,
     /// The decoded event, or the event's name and the decoding error.
     pub decoded: Result<JourneyEvent, Unreadable>,
+    /// The raw `ts.monotonic_ns`, when the event has one (rule C2).
+    pub ts_monotonic_ns: Option<NsReading>,
     /// Which record of the span carried it (0 for the first), for merging.
     part: u32,
     /// Where it sorts: its timestamp, or for an event without one the timestamp of the event
@@ -45,12 +49,18 @@ impl RecordedEvent {
     /// A decoded event at `time_unix_nano` (0 when unknown): what a user builds to draw the
     /// timeline of a journey of their own ([`crate::otel::text`]).
     pub fn new(time_unix_nano: u64, event: JourneyEvent) -> RecordedEvent {
-        RecordedEvent { time_unix_nano, decoded: Ok(event), part: 0, order: time_unix_nano }
+        RecordedEvent { time_unix_nano, decoded: Ok(event), ts_monotonic_ns: None, part: 0, order: time_unix_nano }
     }
 
     /// An event that could not be decoded.
     pub fn unreadable(time_unix_nano: u64, unreadable: Unreadable) -> RecordedEvent {
-        RecordedEvent { time_unix_nano, decoded: Err(unreadable), part: 0, order: time_unix_nano }
+        RecordedEvent {
+            time_unix_nano,
+            decoded: Err(unreadable),
+            ts_monotonic_ns: None,
+            part: 0,
+            order: time_unix_nano,
+        }
     }
 
     /// The event's kind, when its name names one.
@@ -59,6 +69,12 @@ impl RecordedEvent {
             Ok(e) => Some(e.kind),
             Err(u) => wire::kind_of_name(&u.name).and_then(Result::ok),
         }
+    }
+
+    /// The event with its raw `ts.monotonic_ns` (rule C2).
+    pub fn with_ns(mut self, ns: NsReading) -> RecordedEvent {
+        self.ts_monotonic_ns = Some(ns);
+        self
     }
 
     /// Everything that makes two events the same event, for the multiset union of records.
@@ -120,7 +136,20 @@ pub(super) fn record_event(event: &ProtoEvent, part: u32, previous: u64) -> Opti
     let attributes = event.attributes.iter().map(|kv| (kv.key.as_str(), wire_value(kv.value.as_ref())));
     let decoded = wire::decode(&event.name, time, attributes)
         .map_err(|error| Unreadable { name: event.name.clone().into_boxed_str(), error });
-    Some(RecordedEvent { time_unix_nano: event.time_unix_nano, decoded, part, order: time.unwrap_or(previous) })
+    let ts_monotonic_ns =
+        event.attributes.iter().find(|kv| kv.key == keys::TS_MONOTONIC_NS).map(|kv| {
+            match attr_value(kv.value.as_ref()) {
+                AttrValue::Int(i) => u64::try_from(i).map_or(NsReading::Wrong("negative int"), NsReading::Int),
+                other => NsReading::Wrong(other.type_name()),
+            }
+        });
+    Some(RecordedEvent {
+        time_unix_nano: event.time_unix_nano,
+        decoded,
+        ts_monotonic_ns,
+        part,
+        order: time.unwrap_or(previous),
+    })
 }
 
 impl RecordedEvent {

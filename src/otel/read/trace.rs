@@ -6,6 +6,7 @@ use std::fmt;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 
 use crate::model::SpanInfo;
+use crate::model::api::{ApiEvent, ApiSpan, AttrValue, StatusCode};
 use crate::wire::WireValue;
 
 use super::record::RecordedEvent;
@@ -40,12 +41,62 @@ pub struct Span {
     pub events: Vec<RecordedEvent>,
     /// How many records were merged into this span.
     pub records: u32,
+    /// What the layer rules need beyond the journey: name, scope, parent, kind, flags, status,
+    /// and for an API span its attributes and `api.*` events (`SPEC.md` §9).
+    pub layer: SpanLayer,
+}
+
+/// The scope of API spans (`llm_request`).
+pub const API_SCOPE: &str = "vllm.api";
+
+/// A span's identity beyond its ids, and an API span's contents.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpanLayer {
+    /// The span's name (`llm_core`, `llm_request`, …).
+    pub name: Box<str>,
+    /// The instrumentation scope's name (`vllm.scheduler`, `vllm.api`, …).
+    pub scope: Box<str>,
+    /// The parent span id (empty for a root).
+    pub parent_span_id: Box<[u8]>,
+    /// OTLP span kind (1 INTERNAL, 2 SERVER, …).
+    pub kind: i32,
+    /// OTLP span flags (remote-parent bits 0x100, 0x200).
+    pub flags: u32,
+    /// The status code.
+    pub status: StatusCode,
+    /// The status message.
+    pub status_message: String,
+    /// The span's attributes: kept for API spans only.
+    pub attributes: Vec<(Box<str>, AttrValue)>,
+    /// The `api.*` events, in timestamp order once the trace is finished.
+    pub api_events: Vec<ApiEvent>,
 }
 
 impl Span {
     /// Whether the span carries a journey (at least one `journey.*` event).
     pub fn is_journey(&self) -> bool {
         !self.events.is_empty()
+    }
+
+    /// Whether the span is an API span: scope `vllm.api`, or `api.*` events.
+    pub fn is_api(&self) -> bool {
+        &*self.layer.scope == API_SCOPE || !self.layer.api_events.is_empty()
+    }
+
+    /// The parent span id in lowercase hex, `None` for a root.
+    pub fn parent_span_id_hex(&self) -> Option<String> {
+        (!self.layer.parent_span_id.is_empty()).then(|| hex(&self.layer.parent_span_id))
+    }
+
+    /// The span as the API checker reads it.
+    pub fn api_span(&self) -> ApiSpan {
+        ApiSpan {
+            span: self.info,
+            attributes: self.layer.attributes.clone(),
+            status: self.layer.status,
+            status_message: self.layer.status_message.clone(),
+            events: self.layer.api_events.clone(),
+        }
     }
 
     /// The trace id in lowercase hex.
@@ -92,6 +143,17 @@ fn render_value(v: Option<&AnyValue>) -> String {
     match v.and_then(|v| v.value.as_ref()) {
         Some(value) => serde_json::to_string(value).unwrap_or_else(|e| format!("<{e}>")),
         None => "null".to_owned(),
+    }
+}
+
+/// The attribute value, owned, as the API checker sees it.
+pub(super) fn attr_value(v: Option<&AnyValue>) -> AttrValue {
+    match wire_value(v) {
+        WireValue::Str(s) => AttrValue::Str(s.into()),
+        WireValue::Int(i) => AttrValue::Int(i),
+        WireValue::Double(d) => AttrValue::Double(d),
+        WireValue::Bool(b) => AttrValue::Bool(b),
+        WireValue::Other(t) => AttrValue::Other(t),
     }
 }
 
