@@ -703,6 +703,15 @@ impl ApiFront {
                 }
             }
         }
+        self.step(index, &it.in_flight, &it.eos)
+    }
+
+    /// The engine part of an iteration, after its ops: [`ApiFront::admit`]; then, if the
+    /// scheduler has requests, `schedule()`, the `in_flight` disconnects (their aborts land at
+    /// once), `update_from_output` with EOS for the engine requests of the client ids in `eos`,
+    /// and the outputs reach the endpoints; otherwise the in-flight disconnects end their API
+    /// spans and their aborts wait for the next admission. `index` names the iteration in errors.
+    pub fn step(&mut self, index: usize, in_flight: &[InFlight], eos: &[String]) -> Result<Iterated, ApiError> {
         self.admit().map_err(|e| match e {
             EngineError::Add { op, source, .. } => EngineError::Add { iteration: index, op, source },
             other => other,
@@ -711,7 +720,7 @@ impl ApiFront {
         if stepped {
             self.scheduler.schedule();
         }
-        for InFlight::Finish(f) in &it.in_flight {
+        for InFlight::Finish(f) in in_flight {
             if f.status != FinishReason::Aborted {
                 return Err(ApiError::NotADisconnect { iteration: index, id: f.id.clone(), status: f.status });
             }
@@ -720,7 +729,6 @@ impl ApiFront {
         if !stepped {
             return Ok(Iterated::Idle);
         }
-        let eos = &it.eos;
         // The closure cannot borrow `self` while the scheduler is borrowed mutably: look the
         // owners up first.
         let eos_cores: Vec<Arc<str>> = if eos.is_empty() {
