@@ -148,7 +148,8 @@ fn run(config: SchedulerConfig, actions: Vec<Action>) -> Result<(), TestCaseErro
     let mut failed = false;
     for (k, a) in actions.into_iter().enumerate() {
         let iteration = steps.len() - 1;
-        let name = |pick: usize, clients: &[AddOp]| (!clients.is_empty()).then(|| clients[pick % clients.len()].id.clone());
+        let name =
+            |pick: usize, clients: &[AddOp]| (!clients.is_empty()).then(|| clients[pick % clients.len()].id.clone());
         match a {
             Action::Add { chat, stream, n, prompts, max_tokens, sampled, traceparent } => {
                 let id = format!("c{k}");
@@ -183,10 +184,9 @@ fn run(config: SchedulerConfig, actions: Vec<Action>) -> Result<(), TestCaseErro
             Action::Disconnect { pick } => {
                 if let Some(id) = name(pick, &clients) {
                     front.disconnect(&id, false);
-                    steps[iteration].ops.push(Op::Finish(FinishOp {
-                        id: id.clone(),
-                        status: journey_spec::FinishReason::Aborted,
-                    }));
+                    steps[iteration]
+                        .ops
+                        .push(Op::Finish(FinishOp { id: id.clone(), status: journey_spec::FinishReason::Aborted }));
                     let o = front.outcome(&id);
                     prop_assert!(o != Some(ApiOutcome::Open), "{}: open after a disconnect: {:?}", id, o);
                 }

@@ -87,9 +87,12 @@ fn run_a_few(s: Scheduler, requests: &[(&str, u64, u64)]) -> u64 {
         engine.scheduler_mut().add_request(NewRequest::new(id, prompt, max)).expect("fits");
     }
     let summary = engine
-        .run(&Workload { config: *engine.scheduler().config(), api: Default::default(), steps: Vec::new() }, |k, _, s| {
-            assert_eq!(s.check_invariants(), Ok(()), "iteration {k}");
-        })
+        .run(
+            &Workload { config: *engine.scheduler().config(), api: Default::default(), steps: Vec::new() },
+            |k, _, s| {
+                assert_eq!(s.check_invariants(), Ok(()), "iteration {k}");
+            },
+        )
         .expect("drains");
     assert_eq!(engine.scheduler().num_live(), 0);
     summary.steps

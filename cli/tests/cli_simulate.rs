@@ -278,7 +278,13 @@ fn simulate_head_replays_the_forks_two_layer_runs_span_for_span() {
 fn simulate_refuses_a_two_layer_workload_under_the_seed_profile() {
     let Some(dir) = head::head_fixtures() else { return };
     let workload = dir.join("api_r45.workload.json");
-    let o = journey(&["simulate", "--workload", workload.to_str().unwrap(), "--out", tmp("refused.jsonl").to_str().unwrap()]);
+    let o = journey(&[
+        "simulate",
+        "--workload",
+        workload.to_str().unwrap(),
+        "--out",
+        tmp("refused.jsonl").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("api_r45.workload.json") && err.contains("head profile"), "{err}");

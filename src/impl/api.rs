@@ -119,7 +119,9 @@ pub enum ApiError {
         what: &'static str,
     },
     /// A `finish` other than a client disconnect (`aborted`).
-    #[error("iteration {iteration}: finish {id} with status {status}: a two-layer run only has client disconnects (aborted)")]
+    #[error(
+        "iteration {iteration}: finish {id} with status {status}: a two-layer run only has client disconnects (aborted)"
+    )]
     NotADisconnect {
         /// Index of the iteration.
         iteration: usize,
@@ -392,14 +394,17 @@ impl ApiFront {
                 let id = if n > 1 { format!("{j}_{core}") } else { core.clone() };
                 let id: Arc<str> = Arc::from(id);
                 request.cores.push(Arc::clone(&id));
-                self.pending_adds.push((index, NewRequest {
-                    id: RequestId(id.to_string()),
-                    prompt_len,
-                    max_tokens: add.max_tokens,
-                    priority: add.priority,
-                    ignore_eos: add.ignore_eos,
-                    trace: trace.clone(),
-                }));
+                self.pending_adds.push((
+                    index,
+                    NewRequest {
+                        id: RequestId(id.to_string()),
+                        prompt_len,
+                        max_tokens: add.max_tokens,
+                        priority: add.priority,
+                        ignore_eos: add.ignore_eos,
+                        trace: trace.clone(),
+                    },
+                ));
             }
         }
         self.by_id.insert(add.id.clone(), index);

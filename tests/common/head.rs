@@ -42,7 +42,9 @@ pub struct Reduced {
 
 fn strip_suffix(id: &str) -> String {
     match id.rsplit_once('-') {
-        Some((head, hex)) if hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) => {
+        Some((head, hex))
+            if hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) =>
+        {
             format!("{head}-<hex>")
         }
         _ => id.to_owned(),
@@ -78,7 +80,9 @@ pub fn reduce(text: &str) -> BTreeMap<(String, String), Reduced> {
     };
     let by_span: HashMap<(String, String), String> = raw
         .iter()
-        .map(|(_, sp)| ((sp["traceId"].as_str().unwrap().to_owned(), sp["spanId"].as_str().unwrap().to_owned()), id_of(sp)))
+        .map(|(_, sp)| {
+            ((sp["traceId"].as_str().unwrap().to_owned(), sp["spanId"].as_str().unwrap().to_owned()), id_of(sp))
+        })
         .collect();
     let mut out = BTreeMap::new();
     for (scope, sp) in raw {
@@ -150,4 +154,3 @@ pub fn first_difference(
     }
     ours.keys().find(|k| !theirs.contains_key(*k)).map(|k| format!("{k:?}: only in ours"))
 }
-
