@@ -681,7 +681,7 @@ impl ApiFront {
 
     /// Whether the client id `id` (of the workload's `eos` lists) owns engine request `core`.
     fn owner_is(&self, core: &str, ids: &[String]) -> bool {
-        self.by_core.get(core).and_then(|&i| self.requests.get(i)).is_some_and(|r| ids.iter().any(|e| *e == r.id))
+        self.by_core.get(core).and_then(|&i| self.requests.get(i)).is_some_and(|r| ids.contains(&r.id))
     }
 
     /// One engine iteration of a two-layer workload (the fixtures' engine loop): (1) the ops in
