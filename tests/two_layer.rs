@@ -70,7 +70,8 @@ fn front(
 {
     use opentelemetry::trace::TracerProvider as _;
     let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
-    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
     let mut s = journey_spec::Scheduler::new(w.config).unwrap();
     s.set_emitter(Some(
         journey_spec::Emitter::new(provider.tracer("vllm.scheduler")).with_profile(journey_spec::WireProfile::Head),
@@ -116,7 +117,8 @@ fn an_open_request_ends_cleanup_only_and_a_generation_error_aborts() {
     assert_eq!(f.outcome("open"), Some(ApiOutcome::CleanupOnly));
     assert_eq!(f.open_spans(), 0);
     let spans = exporter.get_finished_spans().unwrap();
-    let api = |id: &str| spans.iter().find(|s| s.name == "llm_request" && s.attributes[0].value.as_str() == id).unwrap();
+    let api =
+        |id: &str| spans.iter().find(|s| s.name == "llm_request" && s.attributes[0].value.as_str() == id).unwrap();
     assert_eq!(
         events(api("chatcmpl-bad")),
         ["api.ARRIVED", "api.HANDOFF_TO_CORE", "api.FIRST_RESPONSE_FROM_CORE", "api.ABORTED"]
@@ -133,7 +135,8 @@ fn an_unsampled_request_keeps_no_state_and_its_batch_siblings_carry_no_header() 
     use journey_spec::AddOp;
     let w = Workload::from_json(SMALL).unwrap();
     let (mut f, exporter, _p) = front(&w);
-    let off = AddOp { id: "off".into(), prompt_len: 4, max_tokens: 2, sampled: Some(false), n: Some(2), ..AddOp::default() };
+    let off =
+        AddOp { id: "off".into(), prompt_len: 4, max_tokens: 2, sampled: Some(false), n: Some(2), ..AddOp::default() };
     let batch = AddOp {
         id: "batch".into(),
         prompt_len: 4,
@@ -147,7 +150,11 @@ fn an_unsampled_request_keeps_no_state_and_its_batch_siblings_carry_no_header() 
     f.submit(0, 1, &batch).unwrap();
     f.step(0, &[], &[]).unwrap();
     assert_eq!(f.scheduler().num_live(), 5, "2 samples and 3 prompts reach the scheduler");
-    assert_eq!(f.scheduler().emitter().map(journey_spec::Emitter::live), Some(1), "state for prompt 0 of the batch only");
+    assert_eq!(
+        f.scheduler().emitter().map(journey_spec::Emitter::live),
+        Some(1),
+        "state for prompt 0 of the batch only"
+    );
     let ids: Vec<String> = f.core_ids("batch").unwrap().iter().map(|c| c.to_string()).collect();
     assert!(ids[0].starts_with("cmpl-batch-0-") && ids[2].starts_with("cmpl-batch-2-"), "{ids:?}");
     let off_ids = f.core_ids("off").unwrap();
