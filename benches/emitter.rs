@@ -14,6 +14,13 @@
 //!   (QUEUED), `schedule()` (SCHEDULED(FIRST)), `update_from_output` with an EOS token
 //!   (FIRST_TOKEN, FINISHED(stopped)), the legacy buffer drained.
 //!
+//! - `emitter/profile/event/<seed|head>`: the preemption cycle of `emitter/event` on a
+//!   recording span without the legacy buffer, under the `seed` and the `head` wire profile
+//!   (`ts.monotonic_ns` from the same clock read, the sampling header set), in the same run.
+//! - `emitter/profile/request/<off|head-unsampled|head-sampled>`: the short journey of
+//!   `emitter/request` with no emitter, and under `head` for a request without the sampling
+//!   header (no span, no state: the gate's one header lookup) and with it.
+//!
 //! Events carry the system clocks' readings, as in production.
 
 #[path = "support/tracing.rs"]
@@ -23,7 +30,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use journey_spec::{FinishReason, NewRequest, Scheduler, SchedulerConfig};
+use journey_spec::{Emitter, FinishReason, NewRequest, Scheduler, SchedulerConfig, WireProfile};
+use opentelemetry::trace::TracerProvider as _;
 use tracing::Tracing;
 
 /// Preemption cycles per journey in `emitter/event`.
@@ -94,5 +102,69 @@ fn request(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, event, request);
+/// A scheduler with a recording emitter without the buffer, under `profile`.
+fn profiled(profile: WireProfile) -> (Scheduler, opentelemetry_sdk::trace::SdkTracerProvider) {
+    let mut s = Scheduler::new(SchedulerConfig::default()).expect("valid config");
+    let p = tracing::recording_provider();
+    s.set_emitter(Some(Emitter::new(p.tracer("vllm.scheduler")).with_legacy_buffer(false).with_profile(profile)));
+    (s, p)
+}
+
+fn profile(c: &mut Criterion) {
+    let mut g = c.benchmark_group("emitter/profile/event");
+    g.throughput(Throughput::Elements(2));
+    for profile in [WireProfile::Seed, WireProfile::Head] {
+        let (mut s, _provider) = profiled(profile);
+        let mut journeys = 0u64;
+        g.bench_function(profile.as_str(), |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let id = format!("e{journeys}");
+                    journeys += 1;
+                    s.add_request(NewRequest::new(id.as_str(), 16, 16).journey_sampled(true)).expect("fits");
+                    s.schedule();
+                    let n = CYCLES.min(iters - done);
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        black_box(s.reset());
+                        black_box(s.schedule());
+                    }
+                    timed += start.elapsed();
+                    s.finish_requests([id.as_str()], FinishReason::Aborted, None);
+                    done += n;
+                }
+                timed
+            });
+        });
+        assert_eq!(s.emitter().map_or(0, |e| e.live()), 0, "{}: tracing state leaked", profile.as_str());
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("emitter/profile/request");
+    g.throughput(Throughput::Elements(1));
+    for (name, emitter, sampled) in
+        [("off", false, false), ("head-unsampled", true, false), ("head-sampled", true, true)]
+    {
+        let (mut s, _provider) = profiled(WireProfile::Head);
+        if !emitter {
+            s.set_emitter(None);
+        }
+        let mut n = 0u64;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                n += 1;
+                s.add_request(NewRequest::new(format!("r{n}"), 16, 16).journey_sampled(sampled)).expect("fits");
+                black_box(s.schedule());
+                black_box(s.update_from_output(|_| true));
+            });
+        });
+        assert_eq!(s.num_live(), 0);
+        assert_eq!(s.emitter().map_or(0, |e| e.live()), 0, "{name}: tracing state leaked");
+    }
+    g.finish();
+}
+
+criterion_group!(benches, event, request, profile);
 criterion_main!(benches);

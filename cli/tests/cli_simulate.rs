@@ -272,3 +272,46 @@ fn demo_simulates_checks_and_shows_the_most_preempted_request() {
     assert!(text.contains("PREEMPTED ▼") && text.contains("SCHEDULED(RESUME)"), "{text}");
     assert!(text.contains("aborted"), "the default workload has aborts: {text}");
 }
+
+#[path = "../../tests/common/head.rs"]
+mod head;
+
+#[test]
+fn simulate_head_replays_the_forks_two_layer_runs_span_for_span() {
+    let Some(dir) = head::head_fixtures() else { return };
+    for name in head::RUNS {
+        let workload = dir.join(format!("{name}.workload.json"));
+        let out = tmp(&format!("{name}.head.jsonl"));
+        let o = journey(&[
+            "simulate",
+            "--workload",
+            workload.to_str().unwrap(),
+            "--wire-profile",
+            "head",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        let theirs = head::reduce(&std::fs::read_to_string(dir.join(format!("{name}.otlp.jsonl"))).unwrap());
+        let ours = head::reduce(&std::fs::read_to_string(&out).unwrap());
+        if let Some(diff) = head::first_difference(&theirs, &ours) {
+            panic!("{name}: {diff}");
+        }
+    }
+}
+
+#[test]
+fn simulate_refuses_a_two_layer_workload_under_the_seed_profile() {
+    let Some(dir) = head::head_fixtures() else { return };
+    let workload = dir.join("api_r45.workload.json");
+    let o = journey(&[
+        "simulate",
+        "--workload",
+        workload.to_str().unwrap(),
+        "--out",
+        tmp("refused.jsonl").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("api_r45.workload.json") && err.contains("head profile"), "{err}");
+}

@@ -119,7 +119,9 @@ pub enum ApiError {
         what: &'static str,
     },
     /// A `finish` other than a client disconnect (`aborted`).
-    #[error("iteration {iteration}: finish {id} with status {status}: a two-layer run only has client disconnects (aborted)")]
+    #[error(
+        "iteration {iteration}: finish {id} with status {status}: a two-layer run only has client disconnects (aborted)"
+    )]
     NotADisconnect {
         /// Index of the iteration.
         iteration: usize,
@@ -392,14 +394,17 @@ impl ApiFront {
                 let id = if n > 1 { format!("{j}_{core}") } else { core.clone() };
                 let id: Arc<str> = Arc::from(id);
                 request.cores.push(Arc::clone(&id));
-                self.pending_adds.push((index, NewRequest {
-                    id: RequestId(id.to_string()),
-                    prompt_len,
-                    max_tokens: add.max_tokens,
-                    priority: add.priority,
-                    ignore_eos: add.ignore_eos,
-                    trace: trace.clone(),
-                }));
+                self.pending_adds.push((
+                    index,
+                    NewRequest {
+                        id: RequestId(id.to_string()),
+                        prompt_len,
+                        max_tokens: add.max_tokens,
+                        priority: add.priority,
+                        ignore_eos: add.ignore_eos,
+                        trace: trace.clone(),
+                    },
+                ));
             }
         }
         self.by_id.insert(add.id.clone(), index);
@@ -676,7 +681,7 @@ impl ApiFront {
 
     /// Whether the client id `id` (of the workload's `eos` lists) owns engine request `core`.
     fn owner_is(&self, core: &str, ids: &[String]) -> bool {
-        self.by_core.get(core).and_then(|&i| self.requests.get(i)).is_some_and(|r| ids.iter().any(|e| *e == r.id))
+        self.by_core.get(core).and_then(|&i| self.requests.get(i)).is_some_and(|r| ids.contains(&r.id))
     }
 
     /// One engine iteration of a two-layer workload (the fixtures' engine loop): (1) the ops in
@@ -703,6 +708,15 @@ impl ApiFront {
                 }
             }
         }
+        self.step(index, &it.in_flight, &it.eos)
+    }
+
+    /// The engine part of an iteration, after its ops: [`ApiFront::admit`]; then, if the
+    /// scheduler has requests, `schedule()`, the `in_flight` disconnects (their aborts land at
+    /// once), `update_from_output` with EOS for the engine requests of the client ids in `eos`,
+    /// and the outputs reach the endpoints; otherwise the in-flight disconnects end their API
+    /// spans and their aborts wait for the next admission. `index` names the iteration in errors.
+    pub fn step(&mut self, index: usize, in_flight: &[InFlight], eos: &[String]) -> Result<Iterated, ApiError> {
         self.admit().map_err(|e| match e {
             EngineError::Add { op, source, .. } => EngineError::Add { iteration: index, op, source },
             other => other,
@@ -711,7 +725,7 @@ impl ApiFront {
         if stepped {
             self.scheduler.schedule();
         }
-        for InFlight::Finish(f) in &it.in_flight {
+        for InFlight::Finish(f) in in_flight {
             if f.status != FinishReason::Aborted {
                 return Err(ApiError::NotADisconnect { iteration: index, id: f.id.clone(), status: f.status });
             }
@@ -720,7 +734,6 @@ impl ApiFront {
         if !stepped {
             return Ok(Iterated::Idle);
         }
-        let eos = &it.eos;
         // The closure cannot borrow `self` while the scheduler is borrowed mutably: look the
         // owners up first.
         let eos_cores: Vec<Arc<str>> = if eos.is_empty() {

@@ -275,7 +275,7 @@ impl Endpoint {
 ///
 /// The fields after `ignore_eos` are the v2 extensions (`SPEC.md` §8.1), all optional: `sampled`
 /// for both kinds of run, the others only for two-layer runs (the API front end above the
-/// engine, [`crate::ApiFront`]).
+/// engine: `ApiFront`, feature `tracing`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddOp {
@@ -450,7 +450,9 @@ mod tests {
         let Op::Add(a) = &w.steps[0].ops[0] else { panic!("an add") };
         assert_eq!((a.sampled, a.stream, a.endpoint, a.n, &a.prompts), (None, None, None, None, &None));
         let json = w.to_json();
-        for new in ["api_sample_rate", "stream_fraction", "\"model\"", "sampled", "stream", "endpoint", "prompts", "\"n\""] {
+        for new in
+            ["api_sample_rate", "stream_fraction", "\"model\"", "sampled", "stream", "endpoint", "prompts", "\"n\""]
+        {
             assert!(!json.contains(new), "{new} in {json}");
         }
         assert!(json.starts_with(r#"{"config":{"max_num_seqs":2,"max_num_batched_tokens":64"#), "{json}");
