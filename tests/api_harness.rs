@@ -132,7 +132,7 @@ fn run(config: SchedulerConfig, actions: Vec<Action>) -> Result<(), TestCaseErro
         .with_id_generator(SeededIds::new(7))
         .build();
     let clock = SimClock::new(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600));
-    let workload_base = Workload { config, api: Default::default(), steps: Vec::new() };
+    let workload_base = Workload::new(config, Vec::new());
     let mut s = Scheduler::new(config).map_err(|e| TestCaseError::fail(e.to_string()))?;
     s.set_emitter(Some(
         Emitter::new(provider.tracer("vllm.scheduler")).with_clock(clock.clone()).with_profile(WireProfile::Head),
