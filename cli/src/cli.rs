@@ -342,6 +342,16 @@ pub struct SynthArgs {
     /// Turn chunked prefill off.
     #[arg(long)]
     pub no_chunked_prefill: bool,
+    /// Turn step windows on (`SPEC.md` §12): the chance that a step is summarized. The drawn
+    /// steps are recorded in the workload (`--workload-out`), so replays are exact.
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
+    pub step_tracing_sample_rate: Option<f64>,
+    /// With step windows: the chance that a summarized step also has request snapshots.
+    #[arg(long, value_name = "RATE", default_value_t = 0.001, allow_negative_numbers = true)]
+    pub step_tracing_rich_subsample_rate: f64,
+    /// With step windows: steps per window before a closure is considered.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub step_tracing_closure_interval: u64,
 }
 
 /// Scheduling policy.
@@ -383,7 +393,7 @@ pub struct SimulateArgs {
 }
 
 /// The synthetic options, which `--workload` excludes.
-const SYNTH_OPTIONS: [&str; 15] = [
+const SYNTH_OPTIONS: [&str; 16] = [
     "seed",
     "requests",
     "arrival_rate",
@@ -399,6 +409,7 @@ const SYNTH_OPTIONS: [&str; 15] = [
     "max_model_len",
     "long_prefill_token_threshold",
     "no_chunked_prefill",
+    "step_tracing_sample_rate",
 ];
 
 /// `journey explore`.
