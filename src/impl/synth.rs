@@ -362,9 +362,10 @@ pub struct StepSampling {
 /// # Ok::<(), journey_spec::synth::SynthError>(())
 /// ```
 pub fn with_step_tracing(mut workload: Workload, seed: u64, sampling: &StepSampling) -> Result<Workload, SynthError> {
-    for (field, value) in
-        [("step_tracing.sample_rate", sampling.sample_rate), ("step_tracing.rich_subsample_rate", sampling.rich_subsample_rate)]
-    {
+    for (field, value) in [
+        ("step_tracing.sample_rate", sampling.sample_rate),
+        ("step_tracing.rich_subsample_rate", sampling.rich_subsample_rate),
+    ] {
         if !(0.0..=1.0).contains(&value) {
             return Err(SynthError::Param { field, value, expected: "within [0, 1]" });
         }
