@@ -226,6 +226,10 @@ pub struct TimelineArgs {
     /// The request id (span attribute gen_ai.request.id).
     #[arg(long = "request", value_name = "ID")]
     pub request: String,
+    /// Also show the step windows' summaries (and the request's snapshots) at the journey's
+    /// steps (`SPEC.md` §12).
+    #[arg(long)]
+    pub steps: bool,
     /// Do not count violations of this rule (as for check); repeatable.
     #[arg(long = "allow", value_name = "RULE", value_parser = parse_rule)]
     pub allow: Vec<RuleId>,

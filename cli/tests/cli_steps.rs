@@ -237,3 +237,30 @@ fn journey_rules_lists_s1_to_s3_in_layer_step() {
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.lines().any(|l| l.starts_with("S3") && l.contains("step-agreement")), "{text}");
 }
+
+/// Drops the oldest `k` events of the first window with more than `k + 2` events, as the
+/// Python SDK's limit does; `report` says whether the span reports them.
+fn drop_oldest(k: usize, report: bool) -> impl FnMut(&mut Value) -> bool {
+    move |span: &mut Value| {
+        let events = span["events"].as_array_mut().unwrap();
+        if events.len() <= k + 2 || events[k]["name"] != "step.REQUEST_SNAPSHOT" {
+            return false;
+        }
+        events.drain(..k);
+        if report {
+            span["droppedEventsCount"] = Value::from(k);
+        }
+        true
+    }
+}
+
+#[test]
+fn a_window_that_dropped_its_oldest_events_is_checked_on_what_it_kept() {
+    // Cut in the middle of a rich step: its leading snapshots have lost their summary.
+    let kept = corrupt("r46_c100_steps", &["--complete"], drop_oldest(5, true));
+    if let Some((code, rules)) = kept {
+        assert_eq!((code, rules), (0, vec![]));
+    }
+    // The same loss without the span saying so: snapshots before any summary break S2.
+    expect(corrupt("r46_c100_steps", &["--complete"], drop_oldest(5, false)), "S2");
+}

@@ -89,9 +89,10 @@ impl StepTracing {
     }
 }
 
-/// Membership in a step list: binary search when sorted (as written), a scan otherwise.
+/// Membership in a step list (a scan: the lists of a file need not be sorted; the step tracer
+/// sorts its own copy once and walks it).
 fn contains(steps: &[u64], s: u64) -> bool {
-    if steps.is_sorted() { steps.binary_search(&s).is_ok() } else { steps.contains(&s) }
+    steps.contains(&s)
 }
 
 /// The file's shape: `step_tracing` inside `config`.

@@ -24,6 +24,8 @@ use crate::model::{
 };
 use crate::wire;
 
+use crate::model::steps::{BatchSummary, RequestSnapshot, StepEvent};
+
 use super::read::{
     Assemble, InputError, ReadCounts, ReadWindow, RecordedEvent, Resource, Span, Trace, TraceBuilder, Unit, hex,
 };
@@ -53,6 +55,11 @@ pub struct StepReport {
     /// Violations (without those of allowed rules), each naming its window as `request_id`,
     /// with the window's resource.
     pub violations: Vec<(usize, Violation)>,
+    /// With [`KeepEvents::Request`]: every summary read, and that request's snapshots, for
+    /// `journey timeline` to show beside the journey (empty otherwise).
+    pub summaries_kept: Vec<BatchSummary>,
+    /// See `summaries_kept`.
+    pub snapshots_kept: Vec<RequestSnapshot>,
 }
 
 /// One journey with its verdict.
@@ -222,12 +229,24 @@ pub struct Checker {
     spans: usize,
     /// S1–S3 per resource: what they need of the windows and journeys, compacted.
     steps: Vec<StepChecker>,
+    /// Summaries and snapshots kept for [`KeepEvents::Request`].
+    summaries_kept: Vec<BatchSummary>,
+    snapshots_kept: Vec<RequestSnapshot>,
 }
 
 impl Checker {
     /// A checker with `options`, keeping whole the journeys `keep` says.
     pub fn new(options: CheckOptions, keep: KeepEvents) -> Checker {
-        Checker { options, keep, journeys: Vec::new(), instances: Vec::new(), spans: 0, steps: Vec::new() }
+        Checker {
+            options,
+            keep,
+            journeys: Vec::new(),
+            instances: Vec::new(),
+            spans: 0,
+            steps: Vec::new(),
+            summaries_kept: Vec::new(),
+            snapshots_kept: Vec::new(),
+        }
     }
 
     fn steps_of(&mut self, resource: usize) -> &mut StepChecker {
@@ -242,6 +261,15 @@ impl Checker {
     pub fn add_window(&mut self, window: ReadWindow) {
         self.spans += 1;
         self.steps_of(window.resource).add_window(&window.window);
+        if let KeepEvents::Request(id) = &self.keep {
+            for e in window.window.events.iter().flatten() {
+                match e {
+                    StepEvent::Summary(s) => self.summaries_kept.push(*s),
+                    StepEvent::Snapshot(s) if s.request_id == *id => self.snapshots_kept.push(s.clone()),
+                    StepEvent::Snapshot(_) => {}
+                }
+            }
+        }
     }
 
     /// Checks one span (rules R1–R12) when it is a journey, and notes it for R13 and R14.
@@ -296,8 +324,17 @@ impl Checker {
 
     /// Checks the instance rules and gives every journey its verdict.
     pub fn finish(self, source_name: String, resources: Vec<Resource>, counts: ReadCounts) -> CheckedTrace {
-        let Checker { options, journeys: mut held, instances, spans, steps: step_checkers, .. } = self;
-        let mut steps = StepReport::default();
+        let Checker {
+            options,
+            journeys: mut held,
+            instances,
+            spans,
+            steps: step_checkers,
+            summaries_kept,
+            snapshots_kept,
+            ..
+        } = self;
+        let mut steps = StepReport { summaries_kept, snapshots_kept, ..StepReport::default() };
         for (resource, c) in step_checkers.into_iter().enumerate() {
             steps.windows += c.windows();
             steps.summaries += c.summaries();
