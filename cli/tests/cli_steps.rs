@@ -264,3 +264,23 @@ fn a_window_that_dropped_its_oldest_events_is_checked_on_what_it_kept() {
     // The same loss without the span saying so: snapshots before any summary break S2.
     expect(corrupt("r46_c100_steps", &["--complete"], drop_oldest(5, false)), "S2");
 }
+
+#[test]
+fn timeline_steps_shows_the_summaries_and_snapshots_at_the_requests_steps() {
+    let Some(dir) = fixtures() else { return };
+    let o = Command::new(env!("CARGO_BIN_EXE_journey"))
+        .args(["timeline", "--steps", "--request", "w49-035"])
+        .arg(dir.join("r49_steps.otlp.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8(o.stdout).unwrap();
+    // The fixture's three rich steps of w49-035, each with its summary and the snapshot.
+    for line in [
+        "  step 847: running 2, waiting 8, prefill 0 req / 0 tok, decode 2 req / 2 tok, finished 0, preempted 0, KV 88.4% (8 of 69 blocks free)",
+        "    this request: DECODE, computed 893, output 50, preemptions 0, scheduled 1, 56 KV blocks",
+        "    this request: DECODE, computed 995, output 152, preemptions 0, scheduled 1, 63 KV blocks",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+}

@@ -567,8 +567,8 @@ pub fn write_timeline(out: &mut dyn Write, input: &str, j: &JourneyReport) -> io
 }
 
 /// The step windows' view of a journey's steps (`journey timeline --steps`): for every step one
-/// of its events carries, the step's `step.BATCH_SUMMARY` when one was sampled, and the
-/// request's own `step.REQUEST_SNAPSHOT` of that step when there is one.
+/// of its events carries and every step with a snapshot of the request, the step's
+/// `step.BATCH_SUMMARY` when one was sampled, and the request's own `step.REQUEST_SNAPSHOT`.
 pub fn write_step_context(
     out: &mut dyn Write,
     j: &JourneyReport,
@@ -576,6 +576,8 @@ pub fn write_step_context(
     snapshots: &[crate::model::steps::RequestSnapshot],
 ) -> io::Result<()> {
     let mut steps: Vec<u64> = j.events.iter().filter_map(|e| e.decoded.as_ref().ok()).map(|e| e.step.0).collect();
+    steps.extend(snapshots.iter().map(|s| s.step));
+    steps.sort_unstable();
     steps.dedup();
     let mut shown = 0;
     writeln!(out, "step windows at this journey's steps")?;
