@@ -269,7 +269,8 @@ fn every_rule_has_corruptions_that_apply() {
             *n += usize::from((c.apply)(&a, &b).is_some());
         }
     }
-    for rule in RuleId::ALL {
+    // Journey rules; S1–S3 (step windows) are broken by `cli/tests/cli_steps.rs`.
+    for rule in RuleId::ALL.iter().filter(|r| r.layer() == journey_spec::model::Layer::Core) {
         let count = names.iter().filter(|(_, r)| r == rule).count()
             + INSTANCE_CORRUPTIONS.iter().filter(|c| c.rule == *rule).count();
         assert!(count > 0, "rule {rule} has no corruption");

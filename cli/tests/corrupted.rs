@@ -409,7 +409,9 @@ fn each_corrupted_fixture_breaks_exactly_its_rule() {
 #[test]
 fn every_rule_has_a_corrupted_fixture() {
     let covered: BTreeSet<&str> = CORRUPTIONS.iter().map(|c| c.rule).collect();
-    for rule in RuleId::ALL {
+    // Journey rules; the step windows' S1–S3 are broken by corruptions of the real step runs
+    // in `cli_steps.rs`.
+    for rule in RuleId::ALL.iter().filter(|r| r.layer() == journey_spec::model::Layer::Core) {
         assert!(covered.contains(rule.as_str()), "no corrupted fixture breaks {rule}");
     }
 }
