@@ -71,6 +71,10 @@ struct World {
 /// A configuration family: how its configurations are generated.
 trait Family: 'static + std::fmt::Debug {
     fn configs() -> BoxedStrategy<SchedulerConfig>;
+    /// The closure interval of step windows (`SPEC.md` §12) when the family turns them on.
+    fn step_windows() -> Option<u64> {
+        None
+    }
 }
 
 fn base() -> SchedulerConfig {
@@ -81,6 +85,9 @@ fn base() -> SchedulerConfig {
 #[derive(Debug)]
 struct TinyCache;
 impl Family for TinyCache {
+    fn step_windows() -> Option<u64> {
+        Some(3)
+    }
     fn configs() -> BoxedStrategy<SchedulerConfig> {
         (2usize..8, 6usize..24, 8u64..64, prop::sample::select(vec![2u64, 4, 8]))
             .prop_map(|(seqs, blocks, budget, bs)| SchedulerConfig {
@@ -131,6 +138,9 @@ impl Family for Threshold {
 #[derive(Debug)]
 struct Priority;
 impl Family for Priority {
+    fn step_windows() -> Option<u64> {
+        Some(2)
+    }
     fn configs() -> BoxedStrategy<SchedulerConfig> {
         (2usize..8, 6usize..24, 8u64..64)
             .prop_map(|(seqs, blocks, budget)| SchedulerConfig {
@@ -347,7 +357,10 @@ impl<F: Family> StateMachineTest for Harness<F> {
     type Reference = Reference<F>;
 
     fn init_test(w: &World) -> Sut {
-        Sut::new(w.config)
+        match F::step_windows() {
+            Some(interval) => Sut::new(w.config).with_step_tracing(interval),
+            None => Sut::new(w.config),
+        }
     }
 
     fn apply(mut sut: Sut, _w: &World, op: Operation) -> Sut {

@@ -236,6 +236,10 @@ pub struct TimelineArgs {
     /// parent.
     #[arg(long = "request", value_name = "ID")]
     pub request: String,
+    /// Also show the step windows' summaries (and the request's snapshots) at the journey's
+    /// steps (`SPEC.md` §12).
+    #[arg(long)]
+    pub steps: bool,
     /// Do not count violations of this rule (as for check); repeatable.
     #[arg(long = "allow", value_name = "RULE", value_parser = parse_rule)]
     pub allow: Vec<RuleId>,
@@ -352,6 +356,16 @@ pub struct SynthArgs {
     /// Turn chunked prefill off.
     #[arg(long)]
     pub no_chunked_prefill: bool,
+    /// Turn step windows on (`SPEC.md` §12): the chance that a step is summarized. The drawn
+    /// steps are recorded in the workload (`--workload-out`), so replays are exact.
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
+    pub step_tracing_sample_rate: Option<f64>,
+    /// With step windows: the chance that a summarized step also has request snapshots.
+    #[arg(long, value_name = "RATE", default_value_t = 0.001, allow_negative_numbers = true)]
+    pub step_tracing_rich_subsample_rate: f64,
+    /// With step windows: steps per window before a closure is considered.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub step_tracing_closure_interval: u64,
 }
 
 /// Scheduling policy.
@@ -407,7 +421,7 @@ pub struct SimulateArgs {
 }
 
 /// The synthetic options, which `--workload` excludes.
-const SYNTH_OPTIONS: [&str; 15] = [
+const SYNTH_OPTIONS: [&str; 16] = [
     "seed",
     "requests",
     "arrival_rate",
@@ -423,6 +437,7 @@ const SYNTH_OPTIONS: [&str; 15] = [
     "max_model_len",
     "long_prefill_token_threshold",
     "no_chunked_prefill",
+    "step_tracing_sample_rate",
 ];
 
 /// `journey explore`.

@@ -270,6 +270,10 @@ fn timeline(args: TimelineArgs, out: &mut dyn Write) -> io::Result<u8> {
                 writeln!(out)?;
             }
             text::write_timeline(out, &checked.source_name, j)?;
+            if args.steps {
+                writeln!(out)?;
+                text::write_step_context(out, j, &checked.steps.summaries_kept, &checked.steps.snapshots_kept)?;
+            }
             violating |= !j.verdict.violations().is_empty();
             shown += 1;
         }

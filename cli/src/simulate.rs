@@ -8,7 +8,7 @@ use std::path::Path;
 use journey_spec::model::EventKind;
 use journey_spec::otel::simulate::{SimulateOptions, SimulateProgress, SimulateStats, simulate};
 use journey_spec::otel::{CheckOptions, Summary, check_trace, read_trace, text};
-use journey_spec::synth::{LengthDist, SynthError, SynthParams, generate};
+use journey_spec::synth::{LengthDist, StepSampling, SynthError, SynthParams, generate, with_step_tracing};
 use journey_spec::{ConfigError, Policy, SchedulerConfig, Workload};
 
 use super::cli::{DemoArgs, PolicyArg, SimulateArgs, SynthArgs, WireProfileArg};
@@ -48,6 +48,9 @@ fn flag(field: &str) -> String {
     match field {
         "prompt_len.median" => "--prompt-median".to_owned(),
         "output_len.median" => "--output-median".to_owned(),
+        "step_tracing.sample_rate" => "--step-tracing-sample-rate".to_owned(),
+        "step_tracing.rich_subsample_rate" => "--step-tracing-rich-subsample-rate".to_owned(),
+        "step_tracing.closure_interval" => "--step-tracing-closure-interval".to_owned(),
         _ => format!("--{}", field.replace('_', "-")),
     }
 }
@@ -111,6 +114,21 @@ fn describe(stats: &SimulateStats) -> String {
     )
 }
 
+/// The generated workload with step windows, when `--step-tracing-sample-rate` asks for them.
+fn step_tracing(w: Workload, a: &SynthArgs) -> Result<Workload, SynthError> {
+    match a.step_tracing_sample_rate {
+        None => Ok(w),
+        Some(sample_rate) => {
+            let sampling = StepSampling {
+                sample_rate,
+                rich_subsample_rate: a.step_tracing_rich_subsample_rate,
+                closure_interval: a.step_tracing_closure_interval,
+            };
+            with_step_tracing(w, a.seed, &sampling)
+        }
+    }
+}
+
 /// `journey simulate`.
 pub fn run(args: SimulateArgs) -> io::Result<u8> {
     let workload = match &args.workload {
@@ -118,7 +136,7 @@ pub fn run(args: SimulateArgs) -> io::Result<u8> {
             Ok(w) => w,
             Err(e) => return Ok(fail(e)),
         },
-        None => match generate(&params(&args.synth)) {
+        None => match generate(&params(&args.synth)).and_then(|w| step_tracing(w, &args.synth)) {
             Ok(w) => w,
             Err(e) => return Ok(fail(synth_error(&e))),
         },

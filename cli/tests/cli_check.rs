@@ -460,6 +460,7 @@ fn rules_lists_the_catalogue() {
     expected.extend(["C2", "C3", "W1"].map(String::from));
     expected.extend((1..=4).map(|i| format!("A{i}")));
     expected.extend((1..=6).map(|i| format!("X{i}")));
+    expected.extend((1..=3).map(|i| format!("S{i}")));
     assert_eq!(ids, expected);
     assert!(c.rules.iter().all(|r| !r.name.is_empty() && !r.statement.is_empty() && !r.doc.is_empty()));
     assert_eq!(c.rules[12].scope, "instance");
@@ -467,6 +468,7 @@ fn rules_lists_the_catalogue() {
         let layer = match &r.id[..1] {
             "A" => "api",
             "X" => "cross",
+            "S" => "step",
             _ => "core",
         };
         assert_eq!(r.layer, layer, "{r:?}");

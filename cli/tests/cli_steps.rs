@@ -237,3 +237,50 @@ fn journey_rules_lists_s1_to_s3_in_layer_step() {
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.lines().any(|l| l.starts_with("S3") && l.contains("step-agreement")), "{text}");
 }
+
+/// Drops the oldest `k` events of the first window with more than `k + 2` events, as the
+/// Python SDK's limit does; `report` says whether the span reports them.
+fn drop_oldest(k: usize, report: bool) -> impl FnMut(&mut Value) -> bool {
+    move |span: &mut Value| {
+        let events = span["events"].as_array_mut().unwrap();
+        if events.len() <= k + 2 || events[k]["name"] != "step.REQUEST_SNAPSHOT" {
+            return false;
+        }
+        events.drain(..k);
+        if report {
+            span["droppedEventsCount"] = Value::from(k);
+        }
+        true
+    }
+}
+
+#[test]
+fn a_window_that_dropped_its_oldest_events_is_checked_on_what_it_kept() {
+    // Cut in the middle of a rich step: its leading snapshots have lost their summary.
+    let kept = corrupt("r46_c100_steps", &["--complete"], drop_oldest(5, true));
+    if let Some((code, rules)) = kept {
+        assert_eq!((code, rules), (0, vec![]));
+    }
+    // The same loss without the span saying so: snapshots before any summary break S2.
+    expect(corrupt("r46_c100_steps", &["--complete"], drop_oldest(5, false)), "S2");
+}
+
+#[test]
+fn timeline_steps_shows_the_summaries_and_snapshots_at_the_requests_steps() {
+    let Some(dir) = fixtures() else { return };
+    let o = Command::new(env!("CARGO_BIN_EXE_journey"))
+        .args(["timeline", "--steps", "--request", "w49-035"])
+        .arg(dir.join("r49_steps.otlp.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8(o.stdout).unwrap();
+    // The fixture's three rich steps of w49-035, each with its summary and the snapshot.
+    for line in [
+        "  step 847: running 2, waiting 8, prefill 0 req / 0 tok, decode 2 req / 2 tok, finished 0, preempted 0, KV 88.4% (8 of 69 blocks free)",
+        "    this request: DECODE, computed 893, output 50, preemptions 0, scheduled 1, 56 KV blocks",
+        "    this request: DECODE, computed 995, output 152, preemptions 0, scheduled 1, 63 KV blocks",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+}

@@ -822,7 +822,8 @@ fn each_two_layer_corruption_breaks_exactly_its_rule() {
 fn every_rule_has_a_corrupted_fixture() {
     let covered: BTreeSet<&str> =
         CORRUPTIONS.iter().map(|c| c.rule).chain(LAYER_CORRUPTIONS.iter().map(|c| c.rule)).collect();
-    for rule in RuleId::ALL {
+    // The step windows' S1–S3 are broken by corruptions of the real step runs in `cli_steps.rs`.
+    for rule in RuleId::ALL.iter().filter(|r| r.layer() != journey_spec::model::Layer::Step) {
         assert!(covered.contains(rule.as_str()), "no corrupted fixture breaks {rule}");
     }
 }

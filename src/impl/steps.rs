@@ -49,13 +49,14 @@ struct Open {
 /// Emits step windows (see the [module documentation](self)).
 ///
 /// ```
-/// use journey_spec::{NewRequest, Rate, Scheduler, SchedulerConfig, StepTracer, StepTracing, TickClock};
+/// use journey_spec::{NewRequest, Scheduler, SchedulerConfig, Share, StepTracer, StepTracing, TickClock};
 /// use opentelemetry::trace::TracerProvider as _;
 /// use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 ///
 /// let exporter = InMemorySpanExporter::default();
 /// let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
-/// let settings = StepTracing { sample_rate: Rate(1.0), rich_subsample_rate: Rate(1.0), closure_interval: 2,
+/// let one = Share::new(1.0).unwrap();
+/// let settings = StepTracing { sample_rate: one, rich_subsample_rate: one, closure_interval: 2,
 ///     summary_steps: vec![1, 2], rich_steps: vec![2] };
 /// let mut s = Scheduler::new(SchedulerConfig::default())?;
 /// s.set_step_tracer(Some(StepTracer::new(provider.tracer("vllm.scheduler.step"), settings).with_clock(TickClock::default())));
@@ -76,6 +77,11 @@ pub struct StepTracer {
     tracer: BoxedTracer,
     clock: Box<dyn Clock>,
     settings: StepTracing,
+    /// The sampled steps, sorted and deduplicated, and how far `schedule()` has walked them.
+    summary_steps: Vec<u64>,
+    rich_steps: Vec<u64>,
+    next_summary: usize,
+    next_rich: usize,
     open: Option<Open>,
     sequence: u64,
     steps_since_closure: u64,
@@ -104,9 +110,19 @@ impl StepTracer {
         T::Span: Send + Sync + 'static,
     {
         let boxed: Box<dyn ObjectSafeTracer + Send + Sync> = Box::new(tracer);
+        let sorted = |steps: &[u64]| {
+            let mut v = steps.to_vec();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
         StepTracer {
             tracer: BoxedTracer::new(boxed),
             clock: Box::new(SystemClock::new()),
+            summary_steps: sorted(&settings.summary_steps),
+            rich_steps: sorted(&settings.rich_steps),
+            next_summary: 0,
+            next_rich: 0,
             settings,
             open: None,
             sequence: 0,
@@ -229,11 +245,12 @@ impl StepTracer {
             // Window 1 exists from the scheduler's construction in the fork.
             self.open(1);
         }
-        if self.settings.summarized(step) {
+        if walk(&self.summary_steps, &mut self.next_summary, step) {
             let summary = summary(s, before, self.now_ns());
             self.add_event(&StepEvent::Summary(summary));
             self.events_since_closure += 1;
-            if self.settings.rich(step) {
+            // The rich gate is evaluated only for summarized steps, as in the fork.
+            if walk(&self.rich_steps, &mut self.next_rich, step) {
                 for snapshot in snapshots(s) {
                     self.add_event(&StepEvent::Snapshot(snapshot));
                     self.events_since_closure += 1;
@@ -257,6 +274,15 @@ impl Drop for StepTracer {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Whether `step` is in the sorted `steps`, moving `next` past the steps before it: steps only
+/// grow, so a whole run walks the list once.
+fn walk(steps: &[u64], next: &mut usize, step: u64) -> bool {
+    while steps.get(*next).is_some_and(|&s| s < step) {
+        *next += 1;
+    }
+    steps.get(*next) == Some(&step)
 }
 
 fn int(v: u64) -> i64 {

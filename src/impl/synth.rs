@@ -337,3 +337,65 @@ pub fn generate(params: &SynthParams) -> Result<Workload, SynthError> {
     }
     Ok(Workload::new(config, steps))
 }
+
+/// How `journey simulate` draws step tracing for a generated workload (HEAD's three settings).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepSampling {
+    /// Chance that a step is summarized (`--step-tracing-sample-rate`).
+    pub sample_rate: f64,
+    /// Chance that a summarized step also has snapshots (`--step-tracing-rich-subsample-rate`).
+    pub rich_subsample_rate: f64,
+    /// Steps per window before a closure is considered (`--step-tracing-closure-interval`).
+    pub closure_interval: u64,
+}
+
+/// `workload` with step tracing on: the summary and rich steps drawn once, from a generator
+/// seeded with `seed`, for every step the workload runs (as the fork's samplers would, with
+/// `random() < rate`), and recorded in `config.step_tracing` so that replays are exact.
+///
+/// ```
+/// use journey_spec::synth::{StepSampling, SynthParams, generate, with_step_tracing};
+/// let w = generate(&SynthParams { requests: 20, ..SynthParams::default() })?;
+/// let sampling = StepSampling { sample_rate: 0.5, rich_subsample_rate: 0.5, closure_interval: 10 };
+/// let traced = with_step_tracing(w.clone(), 7, &sampling)?;
+/// let t = traced.step_tracing.as_ref().unwrap();
+/// assert!(!t.summary_steps.is_empty() && t.rich_steps.iter().all(|s| t.summarized(*s)));
+/// assert_eq!(traced, with_step_tracing(w, 7, &sampling)?, "same seed, same steps");
+/// # Ok::<(), journey_spec::synth::SynthError>(())
+/// ```
+pub fn with_step_tracing(mut workload: Workload, seed: u64, sampling: &StepSampling) -> Result<Workload, SynthError> {
+    let share = |field: &'static str, value: f64| {
+        super::workload::Share::new(value).ok_or(SynthError::Param { field, value, expected: "within [0, 1]" })
+    };
+    let sample_rate = share("step_tracing.sample_rate", sampling.sample_rate)?;
+    let rich_subsample_rate = share("step_tracing.rich_subsample_rate", sampling.rich_subsample_rate)?;
+    if sampling.closure_interval == 0 {
+        return Err(SynthError::Config(ConfigError::TooSmall {
+            field: "step_tracing.closure_interval",
+            value: 0,
+            min: 1,
+        }));
+    }
+    workload.step_tracing = None;
+    let (_, run) = super::engine::replay(&workload)?;
+    // A stream of its own: the workload's other draws stay as they were.
+    let mut rng = Rng::new(seed ^ 0x5354_4550_5452_4143);
+    let mut summary_steps = Vec::new();
+    let mut rich_steps = Vec::new();
+    for step in 1..=run.steps {
+        if rng.unit() < sampling.sample_rate {
+            summary_steps.push(step);
+            if rng.unit() < sampling.rich_subsample_rate {
+                rich_steps.push(step);
+            }
+        }
+    }
+    workload.step_tracing = Some(super::workload::StepTracing {
+        sample_rate,
+        rich_subsample_rate,
+        closure_interval: sampling.closure_interval,
+        summary_steps,
+        rich_steps,
+    });
+    Ok(workload)
+}

@@ -86,9 +86,10 @@ impl StepTracing {
     }
 }
 
-/// Membership in a step list: binary search when sorted (as written), a scan otherwise.
+/// Membership in a step list (a scan: the lists of a file need not be sorted; the step tracer
+/// sorts its own copy once and walks it).
 fn contains(steps: &[u64], s: u64) -> bool {
-    if steps.is_sorted() { steps.binary_search(&s).is_ok() } else { steps.contains(&s) }
+    steps.contains(&s)
 }
 
 /// The API front end's part of a workload's `config` (`SPEC.md` §8.1). With `sampled` and
@@ -203,7 +204,12 @@ impl TryFrom<WorkloadRepr> for Workload {
         let ConfigRepr { scheduler, api_sample_rate, stream_fraction, model, step_tracing } = w.config;
         // The scheduler's own schema (unknown fields rejected) on what is left of `config`.
         let config: SchedulerConfig = serde_json::from_value(scheduler).map_err(|e| format!("config: {e}"))?;
-        Ok(Workload { config, api: ApiConfig { api_sample_rate, stream_fraction, model }, steps: w.steps, step_tracing })
+        Ok(Workload {
+            config,
+            api: ApiConfig { api_sample_rate, stream_fraction, model },
+            steps: w.steps,
+            step_tracing,
+        })
     }
 }
 

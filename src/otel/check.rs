@@ -27,6 +27,8 @@ use crate::model::{
 };
 use crate::wire;
 
+use crate::model::steps::{BatchSummary, RequestSnapshot, StepEvent};
+
 use super::read::{
     Assemble, InputError, ReadCounts, ReadWindow, RecordedEvent, Resource, Span, Trace, TraceBuilder, Unit, hex,
 };
@@ -59,6 +61,11 @@ pub struct StepReport {
     /// Violations (without those of allowed rules), each naming its window as `request_id`,
     /// with the window's resource.
     pub violations: Vec<(usize, Violation)>,
+    /// With [`KeepEvents::Request`]: every summary read, and that request's snapshots, for
+    /// `journey timeline` to show beside the journey (empty otherwise).
+    pub summaries_kept: Vec<BatchSummary>,
+    /// See `summaries_kept`.
+    pub snapshots_kept: Vec<RequestSnapshot>,
 }
 
 /// One journey with its verdict.
@@ -325,6 +332,9 @@ pub struct Checker {
     others: HashSet<(String, String)>,
     /// S1–S3 per resource: what they need of the windows and journeys, compacted.
     steps: Vec<StepChecker>,
+    /// Summaries and snapshots kept for [`KeepEvents::Request`].
+    summaries_kept: Vec<BatchSummary>,
+    snapshots_kept: Vec<RequestSnapshot>,
 }
 
 impl Checker {
@@ -341,6 +351,8 @@ impl Checker {
             api: Vec::new(),
             others: HashSet::new(),
             steps: Vec::new(),
+            summaries_kept: Vec::new(),
+            snapshots_kept: Vec::new(),
         }
     }
 
@@ -445,6 +457,15 @@ impl Checker {
     pub fn add_window(&mut self, window: ReadWindow) {
         self.spans += 1;
         self.steps_of(window.resource).add_window(&window.window);
+        if let KeepEvents::Request(id) = &self.keep {
+            for e in window.window.events.iter().flatten() {
+                match e {
+                    StepEvent::Summary(s) => self.summaries_kept.push(*s),
+                    StepEvent::Snapshot(s) if s.request_id == *id => self.snapshots_kept.push(s.clone()),
+                    StepEvent::Snapshot(_) => {}
+                }
+            }
+        }
     }
 
     /// Checks one span (rules R1–R12) when it is a journey, and notes it for R13 and R14.
@@ -502,9 +523,21 @@ impl Checker {
 
     /// Checks the instance rules and gives every journey its verdict.
     pub fn finish(self, source_name: String, resources: Vec<Resource>, counts: ReadCounts) -> CheckedTrace {
-        let Checker { options, journeys: mut held, instances, spans, cores, apis, mut api, others, steps: step_checkers, .. } =
-            self;
-        let mut steps = StepReport::default();
+        let Checker {
+            options,
+            journeys: mut held,
+            instances,
+            spans,
+            cores,
+            apis,
+            mut api,
+            others,
+            steps: step_checkers,
+            summaries_kept,
+            snapshots_kept,
+            ..
+        } = self;
+        let mut steps = StepReport { summaries_kept, snapshots_kept, ..StepReport::default() };
         for (resource, c) in step_checkers.into_iter().enumerate() {
             steps.windows += c.windows();
             steps.summaries += c.summaries();

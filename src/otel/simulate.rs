@@ -27,8 +27,8 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 
 use super::write::{OtlpJsonWriter, SeededIds, WriteStats};
 use crate::r#impl::{
-    ApiError, ApiFront, Emitter, Engine, EngineError, Iterated, RunSummary, Scheduler, SimClock, StepTracer, WireProfile,
-    Workload, api_keys,
+    ApiError, ApiFront, Emitter, Engine, EngineError, Iterated, RunSummary, Scheduler, SimClock, StepTracer,
+    WireProfile, Workload, api_keys,
 };
 use crate::wire::keys;
 

@@ -110,3 +110,34 @@ pub fn journey_of(span: &SpanData) -> Option<SpanJourney> {
         events,
     })
 }
+
+/// The step window of `span` (`scheduler_steps_<n>`, `SPEC.md` §12), or `None` when it is not
+/// one (its scope is not `vllm.scheduler.step` and its name lacks the prefix).
+pub fn window_of(span: &SpanData) -> Option<crate::model::StepWindow> {
+    use crate::wire::steps as step_keys;
+    if !step_keys::is_window(span.instrumentation_scope.name(), &span.name) {
+        return None;
+    }
+    let attribute = |key: &str| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .and_then(|kv| step_keys::window_attribute(wire_value(&kv.value)))
+    };
+    let events = span
+        .events
+        .iter()
+        .map(|e| step_keys::decode(&e.name, e.attributes.iter().map(|kv| (kv.key.as_str(), wire_value(&kv.value)))))
+        .collect();
+    Some(crate::model::StepWindow {
+        name: span.name.to_string(),
+        root: span.parent_span_id == opentelemetry::trace::SpanId::INVALID,
+        internal: span.span_kind == opentelemetry::trace::SpanKind::Internal,
+        sequence: attribute(step_keys::SPAN_SEQUENCE),
+        range_start: attribute(step_keys::RANGE_START),
+        closure_interval: attribute(step_keys::CLOSURE_INTERVAL),
+        range_end: attribute(step_keys::RANGE_END),
+        dropped_events: span.events.dropped_count,
+        events,
+    })
+}

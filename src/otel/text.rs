@@ -760,3 +760,55 @@ pub fn write_timeline(out: &mut dyn Write, input: &str, j: &JourneyReport) -> io
     }
     Ok(())
 }
+
+/// The step windows' view of a journey's steps (`journey timeline --steps`): for every step one
+/// of its events carries and every step with a snapshot of the request, the step's
+/// `step.BATCH_SUMMARY` when one was sampled, and the request's own `step.REQUEST_SNAPSHOT`.
+pub fn write_step_context(
+    out: &mut dyn Write,
+    j: &JourneyReport,
+    summaries: &[crate::model::steps::BatchSummary],
+    snapshots: &[crate::model::steps::RequestSnapshot],
+) -> io::Result<()> {
+    let mut steps: Vec<u64> = j.events.iter().filter_map(|e| e.decoded.as_ref().ok()).map(|e| e.step.0).collect();
+    steps.extend(snapshots.iter().map(|s| s.step));
+    steps.sort_unstable();
+    steps.dedup();
+    let mut shown = 0;
+    writeln!(out, "step windows at this journey's steps")?;
+    for step in steps {
+        let Some(b) = summaries.iter().find(|b| b.step == step) else { continue };
+        shown += 1;
+        writeln!(
+            out,
+            "  step {step}: running {}, waiting {}, prefill {} req / {} tok, decode {} req / {} tok, finished {}, preempted {}, KV {:.1}% ({} of {} blocks free)",
+            b.running_depth,
+            b.waiting_depth,
+            b.num_prefill_reqs,
+            b.prefill_tokens,
+            b.num_decode_reqs,
+            b.decode_tokens,
+            b.num_finished,
+            b.num_preempted,
+            b.kv_usage_gpu_ratio * 100.0,
+            b.kv_blocks_free_gpu,
+            b.kv_blocks_total_gpu
+        )?;
+        for s in snapshots.iter().filter(|s| s.step == step) {
+            writeln!(
+                out,
+                "    this request: {}, computed {}, output {}, preemptions {}, scheduled {}, {} KV blocks",
+                s.phase.map_or("?", |p| p.as_str()),
+                s.num_computed_tokens,
+                s.num_output_tokens,
+                s.num_preemptions,
+                s.scheduled_tokens_this_step,
+                s.kv_blocks_allocated_gpu
+            )?;
+        }
+    }
+    if shown == 0 {
+        writeln!(out, "  (no summarized step among them)")?;
+    }
+    Ok(())
+}

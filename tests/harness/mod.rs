@@ -14,13 +14,15 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use journey_spec::model::steps::StepEvent;
 use journey_spec::model::{
-    InstanceChecker, JourneyChecker, JourneyEvent, Label, Profile, Progress, RequestId, SpanInfo, Step, Verdict,
+    InstanceChecker, JourneyChecker, JourneyEvent, Label, Profile, Progress, RequestId, SpanInfo, Step, StepChecker,
+    Verdict,
 };
-use journey_spec::otel::span_data::{SpanJourney, journey_of};
+use journey_spec::otel::span_data::{SpanJourney, journey_of, window_of};
 use journey_spec::{
     AddError, AddOp, Emitter, FinishOp, FinishReason, Finished, Handle, InFlight, Iteration, NewRequest, Op, Scheduler,
-    SchedulerConfig, StepOutput, TickClock, UpdateOutput, Workload,
+    SchedulerConfig, Share, StepOutput, StepTracer, StepTracing, TickClock, UpdateOutput, Workload,
 };
 use opentelemetry::Context;
 use opentelemetry::trace::TracerProvider as _;
@@ -243,6 +245,12 @@ pub struct Sut {
     eos_in_flight: VecDeque<Vec<String>>,
     /// Requests aborted by the drain because of vLLM's stale-placeholder stall.
     pub stalls: usize,
+    /// The emitter's clock, which the step tracer shares.
+    clock: TickClock,
+    /// Step windows, when on: their exporter and provider, and per step what `schedule()`
+    /// decided (scheduled tokens, preemptions, running depth).
+    windows: Option<(InMemorySpanExporter, SdkTracerProvider)>,
+    step_log: HashMap<u64, (u64, u64, u64)>,
 }
 
 impl Sut {
@@ -258,7 +266,8 @@ impl Sut {
             .with_simple_exporter(DownExporter)
             .build();
         let mut s = Scheduler::new(config).expect("generated configurations are valid");
-        s.set_emitter(Some(Emitter::new(provider.tracer("vllm.scheduler")).with_clock(TickClock::default())));
+        let clock = TickClock::default();
+        s.set_emitter(Some(Emitter::new(provider.tracer("vllm.scheduler")).with_clock(clock.clone())));
         let plain = Scheduler::new(config).expect("valid");
         let mut broken = Scheduler::new(config).expect("valid");
         broken.set_emitter(Some(Emitter::new(broken_provider.tracer("vllm.scheduler")).with_legacy_buffer(false)));
@@ -277,7 +286,65 @@ impl Sut {
             applied: 0,
             eos_in_flight: VecDeque::new(),
             stalls: 0,
+            clock,
+            windows: None,
+            step_log: HashMap::new(),
         }
+    }
+
+    /// Turns step windows on, with closure interval `interval`: steps 1, 3, 4, 5, 7, 9, 10, …
+    /// (odd or a multiple of 3… in a fixed pattern with gaps, so that some intervals get no
+    /// event) are summarized, every third of them rich.
+    pub fn with_step_tracing(mut self, interval: u64) -> Sut {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .with_max_events_per_span(1_000_000)
+            .build();
+        let summary_steps: Vec<u64> = (1..=20_000u64).filter(|s| s % 7 < 3 || s % 11 == 0).collect();
+        let rich_steps = summary_steps.iter().copied().filter(|s| s % 3 == 0).collect();
+        let settings = StepTracing {
+            sample_rate: Share::new(0.4).unwrap(),
+            rich_subsample_rate: Share::new(0.33).unwrap(),
+            closure_interval: interval,
+            summary_steps,
+            rich_steps,
+        };
+        let tracer = StepTracer::new(provider.tracer("vllm.scheduler.step"), settings).with_clock(self.clock.clone());
+        self.s.set_step_tracer(Some(tracer));
+        self.windows = Some((exporter, provider));
+        self
+    }
+
+    /// The step windows ended so far against the journeys (every incarnation's buffered
+    /// events, live ones included: the input is complete) and against the scheduler's own
+    /// step outputs: S1–S3 hold, and every summary's counts are the scheduler's.
+    fn check_steps(&self) {
+        let Some((exporter, _)) = &self.windows else { return };
+        let mut checker = StepChecker::new(true);
+        let mut summaries = 0;
+        for span in exporter.get_finished_spans().expect("exporter") {
+            let w = window_of(&span).expect("every span is a step window");
+            for e in &w.events {
+                let e = e.as_ref().expect("step events decode");
+                if let StepEvent::Summary(b) = e {
+                    summaries += 1;
+                    let want = self.step_log.get(&b.step).copied();
+                    assert_eq!(
+                        Some((b.scheduled_tokens, b.num_preempted, b.running_depth)),
+                        want,
+                        "step {}: the summary is not what schedule() decided",
+                        b.step
+                    );
+                }
+            }
+            checker.add_window(&w);
+        }
+        for inc in &self.projection.incarnations {
+            checker.add_journey(&inc.id, false, &inc.buffered);
+        }
+        let violations = checker.finish();
+        assert!(violations.is_empty(), "step windows disagree ({summaries} summaries): {violations:#?}");
     }
 
     /// The run so far, as a workload file (`SPEC.md` §8) that `journey simulate --workload`
@@ -449,6 +516,8 @@ impl Sut {
         if self.s.has_requests() {
             assert!(self.plain.has_requests() && self.broken.has_requests());
             let out = self.s.schedule().clone();
+            let running = self.s.running().len() as u64;
+            self.step_log.insert(out.step.0, (out.total_tokens, out.preempted.len() as u64, running));
             assert_eq!(&out, self.plain.schedule(), "plain diverged on schedule");
             assert_eq!(&out, self.broken.schedule(), "broken diverged on schedule");
             self.projection.scheduled(&out);
@@ -551,6 +620,9 @@ impl Sut {
             assert_eq!(verdict, Verdict::Conforming, "{}: the model rejects the exported journey", inc.id);
         }
         self.checked = spans.len();
+        // After the buffer is drained into the incarnations: the journeys the windows are
+        // checked against are up to date.
+        self.check_steps();
     }
 
     /// Runs empty iterations until the scheduler has no requests (bounded), then checks that
@@ -594,6 +666,9 @@ impl Sut {
         }
         let violations = instance.finish();
         assert!(violations.is_empty(), "instance rules broken: {violations:#?}");
+        // Shutdown closes the open window; the whole run's windows are checked once more.
+        self.s.shutdown();
+        self.check_steps();
     }
 
     /// Async scheduling only: live requests that nothing schedules any more must all be the
