@@ -264,7 +264,7 @@ fn a_client_disconnect_lets_the_child_outlive_its_parent() {
     };
     let aborted =
         CoreSide { first_token: None, finished: Some((400, Some(FinishStatus::Aborted))), end: Some(410), ..core() };
-    assert_eq!(one(&[disconnected.clone()], &[aborted.clone()]), []);
+    assert_eq!(one(std::slice::from_ref(&disconnected), std::slice::from_ref(&aborted)), []);
     // The API side ending after the core's FINISHED(aborted) is not how a disconnect goes.
     let late = ApiSide { end: Some(450), ..disconnected };
     assert_eq!(one(&[late], &[aborted]), [(RuleId::ResponseAfterCore, About::Core(0))]);
@@ -280,7 +280,7 @@ fn sampling_atomicity_holes_and_completeness() {
     let kids: Vec<CoreSide> = (0..3)
         .map(|j| CoreSide { span_id: format!("c{j}"), request_id: Some(format!("{j}_chatcmpl-r1-0123abcd")), ..core() })
         .collect();
-    assert_eq!(one(&[n3.clone()], &kids), []);
+    assert_eq!(one(std::slice::from_ref(&n3), &kids), []);
     let mut other_suffix = kids.clone();
     other_suffix[2].request_id = Some("2_chatcmpl-r1-ffffffff".into());
     assert_eq!(one(&[n3], &other_suffix), [(RuleId::IdRelation, About::Core(2))]);
@@ -349,9 +349,9 @@ fn the_workload_rules() {
     // One layer: C3 both ways, and the core span is the top span.
     let root = CoreSide { request_id: Some("r1".into()), parent_span_id: None, flags: FLAG_HAS_IS_REMOTE, ..core() };
     let one_layer = |r: ExpectedRequest, cores: &[CoreSide]| rules(&[], cores, &expected(vec![r], false));
-    assert_eq!(one_layer(request("r1"), &[root.clone()]), []);
+    assert_eq!(one_layer(request("r1"), std::slice::from_ref(&root)), []);
     assert_eq!(
-        one_layer(ExpectedRequest { sampled: false, ..request("r1") }, &[root.clone()]),
+        one_layer(ExpectedRequest { sampled: false, ..request("r1") }, std::slice::from_ref(&root)),
         [(RuleId::AbsentCoreSpan, About::Core(0))]
     );
     assert_eq!(one_layer(request("r1"), &[]), [(RuleId::AbsentCoreSpan, About::Request("r1".into()))]);

@@ -34,6 +34,13 @@ struct Report {
     stats: Stats,
     violations_by_rule: std::collections::BTreeMap<String, u64>,
     problems: Vec<Problem>,
+    complete: bool,
+    api_spans: u64,
+    api_violating: u64,
+    pairs: u64,
+    unpaired_api: u64,
+    unpaired_core: u64,
+    absent_requests: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +75,7 @@ struct Violation {
     span_id: String,
     rule: String,
     rule_name: String,
+    layer: String,
     event_index: usize,
     event: Option<String>,
     message: String,
@@ -263,6 +271,9 @@ fn violations_in_json_name_journey_rule_and_event() {
         (v.rule.as_str(), v.rule_name.as_str(), v.event.as_deref()),
         ("R9", "preemption-count", Some("FINISHED"))
     );
+    assert_eq!(v.layer, "core");
+    assert!(!r.complete && (r.api_spans, r.api_violating, r.pairs, r.absent_requests) == (0, 0, 0, 0));
+    assert_eq!((r.unpaired_api, r.unpaired_core), (0, 0));
     assert!(v.request_id.as_deref().is_some_and(|id| id.starts_with("kv_pressure-")));
     assert_eq!((v.trace_id.len(), v.span_id.len(), v.line), (32, 16, 1));
     assert!(v.message.contains("num_preemptions"), "{}", v.message);

@@ -282,7 +282,10 @@ pub fn check_layers(apis: &[ApiSide], cores: &[CoreSide], options: &CrossOptions
             Some(a) => {
                 children[a].push(c);
                 parent_of[c] = Some(a);
-                if core.kind != KIND_INTERNAL || core.scope != CORE_SCOPE {
+                // An input that lost the scope (an empty name) or the kind (0, unspecified) says
+                // nothing about it.
+                let kind_wrong = core.kind != 0 && core.kind != KIND_INTERNAL;
+                if kind_wrong || (!core.scope.is_empty() && core.scope != CORE_SCOPE) {
                     out.core(
                         c,
                         RuleId::ParentIsApiSpan,
@@ -369,8 +372,7 @@ fn expects_core(api: &ApiSide) -> bool {
     match api.endpoint.unwrap_or_default() {
         Endpoint::Chat => api.handoff.is_some(),
         Endpoint::Completions => {
-            api.arrived.is_some()
-                && !api.aborted.as_ref().is_some_and(|(_, r)| r.as_deref() == Some("validation_error"))
+            api.arrived.is_some() && api.aborted.as_ref().is_none_or(|(_, r)| r.as_deref() != Some("validation_error"))
         }
     }
 }
@@ -461,14 +463,11 @@ fn pair_rules(out: &mut Findings, a: usize, api: &ApiSide, kids: &[usize], cores
     }
     // X3: ARRIVED ≤ HANDOFF ≤ core start (core start ≤ QUEUED is R7's within-span check too).
     // A chat request reaches the engine only through the call HANDOFF_TO_CORE follows.
-    if endpoint == Endpoint::Chat && api.handoff.is_none() {
-        if let Some(&c) = kids.first() {
-            out.core(
-                c,
-                RuleId::HandoffBeforeCore,
-                "the chat API span has a core child but no HANDOFF_TO_CORE".to_owned(),
-            );
-        }
+    if endpoint == Endpoint::Chat
+        && api.handoff.is_none()
+        && let Some(&c) = kids.first()
+    {
+        out.core(c, RuleId::HandoffBeforeCore, "the chat API span has a core child but no HANDOFF_TO_CORE".to_owned());
     }
     for &c in kids {
         let core = &cores[c];

@@ -469,6 +469,12 @@ impl Ingest {
         for i in &mut self.summary.incomplete_journeys {
             i.input = 0;
         }
+        for (input, _) in &mut self.summary.violating_api {
+            *input = 0;
+        }
+        for (input, _) in &mut self.summary.absent {
+            *input = 0;
+        }
     }
 
     /// The summary of the journeys decided so far.

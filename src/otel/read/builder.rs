@@ -375,7 +375,9 @@ fn merge_layer(layer: &mut SpanLayer, span: &ProtoSpan, scope: &str) {
         layer.status = StatusCode::of_otlp(status.code);
         layer.status_message.clone_from(&status.message);
     }
-    let is_api = &*layer.scope == API_SCOPE || span.events.iter().any(|e| e.name.starts_with(API_EVENT_PREFIX));
+    let is_api = &*layer.scope == API_SCOPE
+        || span.name == super::trace::API_SPAN_NAME
+        || span.events.iter().any(|e| e.name.starts_with(API_EVENT_PREFIX));
     if is_api {
         for kv in &span.attributes {
             if !layer.attributes.iter().any(|(k, _)| **k == *kv.key) {

@@ -48,6 +48,8 @@ pub struct Span {
 
 /// The scope of API spans (`llm_request`).
 pub const API_SCOPE: &str = "vllm.api";
+/// The name of API spans.
+pub const API_SPAN_NAME: &str = "llm_request";
 
 /// A span's identity beyond its ids, and an API span's contents.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -78,9 +80,12 @@ impl Span {
         !self.events.is_empty()
     }
 
-    /// Whether the span is an API span: scope `vllm.api`, or `api.*` events.
+    /// Whether the span is an API span: scope `vllm.api`, or `api.*` events, or (when the
+    /// input lost the scope) named `llm_request` without journey events.
     pub fn is_api(&self) -> bool {
-        &*self.layer.scope == API_SCOPE || !self.layer.api_events.is_empty()
+        &*self.layer.scope == API_SCOPE
+            || !self.layer.api_events.is_empty()
+            || (self.layer.scope.is_empty() && &*self.layer.name == API_SPAN_NAME && self.events.is_empty())
     }
 
     /// The parent span id in lowercase hex, `None` for a root.

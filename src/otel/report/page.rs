@@ -123,7 +123,7 @@ fn header(p: &mut String, runs: &[(&str, &RunData)], options: &ReportOptions) {
             stat(p, k, name, &n.to_string(), &n.to_string());
             let _ = write!(p, r#"<span class="card-label">{}</span></div>"#, name.replace('_', " "));
         }
-        let violations = s.violations().count();
+        let violations = s.violations().count() + s.api_violations().count() + s.absent.len();
         let _ = write!(p, r#"<div class="card {}">"#, if violations > 0 { "bad" } else { "" });
         stat(p, k, "violations", &violations.to_string(), &violations.to_string());
         p.push_str(r#"<span class="card-label">violations</span></div></div>"#);
@@ -354,14 +354,28 @@ fn journey_link(run: usize, row: usize, r: &JourneyRow) -> String {
     )
 }
 
+/// A row of the violations table: a core journey's violation (row, violation), an API span's,
+/// or a workload request's that has no span.
+enum Finding<'a> {
+    Journey(usize, usize),
+    Api(usize, &'a super::super::check::ApiReport, &'a crate::model::Violation),
+    Absent(usize, &'a crate::model::Violation),
+}
+
 fn violations(p: &mut String, runs: &[(&str, &RunData)]) {
     p.push_str(r#"<section id="violations"><h2>Violations</h2>"#);
     for (k, (tag, run)) in runs.iter().enumerate() {
-        let mut by_rule: BTreeMap<RuleId, Vec<(usize, usize)>> = BTreeMap::new();
+        let mut by_rule: BTreeMap<RuleId, Vec<Finding<'_>>> = BTreeMap::new();
         for (r, row) in run.rows.iter().enumerate() {
             for (v, violation) in row.violations.iter().enumerate() {
-                by_rule.entry(violation.rule).or_default().push((r, v));
+                by_rule.entry(violation.rule).or_default().push(Finding::Journey(r, v));
             }
+        }
+        for (input, api, v) in run.summary.api_violations() {
+            by_rule.entry(v.rule).or_default().push(Finding::Api(input, api, v));
+        }
+        for (input, v) in &run.summary.absent {
+            by_rule.entry(v.rule).or_default().push(Finding::Absent(*input, v));
         }
         if runs.len() > 1 {
             let _ = write!(p, r#"<h3><span class="run-tag run-{k}">{tag}</span></h3>"#);
@@ -384,13 +398,51 @@ fn violations(p: &mut String, runs: &[(&str, &RunData)]) {
                 n = list.len(),
                 st = esc(info.statement)
             );
-            for &(r, v) in list {
+            for finding in list {
+                let (r, v) = match finding {
+                    Finding::Journey(r, v) => (*r, *v),
+                    Finding::Api(input, api, violation) => {
+                        let name = run.inputs.get(*input).map_or("", |i| i.name.as_str());
+                        let event = match api.event_of(violation) {
+                            Some(kind) => format!("#{} api.{kind}", violation.event_index),
+                            None => "the API span".to_owned(),
+                        };
+                        let _ = write!(
+                            p,
+                            r#"<tr class="violation" data-rule="{}" data-request="{}" data-event-index="{}"><td>{} (API span {})</td><td>{}:{}</td><td>{}</td><td>{}</td></tr>"#,
+                            rule.as_str(),
+                            esc(api.display_id()),
+                            violation.event_index,
+                            esc(api.display_id()),
+                            esc(&api.span_id),
+                            esc(name),
+                            api.line,
+                            esc(&event),
+                            esc(&violation.message())
+                        );
+                        continue;
+                    }
+                    Finding::Absent(input, violation) => {
+                        let name = run.inputs.get(*input).map_or("", |i| i.name.as_str());
+                        let _ = write!(
+                            p,
+                            r#"<tr class="violation" data-rule="{}" data-request="{}" data-event-index="0"><td>{}</td><td>{}</td><td>no span</td><td>{}</td></tr>"#,
+                            rule.as_str(),
+                            esc(violation.request_id.as_str()),
+                            esc(violation.request_id.as_str()),
+                            esc(name),
+                            esc(&violation.message())
+                        );
+                        continue;
+                    }
+                };
                 let row = &run.rows[r];
                 let violation = &row.violations[v];
                 let input = run.inputs.get(row.input).map_or("", |i| i.name.as_str());
                 let i = violation.event_index;
                 let event = match violation.event {
                     _ if violation.rule == RuleId::UniqueLiveIds => "the span".to_owned(),
+                    _ if !matches!(violation.rule.layer(), crate::model::Layer::Core) => "the span".to_owned(),
                     Some(kind) => format!("#{i} {kind}"),
                     None if i >= row.event_count => "the end of the journey".to_owned(),
                     None => format!("#{i}"),
