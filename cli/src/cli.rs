@@ -366,6 +366,13 @@ pub struct SynthArgs {
     /// With step windows: steps per window before a closure is considered.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub step_tracing_closure_interval: u64,
+    /// Make a two-layer workload (`SPEC.md` §8.1): the API front end above the engine, each
+    /// request sampled with this chance (recorded in the workload; needs `--wire-profile head`).
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
+    pub api_sample_rate: Option<f64>,
+    /// With `--api-sample-rate`: the chance that a client streams.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.5, allow_negative_numbers = true)]
+    pub stream_fraction: f64,
 }
 
 /// Scheduling policy.
@@ -421,7 +428,7 @@ pub struct SimulateArgs {
 }
 
 /// The synthetic options, which `--workload` excludes.
-const SYNTH_OPTIONS: [&str; 16] = [
+const SYNTH_OPTIONS: [&str; 17] = [
     "seed",
     "requests",
     "arrival_rate",
@@ -438,6 +445,7 @@ const SYNTH_OPTIONS: [&str; 16] = [
     "long_prefill_token_threshold",
     "no_chunked_prefill",
     "step_tracing_sample_rate",
+    "api_sample_rate",
 ];
 
 /// `journey explore`.

@@ -8,7 +8,9 @@ use std::path::Path;
 use journey_spec::model::EventKind;
 use journey_spec::otel::simulate::{SimulateOptions, SimulateProgress, SimulateStats, simulate};
 use journey_spec::otel::{CheckOptions, Summary, check_trace, read_trace, text};
-use journey_spec::synth::{LengthDist, StepSampling, SynthError, SynthParams, generate, with_step_tracing};
+use journey_spec::synth::{
+    ApiSampling, LengthDist, StepSampling, SynthError, SynthParams, generate, with_step_tracing,
+};
 use journey_spec::{ConfigError, Policy, SchedulerConfig, Workload};
 
 use super::cli::{DemoArgs, PolicyArg, SimulateArgs, SynthArgs, WireProfileArg};
@@ -39,6 +41,7 @@ fn params(a: &SynthArgs) -> SynthParams {
             },
             async_scheduling: false,
         },
+        api: a.api_sample_rate.map(|sample_rate| ApiSampling { sample_rate, stream_fraction: a.stream_fraction }),
         ..d
     }
 }
@@ -51,6 +54,8 @@ fn flag(field: &str) -> String {
         "step_tracing.sample_rate" => "--step-tracing-sample-rate".to_owned(),
         "step_tracing.rich_subsample_rate" => "--step-tracing-rich-subsample-rate".to_owned(),
         "step_tracing.closure_interval" => "--step-tracing-closure-interval".to_owned(),
+        "api.sample_rate" => "--api-sample-rate".to_owned(),
+        "api.stream_fraction" => "--stream-fraction".to_owned(),
         _ => format!("--{}", field.replace('_', "-")),
     }
 }

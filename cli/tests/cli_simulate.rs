@@ -315,3 +315,76 @@ fn simulate_refuses_a_two_layer_workload_under_the_seed_profile() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("api_r45.workload.json") && err.contains("head profile"), "{err}");
 }
+
+/// A generated two-layer workload: sampling and streaming drawn per request and recorded, both
+/// layers written under `head`, checked clean as a complete input against the workload, and
+/// replayed from the saved file to the same bytes.
+#[test]
+fn a_generated_two_layer_run_checks_clean_and_replays_to_the_same_bytes() {
+    let (w, a, b) = (tmp("two-layer.workload.json"), tmp("two-layer.a.jsonl"), tmp("two-layer.b.jsonl"));
+    let generated = journey(&[
+        "simulate",
+        "--seed",
+        "11",
+        "--requests",
+        "60",
+        "--abort-share",
+        "0.3",
+        "--api-sample-rate",
+        "0.5",
+        "--stream-fraction",
+        "0.5",
+        "--wire-profile",
+        "head",
+        "--workload-out",
+        w.to_str().unwrap(),
+        "--out",
+        a.to_str().unwrap(),
+    ]);
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let workload = journey_spec::Workload::from_file(&w).unwrap();
+    assert!(workload.is_two_layer());
+    let adds: Vec<&journey_spec::AddOp> = workload
+        .steps
+        .iter()
+        .flat_map(|it| &it.ops)
+        .filter_map(|op| match op {
+            journey_spec::Op::Add(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let sampled = adds.iter().filter(|a| a.sampled == Some(true)).count();
+    assert!(adds.iter().all(|a| a.sampled.is_some() && a.stream.is_some()), "every decision recorded");
+    assert!(sampled > 10 && sampled < 50, "about half of 60 sampled: {sampled}");
+    assert!(adds.iter().any(|a| a.stream == Some(true)) && adds.iter().any(|a| a.stream == Some(false)));
+    let finishes = workload.steps.iter().flat_map(|it| {
+        it.ops
+            .iter()
+            .filter_map(|op| match op {
+                journey_spec::Op::Finish(f) => Some(f.status),
+                _ => None,
+            })
+            .chain(it.in_flight.iter().map(|journey_spec::InFlight::Finish(f)| f.status))
+    });
+    assert!(finishes.into_iter().all(|s| s == journey_spec::FinishReason::Aborted), "only client disconnects");
+
+    let check =
+        journey(&["check", "--format", "json", "--complete", "--workload", w.to_str().unwrap(), a.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(check.status.code(), Some(0), "{report}");
+    assert_eq!(report["api_spans"].as_u64(), Some(sampled as u64), "{report}");
+    assert_eq!(report["journeys"].as_u64(), Some(sampled as u64), "one core span per sampled request");
+    assert_eq!(report["pairs"].as_u64(), Some(sampled as u64));
+
+    let again = journey(&[
+        "simulate",
+        "--workload",
+        w.to_str().unwrap(),
+        "--wire-profile",
+        "head",
+        "--out",
+        b.to_str().unwrap(),
+    ]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}

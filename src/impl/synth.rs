@@ -22,7 +22,7 @@ use super::engine::EngineError;
 use super::request::FinishReason;
 pub use super::rng::Rng;
 use super::scheduler::Scheduler;
-use super::workload::{AddOp, FinishOp, InFlight, Iteration, Op, Workload};
+use super::workload::{AddOp, FinishOp, InFlight, Iteration, Op, Share, Workload};
 
 /// A log-normal length distribution, clamped to `[min, max]`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -66,6 +66,25 @@ pub struct SynthParams {
     pub traceparent_share: f64,
     /// The scheduler configuration.
     pub config: SchedulerConfig,
+    /// A two-layer run (`SPEC.md` §8.1): the API front end above the engine, with the sampling
+    /// decision and the client's `stream` flag drawn per request and recorded in the workload.
+    /// `None`: requests go to the scheduler directly.
+    pub api: Option<ApiSampling>,
+}
+
+/// How a two-layer workload's API decisions are drawn (`journey simulate --api-sample-rate`).
+///
+/// In a two-layer run a request also fits the model (`prompt_len + max_tokens ≤ max_model_len`,
+/// or the front end would reject it before any span), and an external end is a client
+/// disconnect (`aborted`): the front end has no way to end a request with `error` or `ignored`.
+/// The draws come from a stream of their own, so the rest of the workload is what the same seed
+/// gives without them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ApiSampling {
+    /// The chance that a request is sampled (`config.api_sample_rate`).
+    pub sample_rate: f64,
+    /// The chance that a client streams (`config.stream_fraction`).
+    pub stream_fraction: f64,
 }
 
 impl Default for SynthParams {
@@ -85,6 +104,7 @@ impl Default for SynthParams {
             ignored_share: 0.1,
             priorities: 1,
             traceparent_share: 0.25,
+            api: None,
             config: SchedulerConfig {
                 max_num_seqs: 32,
                 max_num_batched_tokens: 256,
@@ -165,7 +185,8 @@ impl SynthParams {
         let positive = |x: f64| x.is_finite() && x > 0.0;
         let share = |x: f64| (0.0..=1.0).contains(&x);
         let non_negative = |x: f64| x.is_finite() && x >= 0.0;
-        let checks: [(&'static str, f64, bool, &'static str); 12] = [
+        let api = self.api.unwrap_or(ApiSampling { sample_rate: 1.0, stream_fraction: 0.0 });
+        let checks: [(&'static str, f64, bool, &'static str); 14] = [
             ("arrival_rate", self.arrival_rate, positive(self.arrival_rate), POSITIVE),
             ("prompt_len.median", self.prompt_len.median, positive(self.prompt_len.median), POSITIVE),
             (
@@ -188,6 +209,8 @@ impl SynthParams {
             ("ignored_share", self.ignored_share, share(self.ignored_share), SHARE),
             ("traceparent_share", self.traceparent_share, share(self.traceparent_share), SHARE),
             ("priorities", f64::from(self.priorities), self.priorities >= 1, "at least 1"),
+            ("api.sample_rate", api.sample_rate, share(api.sample_rate), SHARE),
+            ("api.stream_fraction", api.stream_fraction, share(api.stream_fraction), SHARE),
         ];
         if let Some(&(field, value, _, expected)) = checks.iter().find(|c| !c.2) {
             return Err(SynthError::Param { field, value, expected });
@@ -219,6 +242,8 @@ pub fn generate(params: &SynthParams) -> Result<Workload, SynthError> {
     let config = params.config;
     let mut scheduler = Scheduler::new(config)?;
     let mut rng = Rng::new(params.seed);
+    // The API layer's draws, on a stream of their own (see `ApiSampling`).
+    let mut api_rng = Rng::new(params.seed ^ 0x4150_495f_4c41_5945);
     let width = params.requests.max(1).to_string().len().max(4);
     // Requests are clamped to fit the whole cache at their longest (a request that cannot is
     // rejected by the scheduler).
@@ -244,6 +269,11 @@ pub fn generate(params: &SynthParams) -> Result<Workload, SynthError> {
         };
         let prompt_len = prompt_len.min(capacity.saturating_sub(1).max(1));
         let max_tokens = max_tokens.min(capacity.saturating_sub(prompt_len).max(1));
+        // The front end rejects a request that does not fit the model before any span exists.
+        let max_tokens = match params.api {
+            Some(_) => max_tokens.min(config.max_model_len.saturating_sub(prompt_len).max(1)),
+            None => max_tokens,
+        };
         let priority = i64::from(rng.range(0, u64::from(params.priorities).saturating_sub(1)) as u32);
         let traceparent = rng
             .chance(params.traceparent_share)
@@ -258,6 +288,8 @@ pub fn generate(params: &SynthParams) -> Result<Workload, SynthError> {
             } else {
                 FinishReason::Aborted
             };
+            // Only a client disconnect ends a request from outside in a two-layer run.
+            let reason = if params.api.is_some() { FinishReason::Aborted } else { reason };
             // An end past the run's last iteration never happens: the request finished before.
             (
                 at.saturating_add(usize::try_from(after).unwrap_or(usize::MAX)),
@@ -273,6 +305,8 @@ pub fn generate(params: &SynthParams) -> Result<Workload, SynthError> {
             traceparent,
             tracestate: None,
             ignore_eos: false,
+            sampled: params.api.map(|a| api_rng.chance(a.sample_rate)),
+            stream: params.api.map(|a| api_rng.chance(a.stream_fraction)),
             ..AddOp::default()
         };
         arrivals.entry(at).or_default().push(Plan { add, eos_at: output, end });
@@ -335,7 +369,12 @@ pub fn generate(params: &SynthParams) -> Result<Workload, SynthError> {
     while steps.last().is_some_and(|s: &Iteration| s.ops.is_empty() && s.in_flight.is_empty() && s.eos.is_empty()) {
         steps.pop();
     }
-    Ok(Workload::new(config, steps))
+    let mut workload = Workload::new(config, steps);
+    if let Some(a) = params.api {
+        workload.api.api_sample_rate = Share::new(a.sample_rate);
+        workload.api.stream_fraction = Share::new(a.stream_fraction);
+    }
+    Ok(workload)
 }
 
 /// How `journey simulate` draws step tracing for a generated workload (HEAD's three settings).
