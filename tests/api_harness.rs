@@ -17,7 +17,6 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use journey_spec::model::Endpoint as ModelEndpoint;
 use journey_spec::model::cross::{Expected, ExpectedRequest};
 use journey_spec::otel::write::{OtlpJsonWriter, SeededIds};
 use journey_spec::otel::{CheckOptions, CheckedTrace, check_trace, read_trace};
@@ -245,10 +244,7 @@ fn run(config: SchedulerConfig, actions: Vec<Action>) -> Result<(), TestCaseErro
                 id: a.id.clone(),
                 sampled: a.sampled.unwrap_or(true),
                 stream: a.stream,
-                endpoint: match a.endpoint() {
-                    Endpoint::Chat => ModelEndpoint::Chat,
-                    Endpoint::Completions => ModelEndpoint::Completions,
-                },
+                endpoint: a.endpoint(),
                 n: u64::from(a.n.unwrap_or(1)),
                 prompts: a.prompt_lens(),
                 max_tokens: a.max_tokens,

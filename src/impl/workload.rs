@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::config::{ConfigError, SchedulerConfig};
 use super::request::{FinishReason, NewRequest, TraceHeaders};
+pub use crate::model::Endpoint;
 use crate::model::RequestId;
 
 /// A whole workload: a configuration and one entry per engine iteration.
@@ -246,35 +247,6 @@ pub enum Op {
 pub enum InFlight {
     /// Finish a request while the model runs: it gets no token from this iteration.
     Finish(FinishOp),
-}
-
-/// The endpoint a two-layer request is sent to (`SPEC.md` §8.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Endpoint {
-    /// `/v1/chat/completions` (`OpenAIServingChat`).
-    #[default]
-    Chat,
-    /// `/v1/completions` (`OpenAIServingCompletion`).
-    Completions,
-}
-
-impl Endpoint {
-    /// The `http.route` of the endpoint.
-    pub fn route(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "/v1/chat/completions",
-            Endpoint::Completions => "/v1/completions",
-        }
-    }
-
-    /// The prefix of the endpoint's API request ids.
-    pub fn id_prefix(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "chatcmpl-",
-            Endpoint::Completions => "cmpl-",
-        }
-    }
 }
 
 /// The `add` operation.

@@ -124,8 +124,9 @@ impl fmt::Display for ApiState {
     }
 }
 
-/// Which OpenAI endpoint served the request: it decides the API table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+/// Which OpenAI endpoint served the request: it decides the API table. In a workload file
+/// (`SPEC.md` §8.1), the endpoint a two-layer request is sent to: `"chat"` or `"completions"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Endpoint {
     /// `/v1/chat/completions` (`chatcmpl-` ids): ARRIVED → HANDOFF → FIRST_RESPONSE → DEPARTED.
@@ -150,6 +151,22 @@ impl Endpoint {
             (Some(_), _) => Endpoint::Completions,
             (None, Some(id)) if id.starts_with("cmpl-") => Endpoint::Completions,
             (None, Some(_) | None) => Endpoint::Chat,
+        }
+    }
+
+    /// The `http.route` the fork sets for the endpoint.
+    pub const fn route(self) -> &'static str {
+        match self {
+            Endpoint::Chat => Self::CHAT_ROUTE,
+            Endpoint::Completions => Self::COMPLETIONS_ROUTE,
+        }
+    }
+
+    /// The prefix of the endpoint's API request ids.
+    pub const fn id_prefix(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chatcmpl-",
+            Endpoint::Completions => "cmpl-",
         }
     }
 

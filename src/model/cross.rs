@@ -260,10 +260,7 @@ pub fn core_id_parts<'a>(core: &'a str, api: &str, endpoint: Endpoint) -> Result
 
 /// The API id of a workload id: `chatcmpl-<id>` or `cmpl-<id>`.
 pub fn api_id(endpoint: Endpoint, id: &str) -> String {
-    match endpoint {
-        Endpoint::Chat => format!("chatcmpl-{id}"),
-        Endpoint::Completions => format!("cmpl-{id}"),
-    }
+    format!("{}{id}", endpoint.id_prefix())
 }
 
 /// Checks X1–X6 (and, with a workload, C3, W1 and the workload parts of X5 and X6) over the
