@@ -33,13 +33,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use opentelemetry::global::{BoxedSpan, BoxedTracer, ObjectSafeTracer};
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::{Injector, TextMapPropagator};
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
-use super::emitter::{Clock, SystemClock};
-use super::engine::{EngineError, Iterated, RunSummary, drain_bound};
+use super::emitter::{Clock, Headers, SystemClock};
+use super::engine::{Drive, EngineError, Iterated, RunSummary, run_to_drain};
 use super::request::{FinishReason, NewRequest, TraceHeaders};
 use super::rng::Rng;
 use super::scheduler::Scheduler;
@@ -422,7 +422,7 @@ impl ApiFront {
     ) -> Option<BoxedSpan> {
         let tracer = self.tracer.as_ref()?;
         let parent = match client {
-            Some(h) => self.propagator.extract(&Client(h)),
+            Some(h) => self.propagator.extract(&Headers(h)),
             None => Context::new(),
         };
         let start = self.clock.wall();
@@ -566,24 +566,21 @@ impl ApiFront {
         let Some(&index) = self.by_id.get(id) else { return };
         let Some(r) = self.requests.get(index) else { return };
         let cores: Vec<Arc<str>> = r.cores.iter().filter(|c| self.by_core.contains_key(&**c)).cloned().collect();
-        let finished: Vec<(Arc<str>, FinishStatus)> = self
-            .scheduler
-            .finish_requests(cores.iter().map(|c| &**c), FinishReason::Error, None)
-            .iter()
-            .map(|f| (Arc::clone(&f.id), f.status))
-            .collect();
-        for (core, status) in finished {
-            self.core_finished(&core, status);
-        }
+        self.finish_cores(&cores, FinishReason::Error);
     }
 
     fn abort_cores(&mut self, cores: &[Arc<str>]) {
+        self.finish_cores(cores, FinishReason::Aborted);
+    }
+
+    /// Ends engine requests `cores` with `reason`, and their client requests as that implies.
+    fn finish_cores(&mut self, cores: &[Arc<str>], reason: FinishReason) {
         if cores.is_empty() {
             return;
         }
         let finished: Vec<(Arc<str>, FinishStatus)> = self
             .scheduler
-            .finish_requests(cores.iter().map(|c| &**c), FinishReason::Aborted, None)
+            .finish_requests(cores.iter().map(|c| &**c), reason, None)
             .iter()
             .map(|f| (Arc::clone(&f.id), f.status))
             .collect();
@@ -756,41 +753,9 @@ impl ApiFront {
     pub fn run(
         &mut self,
         workload: &Workload,
-        mut on_iteration: impl FnMut(usize, Iterated, &mut Scheduler),
+        on_iteration: impl FnMut(usize, Iterated, &mut Scheduler),
     ) -> Result<RunSummary, ApiError> {
-        let mut summary = RunSummary::default();
-        for (k, it) in workload.steps.iter().enumerate() {
-            let done = self.iterate(k, it)?;
-            summary.iterations += 1;
-            summary.steps += u64::from(done == Iterated::Stepped);
-            on_iteration(k, done, &mut self.scheduler);
-        }
-        let s = &self.scheduler;
-        let limit = drain_bound(
-            s.waiting()
-                .chain(s.running().iter().copied())
-                .filter_map(|h| s.request(h))
-                .map(|r| (r.prompt_len(), r.max_tokens())),
-            s.config().max_model_len,
-        );
-        let empty = Iteration::default();
-        while self.scheduler.has_requests() || !self.pending_aborts.is_empty() {
-            if summary.drain_iterations >= limit {
-                return Err(EngineError::CannotDrain {
-                    live: self.scheduler.num_live(),
-                    iterations: summary.drain_iterations,
-                }
-                .into());
-            }
-            let k =
-                workload.steps.len().saturating_add(usize::try_from(summary.drain_iterations).unwrap_or(usize::MAX));
-            let done = self.iterate(k, &empty)?;
-            summary.iterations += 1;
-            summary.drain_iterations += 1;
-            summary.steps += u64::from(done == Iterated::Stepped);
-            on_iteration(k, done, &mut self.scheduler);
-        }
-        Ok(summary)
+        run_to_drain(self, workload, on_iteration)
     }
 
     /// The cleanup-only finalization (the fork's outer `finally`): every API span still open
@@ -799,6 +764,20 @@ impl ApiFront {
         for i in 0..self.requests.len() {
             self.finalize(i, ApiOutcome::CleanupOnly);
         }
+    }
+}
+
+impl Drive for ApiFront {
+    type Error = ApiError;
+    fn iterate(&mut self, index: usize, it: &Iteration) -> Result<Iterated, ApiError> {
+        ApiFront::iterate(self, index, it)
+    }
+    /// Requests still live, or client disconnects still to reach the engine.
+    fn busy(&self) -> bool {
+        self.scheduler.has_requests() || !self.pending_aborts.is_empty()
+    }
+    fn scheduler_mut(&mut self) -> &mut Scheduler {
+        &mut self.scheduler
     }
 }
 
@@ -823,23 +802,6 @@ impl ClientRequest {
             completion_tokens: 0,
             failed: false,
         }
-    }
-}
-
-/// The client's W3C headers, as the propagator reads them.
-struct Client<'a>(&'a TraceHeaders);
-
-impl Extractor for Client<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        match key {
-            "traceparent" => Some(self.0.traceparent.as_str()).filter(|tp| !tp.is_empty()),
-            "tracestate" => self.0.tracestate.as_deref(),
-            _ => None,
-        }
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        vec!["traceparent", "tracestate"]
     }
 }
 

@@ -633,8 +633,9 @@ fn value(v: WireValue<'static>) -> Value {
     }
 }
 
-/// The W3C headers of a request, as the propagator reads them.
-struct Headers<'a>(&'a TraceHeaders);
+/// The W3C headers of a request, as the propagator reads them (the core span's parent, and the
+/// client's parent of the API span).
+pub(crate) struct Headers<'a>(pub(crate) &'a TraceHeaders);
 
 impl Extractor for Headers<'_> {
     fn get(&self, key: &str) -> Option<&str> {

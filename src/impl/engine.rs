@@ -180,33 +180,9 @@ impl Engine {
     pub fn run(
         &mut self,
         workload: &Workload,
-        mut on_iteration: impl FnMut(usize, Iterated, &mut Scheduler),
+        on_iteration: impl FnMut(usize, Iterated, &mut Scheduler),
     ) -> Result<RunSummary, EngineError> {
-        let mut summary = RunSummary::default();
-        for (k, it) in workload.steps.iter().enumerate() {
-            let done = self.iterate(k, it)?;
-            summary.iterations += 1;
-            summary.steps += u64::from(done == Iterated::Stepped);
-            on_iteration(k, done, &mut self.scheduler);
-        }
-        let limit = self.drain_limit();
-        let empty = Iteration::default();
-        while self.scheduler.has_requests() || self.scheduler.in_flight() > 0 {
-            if summary.drain_iterations >= limit {
-                return Err(EngineError::CannotDrain {
-                    live: self.scheduler.num_live(),
-                    iterations: summary.drain_iterations,
-                });
-            }
-            let k =
-                workload.steps.len().saturating_add(usize::try_from(summary.drain_iterations).unwrap_or(usize::MAX));
-            let done = self.iterate(k, &empty)?;
-            summary.iterations += 1;
-            summary.drain_iterations += 1;
-            summary.steps += u64::from(done == Iterated::Stepped);
-            on_iteration(k, done, &mut self.scheduler);
-        }
-        Ok(summary)
+        run_to_drain(self, workload, on_iteration)
     }
 
     /// A generous bound on the iterations needed to finish every live request: in a healthy
@@ -215,15 +191,76 @@ impl Engine {
     /// `min(prompt + max_tokens, max_model_len)` steps of reaching the head; the bound allows 16
     /// full recomputes. It saturates at `u64::MAX` rather than overflow.
     pub fn drain_limit(&self) -> u64 {
-        let s = &self.scheduler;
-        drain_bound(
-            s.waiting()
-                .chain(s.running().iter().copied())
-                .filter_map(|h| s.request(h))
-                .map(|r| (r.prompt_len(), r.max_tokens())),
-            s.config().max_model_len,
-        )
+        drain_limit(&self.scheduler)
     }
+}
+
+/// [`Engine::drain_limit`] for the requests live in `s`.
+pub(crate) fn drain_limit(s: &Scheduler) -> u64 {
+    drain_bound(
+        s.waiting()
+            .chain(s.running().iter().copied())
+            .filter_map(|h| s.request(h))
+            .map(|r| (r.prompt_len(), r.max_tokens())),
+        s.config().max_model_len,
+    )
+}
+
+/// What [`run_to_drain`] drives: the engine, or the API front end above it.
+pub(crate) trait Drive {
+    /// The driver's error; a run that does not drain is an [`EngineError::CannotDrain`].
+    type Error: From<EngineError>;
+    /// Runs entry `index` of a workload.
+    fn iterate(&mut self, index: usize, it: &Iteration) -> Result<Iterated, Self::Error>;
+    /// Whether work remains after the workload's last entry.
+    fn busy(&self) -> bool;
+    /// The scheduler driven.
+    fn scheduler_mut(&mut self) -> &mut Scheduler;
+}
+
+impl Drive for Engine {
+    type Error = EngineError;
+    fn iterate(&mut self, index: usize, it: &Iteration) -> Result<Iterated, EngineError> {
+        Engine::iterate(self, index, it)
+    }
+    fn busy(&self) -> bool {
+        self.scheduler.has_requests() || self.scheduler.in_flight() > 0
+    }
+    fn scheduler_mut(&mut self) -> &mut Scheduler {
+        &mut self.scheduler
+    }
+}
+
+/// Replays `workload` from its first iteration, then runs empty iterations while the driver
+/// is busy, at most [`drain_limit`] of them (taken after the last entry). `on_iteration` sees
+/// the scheduler after every iteration.
+pub(crate) fn run_to_drain<D: Drive>(
+    d: &mut D,
+    workload: &Workload,
+    mut on_iteration: impl FnMut(usize, Iterated, &mut Scheduler),
+) -> Result<RunSummary, D::Error> {
+    let mut summary = RunSummary::default();
+    for (k, it) in workload.steps.iter().enumerate() {
+        let done = d.iterate(k, it)?;
+        summary.iterations += 1;
+        summary.steps += u64::from(done == Iterated::Stepped);
+        on_iteration(k, done, d.scheduler_mut());
+    }
+    let limit = drain_limit(d.scheduler_mut());
+    let empty = Iteration::default();
+    while d.busy() {
+        if summary.drain_iterations >= limit {
+            let live = d.scheduler_mut().num_live();
+            return Err(EngineError::CannotDrain { live, iterations: summary.drain_iterations }.into());
+        }
+        let k = workload.steps.len().saturating_add(usize::try_from(summary.drain_iterations).unwrap_or(usize::MAX));
+        let done = d.iterate(k, &empty)?;
+        summary.iterations += 1;
+        summary.drain_iterations += 1;
+        summary.steps += u64::from(done == Iterated::Stepped);
+        on_iteration(k, done, d.scheduler_mut());
+    }
+    Ok(summary)
 }
 
 /// The drain bound of [`Engine::drain_limit`] for requests of `(prompt_len, max_tokens)`.
