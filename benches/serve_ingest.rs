@@ -10,7 +10,10 @@
 //! - `core_protobuf`: decode plus the receiver's core (pending set, assembly, checks, summary),
 //!   no sockets.
 //! - `grpc_protobuf`: a tonic client sends the requests over loopback to the server, which runs
-//!   on a single-threaded runtime (one core); the client is on the bench thread.
+//!   on a single-threaded runtime (one core); the client is on the bench thread, one request at
+//!   a time.
+//! - `grpc_protobuf_10_in_flight`: the same with ten exports in flight on the one connection,
+//!   as the Collector's exporter queue and batching SDKs send.
 //! - `http_json`: the same requests as OTLP JSON bodies over an HTTP/1.1 keep-alive connection.
 //!
 //! ```sh
@@ -42,6 +45,9 @@ const FIXTURES: &[&str] = &[
 
 /// Copies of every fixture in the traffic.
 const COPIES: u64 = 4;
+
+/// Exports in flight at once in `grpc_protobuf_<n>_in_flight`.
+const IN_FLIGHT: usize = 10;
 
 struct Traffic {
     requests: Vec<ExportTraceServiceRequest>,
@@ -207,12 +213,36 @@ fn bench(c: &mut Criterion) {
 
     let (shared, grpc, http) = start_server();
     let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let mut client = client_rt.block_on(TraceServiceClient::connect(format!("http://{grpc}"))).expect("connect");
+    let client = client_rt.block_on(TraceServiceClient::connect(format!("http://{grpc}"))).expect("connect");
+    let requests = Arc::new(t.requests.clone());
     g.bench_function("grpc_protobuf", |b| {
         b.iter(|| {
             client_rt.block_on(async {
-                for r in &t.requests {
+                let mut client = client.clone();
+                for r in requests.iter() {
                     client.export(r.clone()).await.expect("export");
+                }
+            });
+            flush(&shared, t.events);
+        })
+    });
+    // As the Collector's exporter (`sending_queue.num_consumers`, 10 by default) and batching
+    // SDKs do: several exports in flight on one HTTP/2 connection.
+    g.bench_function(format!("grpc_protobuf_{IN_FLIGHT}_in_flight"), |b| {
+        b.iter(|| {
+            client_rt.block_on(async {
+                let mut tasks = tokio::task::JoinSet::new();
+                for k in 0..IN_FLIGHT {
+                    let mut client = client.clone();
+                    let requests = Arc::clone(&requests);
+                    tasks.spawn(async move {
+                        for r in requests.iter().skip(k).step_by(IN_FLIGHT) {
+                            client.export(r.clone()).await.expect("export");
+                        }
+                    });
+                }
+                while let Some(done) = tasks.join_next().await {
+                    done.expect("export task");
                 }
             });
             flush(&shared, t.events);

@@ -226,6 +226,16 @@ pub struct ServeArgs {
     /// Do not count violations of this rule (as for check); repeatable.
     #[arg(long = "allow", value_name = "RULE", value_parser = parse_rule)]
     pub allow: Vec<RuleId>,
+    /// The scheduling profile that produced the journeys (as for check).
+    #[arg(long, value_enum, default_value_t = Profile::Sync)]
+    pub profile: Profile,
+    /// Declare the input complete: every span of every request of the run will arrive (as for
+    /// check: a missing partner span is a violation, X5, instead of counted as unpaired).
+    #[arg(long)]
+    pub complete: bool,
+    /// Check what arrives against the workload file that produced it (as for check).
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<PathBuf>,
 }
 
 /// `journey timeline`.

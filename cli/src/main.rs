@@ -6,7 +6,7 @@
 //! journey timeline --request ID [--allow RULE]... PATH...
 //! journey report [--out FILE] [--against PATH]... [--allow RULE]... [--profile sync] [--complete] PATH...
 //! journey rules [--format text|json]
-//! journey serve [--grpc ADDR] [--http ADDR] [--report FILE] [--findings FILE|-] [--pending-timeout S] [--max-pending N] [--expect-journeys N]
+//! journey serve [--grpc ADDR] [--http ADDR] [--report FILE] [--findings FILE|-] [--pending-timeout S] [--max-pending N] [--expect-journeys N] [--profile sync|async] [--complete] [--workload FILE]
 //! journey simulate [--workload FILE | --seed N --requests N ... [--api-sample-rate R]] [--wire-profile seed|head] [--out FILE] [--workload-out FILE]
 //! journey explore --config FILE --depth N [--requests K] [--workload-out FILE]
 //! journey demo [--seed N --requests N ...]

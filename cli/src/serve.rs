@@ -10,7 +10,7 @@ use journey_spec::otel::CheckOptions;
 use journey_spec::serve::{IngestOptions, Outcome, ServeConfig, Server};
 
 use super::cli::ServeArgs;
-use super::{ERROR, options};
+use super::{ERROR, expected, options};
 
 /// Runs the receiver; the exit status is `check`'s (see `SERVE_EXIT_STATUS`).
 pub fn run(args: ServeArgs, out: &mut dyn Write) -> io::Result<u8> {
@@ -25,7 +25,18 @@ pub fn run(args: ServeArgs, out: &mut dyn Write) -> io::Result<u8> {
             }
         },
     };
-    let check: CheckOptions = options(&args.allow);
+    let mut check: CheckOptions = options(&args.allow);
+    check.profile = args.profile.model();
+    check.complete = args.complete;
+    if let Some(path) = &args.workload {
+        match expected::read(path) {
+            Ok(w) => check.workload = Some(w),
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "journey serve: {e}");
+                return Ok(ERROR);
+            }
+        }
+    }
     let config = ServeConfig {
         grpc: args.grpc,
         http: args.http,
@@ -57,7 +68,7 @@ pub fn run(args: ServeArgs, out: &mut dyn Write) -> io::Result<u8> {
         }
     };
     let (code, outcome, journeys, expected, lost) = shared.with(|ingest| {
-        let r = ingest.received();
+        let r = *ingest.received();
         (
             ingest.exit_status(),
             ingest.outcome(),

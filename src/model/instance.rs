@@ -48,7 +48,7 @@ pub struct InstanceViolation {
 /// assert_eq!(violations[0].rule, RuleId::NoAdmissionAfterPreemption);
 /// assert_eq!(violations[0].request_id.as_str(), "r2");
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct InstanceChecker {
     journeys: Vec<(RequestId, SpanInfo)>,
     /// The earliest PREEMPTED of each step.

@@ -302,7 +302,7 @@ pub fn journey_ns(ts_monotonic: f64) -> i64 {
 ///
 /// Add windows and journeys in any order; [`finish`](Self::finish) returns every violation,
 /// each naming the window (as `request_id`) and the event's index in it.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct StepChecker {
     complete: bool,
     windows: Vec<WindowFacts>,

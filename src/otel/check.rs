@@ -280,7 +280,7 @@ pub enum KeepEvents {
 }
 
 /// A journey as the checker holds it until the instance rules have been checked.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Held {
     Whole(JourneyReport),
     Settled(SettledJourney),
@@ -306,7 +306,7 @@ impl Held {
 /// R13 and R14 need (each journey's id and times, the steps' first PREEMPTED, the SCHEDULED
 /// events), and for each of its journeys the journey's index and the indices of its
 /// undecodable events (to map the model's event indices back).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Instance {
     checker: InstanceChecker,
     members: Vec<(usize, Vec<u32>)>,
@@ -316,7 +316,7 @@ struct Instance {
 /// scheduler instance at [`finish`](Self::finish). Memory: the journeys kept whole (see
 /// [`KeepEvents`]), and for every other journey its ids, times and statistics plus what the
 /// instance rules need.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Checker {
     options: CheckOptions,
     keep: KeepEvents,
@@ -335,6 +335,18 @@ pub struct Checker {
     /// Summaries and snapshots kept for [`KeepEvents::Request`].
     summaries_kept: Vec<BatchSummary>,
     snapshots_kept: Vec<RequestSnapshot>,
+    /// Journeys before this index were handed to [`TraceStream::for_each_checked`].
+    handed_out: usize,
+}
+
+/// A journey the checker has just checked on its own (R1–R12, C2), before the rules that relate
+/// spans (instance, cross-layer and step rules, decided at [`Checker::finish`]).
+#[derive(Debug, Clone, Copy)]
+pub enum JustChecked<'a> {
+    /// Kept whole: it violates a rule on its own, or [`KeepEvents`] asks for it.
+    Whole(&'a JourneyReport),
+    /// Kept in brief: it breaks no rule on its own.
+    Settled(&'a SettledJourney),
 }
 
 impl Checker {
@@ -353,7 +365,19 @@ impl Checker {
             steps: Vec::new(),
             summaries_kept: Vec::new(),
             snapshots_kept: Vec::new(),
+            handed_out: 0,
         }
+    }
+
+    /// Calls `f` on each journey checked since the last call, in the order they were checked.
+    pub fn for_each_checked(&mut self, mut f: impl FnMut(JustChecked<'_>)) {
+        for held in self.journeys.get(self.handed_out..).unwrap_or_default() {
+            f(match held {
+                Held::Whole(j) => JustChecked::Whole(j),
+                Held::Settled(j) => JustChecked::Settled(j),
+            });
+        }
+        self.handed_out = self.journeys.len();
     }
 
     /// Whether `keep` asks for the events of a span with `request_id` — the id itself, or, for
@@ -811,6 +835,34 @@ impl TraceStream {
         for span in self.builder.take_released() {
             self.checker.add_span(span);
         }
+    }
+
+    /// The builder, for what it holds and its clock.
+    pub fn builder(&self) -> &TraceBuilder {
+        &self.builder
+    }
+
+    /// Lets go of the held spans whose last record came at or before the builder's `clock` and
+    /// checks them (see [`TraceBuilder::release_untouched_since`]); `u64::MAX` lets go of all.
+    pub fn release_untouched_since(&mut self, clock: u64) {
+        self.builder.release_untouched_since(clock);
+        self.drain();
+    }
+
+    /// Calls `f` on each journey checked since the last call (see [`Checker::for_each_checked`]).
+    pub fn for_each_checked(&mut self, f: impl FnMut(JustChecked<'_>)) {
+        self.checker.for_each_checked(f);
+    }
+
+    /// What [`finish`](Self::finish) would give for the spans let go so far, without the held
+    /// ones: every rule, the relations included, decided over what has been checked. The stream
+    /// goes on (its checker is copied).
+    pub fn snapshot(&self) -> CheckedTrace {
+        self.checker.clone().finish(
+            self.builder.source_name().to_owned(),
+            self.builder.resources().to_vec(),
+            *self.builder.counts(),
+        )
     }
 
     /// Checks what is still held and the instance rules.

@@ -44,8 +44,8 @@ pub mod text;
 pub mod write;
 
 pub use check::{
-    ApiLink, ApiReport, CheckOptions, CheckedTrace, Checker, JourneyReport, KeepEvents, LayerCounts, SettledJourney,
-    StepReport, TraceStream, check_trace,
+    ApiLink, ApiReport, CheckOptions, CheckedTrace, Checker, JourneyReport, JustChecked, KeepEvents, LayerCounts,
+    SettledJourney, StepReport, TraceStream, check_trace,
 };
 pub use read::{InputError, InputErrorKind, ReadOptions, Trace, TraceBuilder, read_into, read_trace};
 pub use summary::Summary;

@@ -1,49 +1,56 @@
 //! The receiver's core: span records in, decided journeys out. No sockets, no clock of its own
 //! (the caller passes `now`), so the transports, the tests and the benchmarks drive the same code.
 //!
-//! # When a journey is decided
+//! # One path with `journey check`
+//!
+//! Everything received is one input to one [`TraceStream`], the streaming check `journey check`
+//! reads files with: the same [`TraceBuilder`](crate::otel::TraceBuilder) merges the records of
+//! a span (scope, status, flags and all), the same [`Checker`](crate::otel::Checker) checks each
+//! span on its own when it is let go (R1–R12, C2, A1–A4) and decides the rules that relate spans
+//! — the instance rules (R13, R14), the cross-layer rules (X1–X6, C3, W1: an `llm_request` and
+//! its `llm_core` child paired by trace id and parent span id) and the step-window rules (S1–S3)
+//! — over everything let go. [`CheckOptions`] carries `--profile`, `--complete` and
+//! `--workload` exactly as for `check`. A new rule set reaches the receiver through the
+//! checker; nothing here names a rule.
+//!
+//! # When a span is decided
 //!
 //! An OpenTelemetry SDK exports a span once, when it ends; a Collector or an exporter retry may
-//! send the same record again, and the reader merges records of one span ([`TraceBuilder`]). So
-//! a span is **pending** from its first record until `pending_timeout` has passed without a new
-//! record for it; then it is decided: its records go through the same [`TraceBuilder`] and
-//! [`check_trace`] that `journey check` uses, and the result is added to the [`Summary`] the
-//! report is made from. Spans that become due together are checked together, so the instance
-//! rules (R13, R14) relate the journeys of one resource decided in the same batch; at shutdown
-//! everything still pending is one batch. (Relations across batches are the subject of the
-//! instance-window work in later issues; the receiver hands spans over and needs no change
-//! for it.)
+//! send the same record again. So a span is **pending** (held by the builder, records merging)
+//! from its first record until `pending_timeout` has passed without a new record for it; then it
+//! is let go and checked on its own, and a violating or incomplete journey is written to
+//! `--findings`. The relations are decided over every span let go so far: each `/report` and
+//! `/metrics` shows them for what has been let go, and at shutdown, when everything pending has
+//! been let go, the report is `journey check`'s on the same spans. A journey a relation makes
+//! violating is written to `--findings` then (with all its violations), as are violating API
+//! spans.
 //!
 //! # Bounded memory
 //!
 //! At most `max_pending` spans are pending. A record of a new span that finds the set full is
 //! **shed**: left out, counted (records, spans, journey events), answered as rejected spans in
 //! the OTLP partial-success response, and the final verdict becomes incomplete (exit status 2),
-//! never a pass. A record for a span decided recently (the last `max(max_pending, 65 536)`
-//! decided spans are remembered) is **late**: it is left out and counted the same way, since
-//! checking it as a new journey would report a journey cut in two. Later records of a shed span
-//! are shed too (as many shed spans are remembered).
+//! never a pass. A record for a span already let go is **late**: it is left out and counted the
+//! same way, since checking it as a new journey would report a journey cut in two. Later records
+//! of a shed span are shed too (the last `max(max_pending, 65 536)` shed spans are remembered).
+//! What is kept of a span once it is let go is what `journey check` keeps: the journey in brief
+//! (ids, times, event kinds, statistics) and what the relation rules need of it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as ProtoSpan};
-use prost::Message as _;
+use opentelemetry_proto::tonic::trace::v1::Span as ProtoSpan;
 
-use crate::model::{RuleId, Verdict};
+use crate::model::{RuleId, Verdict, Violation};
 use crate::otel::json::Report;
-use crate::otel::summary::JourneyMetrics;
-use crate::otel::{CheckOptions, CheckedTrace, JourneyReport, Summary, TraceBuilder, check_trace};
+use crate::otel::{ApiReport, CheckOptions, JourneyReport, JustChecked, Summary, TraceStream};
 use crate::wire::keys;
 
 use super::metrics::Metrics;
 
-/// The fewest shed and decided span ids remembered (each set; `max_pending` when larger): a
-/// few megabytes.
+/// The fewest shed span ids remembered (`max_pending` when larger): a few megabytes.
 const REMEMBERED: usize = 65_536;
 
 /// The input name the receiver's journeys are reported under.
@@ -52,7 +59,7 @@ pub const SOURCE_NAME: &str = "journey-serve";
 /// How the receiver decides and bounds.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
-    /// What to check (rules allowed).
+    /// What to check: rules allowed, `--profile`, `--complete`, `--workload`, as for `check`.
     pub check: CheckOptions,
     /// How long a span stays pending after its last record.
     pub pending_timeout: Duration,
@@ -174,55 +181,37 @@ pub enum Outcome {
     NoJourneys,
 }
 
-/// A span waiting to be decided.
-#[derive(Debug)]
-struct Pending {
-    resource: usize,
-    records: Vec<ProtoSpan>,
-    /// The export request its first record came in (reported as its `line`).
-    first_request: u64,
-    /// Arrival order of its first record (batches keep it).
-    order: u64,
-    last_seen: Instant,
-}
+/// (trace id, span id) of a shed span.
+type Ids = (Vec<u8>, Vec<u8>);
 
-/// What identifies a span here: resource, trace id, span id. Spans without ids get a unique
-/// key each, as the reader never merges them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Ids(usize, Vec<u8>, Vec<u8>),
-    Anonymous(u64),
-}
-
-/// The receiver's state: pending spans, the summary of decided journeys, the counters.
+/// The receiver's state: the streaming check, the counters, the findings written.
 pub struct Ingest {
     options: IngestOptions,
-    pending: HashMap<Key, Pending>,
-    /// Distinct resources seen, keyed by their attributes' encoding in key order.
-    resources: Vec<ProtoResource>,
-    by_resource: HashMap<Vec<u8>, usize>,
-    /// Spans shed (bounded like the pending set), so that their later records are shed too.
-    shed: HashSet<Key>,
-    /// The most recently decided spans (bounded), to recognise late records.
-    decided: HashSet<Key>,
-    decided_order: VecDeque<Key>,
-    summary: Summary,
+    stream: TraceStream,
+    /// After each request: when it came and the builder's clock then. A span whose last record
+    /// came at or before the clock of a mark `pending_timeout` old is due.
+    marks: VecDeque<(Instant, u64)>,
+    /// Spans shed (bounded), so that their later records are shed too.
+    shed: HashSet<Ids>,
+    shed_order: VecDeque<Ids>,
     received: Received,
-    metrics: Metrics,
+    /// Problems with records the builder took (conflicting records, events without timestamps)
+    /// and bodies that could not be decoded.
+    input_errors: u64,
     findings: Option<Box<dyn Write + Send>>,
-    /// Export requests seen (numbers them).
+    /// The spans written to `--findings`, with how many violations they were written with.
+    written: HashMap<(String, String), usize>,
+    /// Export requests seen (numbers them: a journey's `line`).
     requests: u64,
-    /// Span records seen (orders them).
-    order: u64,
-    anonymous: u64,
+    /// The summary of what has been let go, until something changes.
+    summary: Option<Summary>,
 }
 
 impl std::fmt::Debug for Ingest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ingest")
-            .field("pending", &self.pending.len())
+            .field("pending", &self.pending())
             .field("received", &self.received)
-            .field("journeys", &self.summary.journeys)
             .finish_non_exhaustive()
     }
 }
@@ -231,24 +220,21 @@ impl Ingest {
     /// An empty receiver; `findings` gets one JSON line per violating or incomplete journey as
     /// it is decided.
     pub fn new(options: IngestOptions, findings: Option<Box<dyn Write + Send>>) -> Ingest {
-        let mut summary = Summary::new();
-        // One input for everything received, so the report has the shape of `check`'s on one file.
-        summary.add(CheckedTrace { source_name: SOURCE_NAME.to_owned(), ..CheckedTrace::default() }, 0);
+        // No window: spans are let go by time (`poll`), and the pending set is bounded by
+        // shedding (`max_pending`).
+        let stream = TraceStream::new(SOURCE_NAME, options.check.clone()).with_window(usize::MAX);
         Ingest {
             options,
-            pending: HashMap::new(),
-            resources: Vec::new(),
-            by_resource: HashMap::new(),
+            stream,
+            marks: VecDeque::new(),
             shed: HashSet::new(),
-            decided: HashSet::new(),
-            decided_order: VecDeque::new(),
-            summary,
+            shed_order: VecDeque::new(),
             received: Received::default(),
-            metrics: Metrics::default(),
+            input_errors: 0,
             findings,
+            written: HashMap::new(),
             requests: 0,
-            order: 0,
-            anonymous: 0,
+            summary: None,
         }
     }
 
@@ -260,7 +246,7 @@ impl Ingest {
     /// Takes in one export request of `bytes` bytes (uncompressed) that came over `transport`.
     pub fn ingest(
         &mut self,
-        request: ExportTraceServiceRequest,
+        mut request: ExportTraceServiceRequest,
         bytes: usize,
         transport: Transport,
         now: Instant,
@@ -269,21 +255,42 @@ impl Ingest {
         self.received.requests[t] += 1;
         self.received.bytes[t] = self.received.bytes[t].saturating_add(bytes as u64);
         self.requests += 1;
-        self.summary.inputs[0].lines = self.requests;
+        let records: usize =
+            request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+        let builder = self.stream.builder();
+        // Only a request that could overfill the pending set needs to tell new spans apart.
+        let may_overfill = builder.held().saturating_add(records) > self.options.max_pending;
+        let mut new_spans: HashSet<Ids> = HashSet::new();
         let mut accepted = Accepted::default();
-        for rs in request.resource_spans {
-            let resource = self.resource(rs.resource.unwrap_or_default());
-            for ss in rs.scope_spans {
-                for span in ss.spans {
-                    if self.take(resource, span, now) {
+        for rs in &mut request.resource_spans {
+            for ss in &mut rs.scope_spans {
+                ss.spans.retain(|span| {
+                    let keep = take(
+                        builder,
+                        span,
+                        &self.options,
+                        may_overfill,
+                        &mut new_spans,
+                        &mut self.shed,
+                        &mut self.shed_order,
+                        &mut self.received,
+                    );
+                    if keep {
                         accepted.records += 1;
                     } else {
                         accepted.rejected += 1;
                     }
-                }
+                    keep
+                });
             }
         }
         self.received.span_records += accepted.records;
+        for e in self.stream.add_export_request(&request, self.requests) {
+            self.input_errors += e.count();
+            let _ = writeln!(io::stderr().lock(), "{e}");
+        }
+        self.marks.push_back((now, self.stream.builder().clock()));
+        self.summary = None;
         accepted
     }
 
@@ -291,195 +298,105 @@ impl Ingest {
     /// is for `check`.
     pub fn reject(&mut self) {
         self.received.rejected_requests += 1;
-        self.summary.input_errors += 1;
-        self.summary.inputs[0].errors += 1;
-    }
-
-    /// The index of `resource` in the table, added when new.
-    fn resource(&mut self, mut resource: ProtoResource) -> usize {
-        // Attribute order does not make another resource (the reader sorts them too).
-        resource.attributes.sort_by(|a: &KeyValue, b: &KeyValue| a.key.cmp(&b.key));
-        let key = resource.encode_to_vec();
-        if let Some(&i) = self.by_resource.get(&key) {
-            return i;
-        }
-        let i = self.resources.len();
-        self.resources.push(resource);
-        self.by_resource.insert(key, i);
-        i
-    }
-
-    /// Takes one span record into the pending set; false when it is left out.
-    fn take(&mut self, resource: usize, span: ProtoSpan, now: Instant) -> bool {
-        self.order += 1;
-        let key = if span.trace_id.is_empty() && span.span_id.is_empty() {
-            self.anonymous += 1;
-            Key::Anonymous(self.anonymous)
-        } else {
-            Key::Ids(resource, span.trace_id.clone(), span.span_id.clone())
-        };
-        if let Some(p) = self.pending.get_mut(&key) {
-            p.records.push(span);
-            p.last_seen = now;
-            return true;
-        }
-        let journey_events = span.events.iter().filter(|e| e.name.starts_with(keys::EVENT_PREFIX)).count() as u64;
-        if self.decided.contains(&key) {
-            self.received.late_records += 1;
-            self.received.shed_journey_events += journey_events;
-            return false;
-        }
-        if self.shed.contains(&key) {
-            self.received.shed_records += 1;
-            self.received.shed_journey_events += journey_events;
-            return false;
-        }
-        if self.pending.len() >= self.options.max_pending {
-            self.received.shed_records += 1;
-            self.received.shed_spans += 1;
-            self.received.shed_journey_events += journey_events;
-            // Remembered while there is room, so that its later records are shed too.
-            if self.shed.len() < self.remembered() {
-                self.shed.insert(key);
-            }
-            return false;
-        }
-        let p =
-            Pending { resource, records: vec![span], first_request: self.requests, order: self.order, last_seen: now };
-        self.pending.insert(key, p);
-        true
+        self.input_errors += 1;
+        self.summary = None;
     }
 
     /// How many spans are pending.
     pub fn pending(&self) -> usize {
-        self.pending.len()
+        self.stream.builder().held()
     }
 
     /// Decides every span whose last record is `pending_timeout` old at `now`.
     pub fn poll(&mut self, now: Instant) -> io::Result<()> {
         let timeout = self.options.pending_timeout;
-        let due: Vec<Key> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| now.saturating_duration_since(p.last_seen) >= timeout)
-            .map(|(k, _)| k.clone())
-            .collect();
-        self.decide(due)
+        let mut due = None;
+        while let Some(&(at, clock)) = self.marks.front()
+            && now.saturating_duration_since(at) >= timeout
+        {
+            due = Some(clock);
+            self.marks.pop_front();
+        }
+        match due {
+            Some(clock) => self.release(clock),
+            None => Ok(()),
+        }
     }
 
-    /// Decides everything pending (at shutdown).
+    /// Decides everything pending (at shutdown), and writes the findings the relations made.
     pub fn flush(&mut self) -> io::Result<()> {
-        let all: Vec<Key> = self.pending.keys().cloned().collect();
-        self.decide(all)
-    }
-
-    /// Checks the spans `keys` together and adds them to the summary.
-    fn decide(&mut self, keys: Vec<Key>) -> io::Result<()> {
-        if keys.is_empty() {
+        self.marks.clear();
+        self.release(u64::MAX)?;
+        if self.findings.is_none() {
             return Ok(());
         }
-        let mut batch: Vec<(Key, Pending)> =
-            keys.into_iter().filter_map(|k| self.pending.remove(&k).map(|p| (k, p))).collect();
-        batch.sort_by_key(|(_, p)| p.order);
-        let mut builder = TraceBuilder::new(SOURCE_NAME);
-        // Spans of one resource whose first records came in one request go back together, as
-        // they came (and the resource is copied once per group, not per span).
-        let mut group: Option<(usize, u64, Vec<ProtoSpan>)> = None;
-        for (key, p) in batch {
-            self.remember_decided(key);
-            match &mut group {
-                Some((resource, request, spans)) if *resource == p.resource && *request == p.first_request => {
-                    spans.extend(p.records);
-                }
-                _ => {
-                    if let Some(done) = group.take() {
-                        self.add_group(&mut builder, done);
-                    }
-                    group = Some((p.resource, p.first_request, p.records));
-                }
-            }
-        }
-        if let Some(done) = group.take() {
-            self.add_group(&mut builder, done);
-        }
-        let checked = check_trace(builder.finish(), &self.options.check);
-        for journey in &checked.journeys {
-            self.metrics.add(journey, &JourneyMetrics::of(&journey.events));
-            if let Some(out) = self.findings.as_mut() {
-                write_finding(out, journey)?;
-            }
-        }
+        let checked = self.stream.snapshot();
         if let Some(out) = self.findings.as_mut() {
+            let journeys = checked.journeys.iter().map(Finding::of_journey);
+            let apis = checked.api.iter().filter(|a| matches!(a.verdict, Verdict::Violating(_))).map(Finding::of_api);
+            for finding in journeys.chain(apis) {
+                let n = finding.violations.len();
+                let key = (finding.trace_id.to_owned(), finding.span_id.to_owned());
+                // Written again only when a relation added to what was written when it was let go.
+                if n > 0 && self.written.get(&key) != Some(&n) {
+                    write_finding(&mut **out, &finding)?;
+                    self.written.insert(key, n);
+                }
+            }
             out.flush()?;
         }
-        self.fold(checked);
         Ok(())
     }
 
-    /// How many shed and how many decided span ids are remembered.
-    fn remembered(&self) -> usize {
-        self.options.max_pending.max(REMEMBERED)
-    }
-
-    /// Hands one group of span records to the builder; a record that contradicts its span
-    /// (another request id) is reported and left out, as `check` does.
-    fn add_group(&mut self, builder: &mut TraceBuilder, (resource, number, spans): (usize, u64, Vec<ProtoSpan>)) {
-        let request = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: self.resources.get(resource).cloned(),
-                scope_spans: vec![ScopeSpans { spans, ..ScopeSpans::default() }],
-                ..ResourceSpans::default()
-            }],
+    /// Lets go of the spans last touched at or before `clock` and writes the findings of the
+    /// journeys checked.
+    fn release(&mut self, clock: u64) -> io::Result<()> {
+        self.stream.release_untouched_since(clock);
+        self.summary = None;
+        let Some(out) = self.findings.as_mut() else {
+            self.stream.for_each_checked(|_| {});
+            return Ok(());
         };
-        let errors = builder.add(request, number);
-        for e in &errors {
-            let _ = writeln!(io::stderr().lock(), "{e}");
-        }
-        let errors = errors.len() as u64;
-        self.summary.input_errors += errors;
-        self.summary.inputs[0].errors += errors;
+        let written = &mut self.written;
+        let mut result = Ok(());
+        self.stream.for_each_checked(|j| {
+            let finding = match j {
+                JustChecked::Whole(journey) => match journey.verdict {
+                    Verdict::Conforming => return,
+                    Verdict::Incomplete { .. } | Verdict::Violating(_) => Finding::of_journey(journey),
+                },
+                JustChecked::Settled(s) if s.span.dropped_events > 0 => Finding {
+                    layer: "core",
+                    verdict: "incomplete",
+                    request_id: s.request_id.as_deref(),
+                    trace_id: &s.trace_id,
+                    span_id: &s.span_id,
+                    events: s.events,
+                    dropped_events: s.span.dropped_events,
+                    violations: Vec::new(),
+                },
+                JustChecked::Settled(_) => return,
+            };
+            written.insert((finding.trace_id.to_owned(), finding.span_id.to_owned()), finding.violations.len());
+            if result.is_ok() {
+                result = write_finding(&mut **out, &finding);
+            }
+        });
+        result?;
+        out.flush()
     }
 
-    fn remember_decided(&mut self, key: Key) {
-        if !matches!(key, Key::Ids(..)) {
-            return;
-        }
-        if self.decided_order.len() >= self.remembered()
-            && let Some(old) = self.decided_order.pop_front()
-        {
-            self.decided.remove(&old);
-        }
-        if self.decided.insert(key.clone()) {
-            self.decided_order.push_back(key);
-        }
-    }
-
-    /// Adds a checked batch to the summary's one input.
-    fn fold(&mut self, checked: CheckedTrace) {
-        self.summary.add(checked, 0);
-        if let Some(batch) = self.summary.inputs.pop() {
-            let input = &mut self.summary.inputs[0];
-            input.spans += batch.spans;
-            input.journeys += batch.journeys;
-        }
-        // `Summary::add` gave the batch's journeys the index of the input it pushed.
-        for (input, _) in &mut self.summary.violating_journeys {
-            *input = 0;
-        }
-        for i in &mut self.summary.incomplete_journeys {
-            i.input = 0;
-        }
-        for (input, _) in &mut self.summary.violating_api {
-            *input = 0;
-        }
-        for (input, _) in &mut self.summary.absent {
-            *input = 0;
-        }
-    }
-
-    /// The summary of the journeys decided so far.
-    pub fn summary(&self) -> &Summary {
-        &self.summary
+    /// The summary of the journeys decided so far: `journey check`'s over the spans let go.
+    pub fn summary(&mut self) -> &Summary {
+        let stream = &self.stream;
+        let (requests, errors) = (self.requests, self.input_errors);
+        self.summary.get_or_insert_with(|| {
+            let mut checked = stream.snapshot();
+            checked.counts.lines = requests;
+            let mut summary = Summary::new();
+            summary.add(checked, errors);
+            summary
+        })
     }
 
     /// The counters.
@@ -488,24 +405,27 @@ impl Ingest {
     }
 
     /// The metrics derived from decided journeys.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+    pub fn metrics(&mut self) -> Metrics {
+        Metrics::of(self.summary())
     }
 
     /// Whether fewer journeys than `--expect-journeys` were decided.
-    pub fn short_of_expected(&self) -> bool {
-        self.options.expect_journeys.is_some_and(|n| self.summary.journeys < n)
+    pub fn short_of_expected(&mut self) -> bool {
+        let expected = self.options.expect_journeys;
+        expected.is_some_and(|n| self.summary().journeys < n)
     }
 
     /// The overall verdict so far.
-    pub fn outcome(&self) -> Outcome {
-        let s = &self.summary;
-        let lost = self.received.lost_records() > 0 || s.input_errors > 0;
-        if s.violating > 0 {
+    pub fn outcome(&mut self) -> Outcome {
+        let short = self.short_of_expected();
+        let lost_records = self.received.lost_records() > 0;
+        let s = self.summary();
+        let lost = lost_records || s.input_errors > 0;
+        if s.any_violation() {
             Outcome::Violating
-        } else if s.journeys == 0 && !lost {
+        } else if s.journeys == 0 && s.api_spans == 0 && !lost {
             Outcome::NoJourneys
-        } else if lost || s.incomplete > 0 || self.short_of_expected() {
+        } else if lost || s.incomplete > 0 || short {
             Outcome::Incomplete
         } else {
             Outcome::Conforming
@@ -514,12 +434,14 @@ impl Ingest {
 
     /// The exit status of `journey serve`, as `check`'s: 2 when input was lost or could not be
     /// read (records shed or late, bodies not decoded, fewer journeys than expected), else 1
-    /// when a journey violates a rule, else 0.
-    pub fn exit_status(&self) -> u8 {
-        let s = &self.summary;
-        if s.input_errors > 0 || self.received.lost_records() > 0 || self.short_of_expected() {
+    /// when a rule is broken, else 0.
+    pub fn exit_status(&mut self) -> u8 {
+        let short = self.short_of_expected();
+        let lost_records = self.received.lost_records() > 0;
+        let s = self.summary();
+        if s.input_errors > 0 || lost_records || short {
             2
-        } else if s.violating > 0 {
+        } else if s.any_violation() {
             1
         } else {
             0
@@ -527,35 +449,95 @@ impl Ingest {
     }
 
     /// The report: `journey check --format json`'s object, plus a `serve` object.
-    pub fn report(&self) -> ServeReport<'_> {
-        let allowed: Vec<RuleId> = self.options.check.allow.iter().copied().collect();
-        ServeReport {
-            report: Report::new(&self.summary, allowed),
-            serve: ServeSection {
-                outcome: self.outcome(),
-                pending: self.pending.len(),
-                max_pending: self.options.max_pending,
-                pending_timeout_s: self.options.pending_timeout.as_secs_f64(),
-                expect_journeys: self.options.expect_journeys,
-                export_requests: Transport::ALL
-                    .iter()
-                    .map(|t| (t.as_str(), self.received.requests[t.index()]))
-                    .collect(),
-                bytes_received: Transport::ALL.iter().map(|t| (t.as_str(), self.received.bytes[t.index()])).collect(),
-                span_records: self.received.span_records,
-                rejected_requests: self.received.rejected_requests,
-                shed_records: self.received.shed_records,
-                shed_spans: self.received.shed_spans,
-                shed_journey_events: self.received.shed_journey_events,
-                late_records: self.received.late_records,
-            },
-        }
+    pub fn report(&mut self) -> ServeReport<'_> {
+        let outcome = self.outcome();
+        let serve = ServeSection {
+            outcome,
+            pending: self.pending(),
+            max_pending: self.options.max_pending,
+            pending_timeout_s: self.options.pending_timeout.as_secs_f64(),
+            expect_journeys: self.options.expect_journeys,
+            export_requests: Transport::ALL.iter().map(|t| (t.as_str(), self.received.requests[t.index()])).collect(),
+            bytes_received: Transport::ALL.iter().map(|t| (t.as_str(), self.received.bytes[t.index()])).collect(),
+            span_records: self.received.span_records,
+            rejected_requests: self.received.rejected_requests,
+            shed_records: self.received.shed_records,
+            shed_spans: self.received.shed_spans,
+            shed_journey_events: self.received.shed_journey_events,
+            late_records: self.received.late_records,
+        };
+        let check = &self.options.check;
+        let allowed: Vec<RuleId> = check.allow.iter().copied().collect();
+        let (profile, complete) = (check.profile, check.complete);
+        let summary = self.summary();
+        ServeReport { report: Report::new(summary, allowed).with_profile(profile).with_complete(complete), serve }
     }
 
     /// The Prometheus text of `/metrics`.
-    pub fn prometheus(&self) -> String {
-        self.metrics.render(&self.summary, &self.received, self.pending.len())
+    pub fn prometheus(&mut self) -> String {
+        let pending = self.pending();
+        let received = self.received;
+        let summary = self.summary();
+        Metrics::of(summary).render(summary, &received, pending)
     }
+}
+
+/// Whether one span record is taken (else it is counted as shed or late).
+#[allow(clippy::too_many_arguments)]
+fn take(
+    builder: &crate::otel::TraceBuilder,
+    span: &ProtoSpan,
+    options: &IngestOptions,
+    may_overfill: bool,
+    new_spans: &mut HashSet<Ids>,
+    shed: &mut HashSet<Ids>,
+    shed_order: &mut VecDeque<Ids>,
+    received: &mut Received,
+) -> bool {
+    let anonymous = span.trace_id.is_empty() && span.span_id.is_empty();
+    let journey_events = || span.events.iter().filter(|e| e.name.starts_with(keys::EVENT_PREFIX)).count() as u64;
+    if !anonymous && builder.was_released(&span.trace_id, &span.span_id) {
+        received.late_records += 1;
+        received.shed_journey_events += journey_events();
+        return false;
+    }
+    if !anonymous && !shed.is_empty() && shed.contains(&(span.trace_id.clone(), span.span_id.clone())) {
+        received.shed_records += 1;
+        received.shed_journey_events += journey_events();
+        return false;
+    }
+    if !may_overfill {
+        return true;
+    }
+    let ids = (span.trace_id.clone(), span.span_id.clone());
+    if !anonymous && (builder.holds(&ids.0, &ids.1) || new_spans.contains(&ids)) {
+        return true;
+    }
+    if builder.held().saturating_add(new_spans.len()) >= options.max_pending {
+        received.shed_records += 1;
+        received.shed_spans += 1;
+        received.shed_journey_events += journey_events();
+        if !anonymous {
+            // Remembered (the oldest forgotten beyond the bound), so its later records are shed too.
+            if shed_order.len() >= options.max_pending.max(REMEMBERED)
+                && let Some(old) = shed_order.pop_front()
+            {
+                shed.remove(&old);
+            }
+            if shed.insert(ids.clone()) {
+                shed_order.push_back(ids);
+            }
+        }
+        return false;
+    }
+    // An anonymous span is new each time; it is counted under a key no other span has.
+    if anonymous {
+        let n = new_spans.len() as u64;
+        new_spans.insert((Vec::new(), n.to_be_bytes().to_vec()));
+    } else {
+        new_spans.insert(ids);
+    }
+    true
 }
 
 /// `/report` (see [`Ingest::report`]).
@@ -595,6 +577,8 @@ struct ServeSection {
 /// One line of `--findings`.
 #[derive(serde::Serialize)]
 struct Finding<'a> {
+    /// `core` (an `llm_core` journey) or `api` (an `llm_request` span).
+    layer: &'static str,
     verdict: &'static str,
     request_id: Option<&'a str>,
     trace_id: &'a str,
@@ -613,33 +597,61 @@ struct FindingViolation {
     message: String,
 }
 
-/// Writes `journey` as a finding when it is violating or incomplete.
-fn write_finding(out: &mut dyn Write, journey: &JourneyReport) -> io::Result<()> {
-    let verdict = match &journey.verdict {
-        Verdict::Conforming => return Ok(()),
+impl FindingViolation {
+    fn of(v: &Violation, event: Option<&'static str>) -> FindingViolation {
+        FindingViolation {
+            rule: v.rule,
+            rule_name: v.rule.info().name,
+            event_index: v.event_index,
+            event,
+            message: v.message(),
+        }
+    }
+}
+
+impl<'a> Finding<'a> {
+    fn of_journey(journey: &'a JourneyReport) -> Finding<'a> {
+        Finding {
+            layer: "core",
+            verdict: verdict_name(&journey.verdict),
+            request_id: journey.request_id.as_deref(),
+            trace_id: &journey.trace_id,
+            span_id: &journey.span_id,
+            events: journey.num_events,
+            dropped_events: journey.span.dropped_events,
+            violations: journey
+                .verdict
+                .violations()
+                .iter()
+                .map(|v| FindingViolation::of(v, journey.event_of(v)))
+                .collect(),
+        }
+    }
+
+    fn of_api(api: &'a ApiReport) -> Finding<'a> {
+        Finding {
+            layer: "api",
+            verdict: verdict_name(&api.verdict),
+            request_id: api.request_id.as_deref(),
+            trace_id: &api.trace_id,
+            span_id: &api.span_id,
+            events: api.num_events,
+            dropped_events: api.span.dropped_events,
+            violations: api.verdict.violations().iter().map(|v| FindingViolation::of(v, api.event_of(v))).collect(),
+        }
+    }
+}
+
+fn verdict_name(verdict: &Verdict) -> &'static str {
+    match verdict {
+        Verdict::Conforming => "conforming",
         Verdict::Incomplete { .. } => "incomplete",
         Verdict::Violating(_) => "violating",
-    };
-    let finding = Finding {
-        verdict,
-        request_id: journey.request_id.as_deref(),
-        trace_id: &journey.trace_id,
-        span_id: &journey.span_id,
-        events: journey.events.len(),
-        dropped_events: journey.span.dropped_events,
-        violations: journey
-            .verdict
-            .violations()
-            .iter()
-            .map(|v| FindingViolation {
-                rule: v.rule,
-                rule_name: v.rule.info().name,
-                event_index: v.event_index,
-                event: journey.event_of(v),
-                message: v.message(),
-            })
-            .collect(),
-    };
-    serde_json::to_writer(&mut *out, &finding).map_err(io::Error::from)?;
+    }
+}
+
+/// Writes one finding as a JSON line.
+fn write_finding(out: &mut dyn Write, finding: &Finding<'_>) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, finding).map_err(io::Error::from)?;
     out.write_all(b"\n")
 }

@@ -23,9 +23,8 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{RuleId, Verdict};
-use crate::otel::summary::JourneyMetrics;
-use crate::otel::{JourneyReport, Summary};
+use crate::model::RuleId;
+use crate::otel::Summary;
 
 use super::ingest::{Received, Transport};
 
@@ -110,24 +109,21 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Adds one decided journey.
-    pub fn add(&mut self, journey: &JourneyReport, m: &JourneyMetrics) {
-        match &journey.verdict {
-            Verdict::Conforming | Verdict::Incomplete { .. } => {
-                m.queue_time.into_iter().for_each(|v| self.queue_time.observe(v));
-                m.time_to_first_token.into_iter().for_each(|v| self.time_to_first_token.observe(v));
-                m.end_to_end.into_iter().for_each(|v| self.e2e_latency.observe(v));
-            }
-            Verdict::Violating(vs) => {
-                for v in vs {
-                    if let Some(i) = RuleId::ALL.iter().position(|r| *r == v.rule)
-                        && let Some(c) = self.violations.get_mut(i)
-                    {
-                        *c += 1;
-                    }
-                }
+    /// The metrics of the journeys `summary` holds.
+    pub fn of(summary: &Summary) -> Metrics {
+        let mut m = Metrics::default();
+        let stats = &summary.stats;
+        stats.queue_time.iter().for_each(|v| m.queue_time.observe(*v));
+        stats.time_to_first_token.iter().for_each(|v| m.time_to_first_token.observe(*v));
+        stats.end_to_end.iter().for_each(|v| m.e2e_latency.observe(*v));
+        for (rule, n) in summary.violations_by_rule() {
+            if let Some(i) = RuleId::ALL.iter().position(|r| *r == rule)
+                && let Some(c) = m.violations.get_mut(i)
+            {
+                *c = n;
             }
         }
+        m
     }
 
     /// The exposition text.

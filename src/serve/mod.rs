@@ -3,10 +3,11 @@
 //! The layers:
 //!
 //! 1. [`ingest`]: the core, with no sockets and no clock of its own. [`Ingest`] takes decoded
-//!    export requests, keeps the pending spans (bounded), decides them with the same
-//!    [`TraceBuilder`](crate::otel::TraceBuilder) and [`check_trace`](crate::otel::check_trace)
-//!    as `journey check`, and keeps the [`Summary`](crate::otel::Summary) the report is made of.
-//!    A new rule set reaches the receiver through `check_trace`; nothing here names a rule.
+//!    export requests into the same streaming check as `journey check`
+//!    ([`TraceStream`](crate::otel::TraceStream): builder and checker), keeps the pending spans
+//!    (bounded) until they have been quiet for the timeout, and makes the
+//!    [`Summary`](crate::otel::Summary) the report is made of. A new rule set reaches the
+//!    receiver through the checker; nothing here names a rule.
 //! 2. [`grpc`] and [`http`]: the transports. They decode and hand over, nothing else.
 //! 3. [`Server`]: binds both listeners, decides due spans on a timer, and on shutdown stops the
 //!    listeners (requests in flight are finished) and decides everything still pending.
@@ -200,7 +201,12 @@ impl Server {
         let grpc_task = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(grpc::service(Arc::clone(&shared)))
-                .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(grpc), shared.stopping()),
+                .serve_with_incoming_shutdown(
+                    // Without TCP_NODELAY a small response waits for the client's delayed ACK
+                    // (`serve_with_incoming` does not apply the builder's setting).
+                    tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
+                    shared.stopping(),
+                ),
         );
         let http_task = tokio::spawn(
             axum::serve(http, http::router(Arc::clone(&shared)))

@@ -266,9 +266,9 @@ pub fn corrupted() -> Vec<std::path::PathBuf> {
         .expect("tests/data/corrupted")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.to_string_lossy().ends_with(".otlp.jsonl"))
-        // The core rules' corruptions (R*). The two-layer ones (SPEC §9) need what the receiver
-        // does not carry over yet: each span's scope, status and flags, and API and core spans
-        // decided together although their request ids differ.
+        // The core rules' corruptions (R*). The two-layer ones (SPEC §9) need each span's status
+        // and flags as recorded, which a replay through the SDK re-creates only in part; they go
+        // to the receiver as recorded requests in serve_layers.rs.
         .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('R')))
         .collect();
     files.sort();

@@ -94,6 +94,16 @@ impl TraceBuilder {
         std::mem::take(&mut self.released).into_iter()
     }
 
+    /// The input's name.
+    pub fn source_name(&self) -> &str {
+        &self.trace.source_name
+    }
+
+    /// What was read so far besides the spans.
+    pub fn counts(&self) -> &ReadCounts {
+        &self.trace.counts
+    }
+
     /// The resources seen so far; [`Span::resource`] indexes this.
     pub fn resources(&self) -> &[Resource] {
         &self.trace.resources
@@ -358,6 +368,43 @@ impl TraceBuilder {
         for &(_, i) in &by_touch[..self.trace.spans.len() - window / 2] {
             release[i] = true;
         }
+        self.release(release);
+    }
+
+    /// How many spans are held (not yet released).
+    pub fn held(&self) -> usize {
+        self.trace.spans.len()
+    }
+
+    /// Whether the span with these ids is held (a later record of it merges).
+    pub fn holds(&self, trace_id: &[u8], span_id: &[u8]) -> bool {
+        self.by_ids.contains_key(&(Box::from(trace_id), Box::from(span_id)))
+    }
+
+    /// Whether the span with these ids was released (a record of it now is late).
+    pub fn was_released(&self, trace_id: &[u8], span_id: &[u8]) -> bool {
+        !self.released_ids.is_empty() && self.released_ids.contains(&fingerprint(trace_id, span_id))
+    }
+
+    /// The builder's clock: span records added so far. A receiver notes it with the time, to
+    /// [release](Self::release_untouched_since) the spans that have been quiet long enough.
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// Lets go of every held span whose last record came at or before `clock` (see
+    /// [`clock`](Self::clock)), to be taken with [`take_released`](Self::take_released): how
+    /// `journey serve` decides a span once no record has come for it for a while.
+    pub fn release_untouched_since(&mut self, clock: u64) {
+        if !self.touched.iter().any(|t| t.1 <= clock) {
+            return;
+        }
+        let release = self.touched.iter().map(|t| t.1 <= clock).collect();
+        self.release(release);
+    }
+
+    /// Lets go of the held spans marked in `release` (parallel to the held spans).
+    fn release(&mut self, release: Vec<bool>) {
         let spans = std::mem::take(&mut self.trace.spans);
         let touched = std::mem::take(&mut self.touched);
         let mut out = Vec::new();
