@@ -204,10 +204,7 @@ fn async_scheduling_priority() {
 fn fault_free_blocks_early_under_async() {
     let faults = Faults { trim_blocks_to_output: true, ..Faults::NONE };
     let c = shortest(ExploreConfig::tiny_kv_async(), faults, 4);
-    assert!(
-        matches!(&c.failure, Failure::Invariant(e) if e.invariant == journey_spec::Invariant::KvInFlight),
-        "{c}"
-    );
+    assert!(matches!(&c.failure, Failure::Invariant(e) if e.invariant == journey_spec::Invariant::KvInFlight), "{c}");
     assert!(c.workload.config.async_scheduling);
     kept("trim_blocks_to_output", &c);
 }
@@ -220,10 +217,7 @@ fn fault_free_blocks_early_under_async() {
 fn fault_preempt_clears_placeholders() {
     let faults = Faults { preempt_clears_placeholders: true, ..Faults::NONE };
     let c = shortest(ExploreConfig::tiny_kv_async(), faults, 5);
-    assert!(
-        matches!(&c.failure, Failure::Invariant(e) if e.invariant == journey_spec::Invariant::Placeholders),
-        "{c}"
-    );
+    assert!(matches!(&c.failure, Failure::Invariant(e) if e.invariant == journey_spec::Invariant::Placeholders), "{c}");
     kept("preempt_clears_placeholders", &c);
 }
 

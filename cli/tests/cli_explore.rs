@@ -39,7 +39,10 @@ fn explore_reports_the_states_of_a_configuration_file() {
 #[test]
 fn explore_runs_an_async_configuration() {
     let path = tmp("tiny-async.explore.json");
-    let config = CONFIG.replace(r#""long_prefill_token_threshold": 2"#, r#""long_prefill_token_threshold": 2, "async_scheduling": true"#);
+    let config = CONFIG.replace(
+        r#""long_prefill_token_threshold": 2"#,
+        r#""long_prefill_token_threshold": 2, "async_scheduling": true"#,
+    );
     std::fs::write(&path, &config).expect("writable");
     let o = journey(&["explore", "--config", path.to_str().unwrap(), "--depth", "8", "--requests", "2"]);
     let stdout = String::from_utf8_lossy(&o.stdout);

@@ -81,7 +81,8 @@ use std::time::{Duration, Instant};
 
 use crate::r#impl::emitter::TickClock;
 use crate::r#impl::{
-    AddError, ConfigError, FinishReason, Handle, InvariantError, Iteration, Policy, Scheduler, SchedulerConfig, Workload,
+    AddError, ConfigError, FinishReason, Handle, InvariantError, Iteration, Policy, Scheduler, SchedulerConfig,
+    Workload,
 };
 use crate::model::{Profile, TRANSITIONS};
 
@@ -586,20 +587,14 @@ impl Search<'_> {
         let w = contained(|| w.fork(&self.clock)).map_err(|f| (Vec::new(), f))?;
         let mut taken = Vec::new();
         let drained = &self.drained;
-        let walk = drain_walk(
-            w,
-            self.config,
-            &mut self.coverage,
-            &mut self.words,
-            &mut |_, a| taken.push(a),
-            &mut |fp| {
+        let walk =
+            drain_walk(w, self.config, &mut self.coverage, &mut self.words, &mut |_, a| taken.push(a), &mut |fp| {
                 let known = drained.contains(&fp);
                 if !known {
                     walked.push(fp);
                 }
                 known
-            },
-        );
+            });
         match walk {
             Ok(()) => {
                 self.drained.extend(walked);

@@ -465,7 +465,10 @@ impl World {
         if upd.step != batch.step {
             return Err(Failure::Projection {
                 request: String::new(),
-                what: format!("the output of step {} applied where the oldest batch is step {}", upd.step.0, batch.step.0),
+                what: format!(
+                    "the output of step {} applied where the oldest batch is step {}",
+                    upd.step.0, batch.step.0
+                ),
             });
         }
         // What the batch implies: a token for each live request it computed one for, unless a
@@ -608,10 +611,11 @@ impl World {
                 let (aborted, ids, schedules, applies) = probe.ok().flatten().unwrap_or_default();
                 let mut line = "step".to_owned();
                 if self.asynchronous {
-                    let what: Vec<String> = [schedules.map(|s| format!("schedule {}", s.0)), applies.map(|s| format!("apply {}", s.0))]
-                        .into_iter()
-                        .flatten()
-                        .collect();
+                    let what: Vec<String> =
+                        [schedules.map(|s| format!("schedule {}", s.0)), applies.map(|s| format!("apply {}", s.0))]
+                            .into_iter()
+                            .flatten()
+                            .collect();
                     line.push_str(&format!(": {}", what.join(", ")));
                 }
                 if let Some(id) = &aborted {
@@ -620,7 +624,12 @@ impl World {
                 if !ids.is_empty() {
                     line.push_str(&format!(", EOS for {}", ids.join(" ")));
                 }
-                let step = Applied::Step { in_flight: aborted, eos: ids, schedules: schedules.is_some(), applies: applies.is_some() };
+                let step = Applied::Step {
+                    in_flight: aborted,
+                    eos: ids,
+                    schedules: schedules.is_some(),
+                    applies: applies.is_some(),
+                };
                 (step, line)
             }
             Action::Finish { pick, reason } => {
@@ -905,10 +914,14 @@ impl World {
         for b in &self.batches {
             words.push(u64::MAX - 2 - (s.step().0 - b.step.0.min(s.step().0)));
             for item in &b.items {
-                let place = s.running().iter().position(|h| *h == item.handle).or_else(|| {
-                    s.waiting().position(|h| h == item.handle).map(|k| k + s.running().len() + 1)
-                });
-                let since = s.request(item.handle).map_or(0, |r| r.num_preemptions() - item.preemptions.min(r.num_preemptions()));
+                let place = s
+                    .running()
+                    .iter()
+                    .position(|h| *h == item.handle)
+                    .or_else(|| s.waiting().position(|h| h == item.handle).map(|k| k + s.running().len() + 1));
+                let since = s
+                    .request(item.handle)
+                    .map_or(0, |r| r.num_preemptions() - item.preemptions.min(r.num_preemptions()));
                 words.push(
                     place.map_or(0xffff, |p| p as u64)
                         | item.position.map_or(0xffff, |p| p.min(0xfffe)) << 16
@@ -1000,9 +1013,7 @@ impl Applied {
                 if schedules {
                     b.scheduled_in.push_back(k);
                 }
-                if applies
-                    && let Some(entry) = b.scheduled_in.pop_front().and_then(|j| b.steps.get_mut(j))
-                {
+                if applies && let Some(entry) = b.scheduled_in.pop_front().and_then(|j| b.steps.get_mut(j)) {
                     entry.eos.extend(eos);
                 }
             }
