@@ -37,8 +37,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-fn presets() -> [ExploreConfig; 3] {
-    [ExploreConfig::tiny_kv(), ExploreConfig::no_chunking(), ExploreConfig::priority()]
+fn presets() -> [ExploreConfig; 5] {
+    [
+        ExploreConfig::tiny_kv(),
+        ExploreConfig::no_chunking(),
+        ExploreConfig::priority(),
+        ExploreConfig::tiny_kv_async(),
+        ExploreConfig::priority_async(),
+    ]
 }
 
 fn memory() {

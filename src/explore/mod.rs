@@ -31,17 +31,26 @@
 //! run, not liveness). Reachability is measured ([`Coverage`]): every row of the transition
 //! table, preemption in prefill and in decode, FIRST_TOKEN and FINISHED in one step.
 //!
-//! # The async engine, later
+//! # Async scheduling
 //!
-//! A step is already three stages in the explorer's state: `schedule()`, the in-flight finish, the
-//! tokens (`update_from_output`). The async engine (`SPEC.md` §11) overlaps them: the next
-//! `schedule()` runs before the previous step's tokens are applied. It fits as a mode of this
-//! explorer rather than a second one: a configuration field selects it, the state gains the
-//! queue of steps whose outputs are pending, [`Action::Step`] splits into "schedule ahead" and
-//! "apply the oldest output" (each enabled by the queue's length), and the fingerprint lists
-//! the pending steps' requests in queue order. Properties, symmetry, drains and
-//! counterexamples stay as they are; the fault "free a request's blocks one step early" then
-//! becomes reachable.
+//! With `async_scheduling` on (`SPEC.md` §8.1, §11) the state also holds the batches in
+//! flight, and [`Action::Step`] is one call of the engine's `step_with_batch_queue`, exactly
+//! as a workload entry replays it: `schedule()` when a request is live, its batch queued; when
+//! that batch has tokens and the queue is not full the step ends there (after its in-flight
+//! abort); otherwise the oldest batch is applied, with every EOS choice over the requests it
+//! gives a token to. An in-flight abort may also pick a request the step preempted, whose
+//! token may still be in flight. The projection follows the token rule (output placeholders,
+//! the output position of each token, a reset's mark that throws the token in flight away) and
+//! is compared with the scheduler's counts after every transition; the journey checkers run
+//! the async profile, which allows late outputs; the async invariants (placeholders, duplicate
+//! tokens, blocks under a batch in flight) are among the scheduler's. The fingerprint adds
+//! each request's placeholders and mark, and the batches in flight with their requests by
+//! place. A batch's EOS ids belong, in the workload file, to the entry that scheduled it.
+//!
+//! The drain has one more rule: a running request with a stale placeholder (vLLM's after a
+//! reset of a request with nothing in flight) may never be scheduled again, so when it has
+//! not moved for 8 steps the drain aborts it, as the model-checking harness does; a drain
+//! that comes back to a state it passed without such a request is a failure.
 //!
 //! # Why not `stateright`
 //!
@@ -72,11 +81,12 @@ use std::time::{Duration, Instant};
 
 use crate::r#impl::emitter::TickClock;
 use crate::r#impl::{
-    AddError, ConfigError, FinishReason, InvariantError, Iteration, Op, Policy, Scheduler, SchedulerConfig, Workload,
+    AddError, ConfigError, FinishReason, Handle, InvariantError, Iteration, Policy, Scheduler, SchedulerConfig,
+    Workload,
 };
-use crate::model::TRANSITIONS;
+use crate::model::{Profile, TRANSITIONS};
 
-use world::{World, contained};
+use world::{Applied, Builder, World, contained};
 
 /// A request shape of the pool the explorer adds from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -168,6 +178,30 @@ impl ExploreConfig {
             Shape { prompt_len: 1, max_tokens: 3, priority: 0 },
         ];
         ExploreConfig::new("tiny-kv", scheduler, shapes, 5, 30)
+    }
+
+    /// [`tiny_kv`](Self::tiny_kv) under async scheduling (`SPEC.md` §8.1, §11): the next
+    /// batch is scheduled while one is in flight, so a request preempted meanwhile gets its
+    /// token late, and a reset throws the token in flight away.
+    pub fn tiny_kv_async() -> ExploreConfig {
+        let mut c = ExploreConfig::tiny_kv();
+        c.name = "tiny-kv-async".to_owned();
+        c.scheduler.async_scheduling = true;
+        c.max_requests = 3;
+        c.depth = 14;
+        c
+    }
+
+    /// [`priority`](Self::priority) under async scheduling: the victim may be a request
+    /// admitted before the one that needs its blocks, so also a request whose last token is in
+    /// flight is preempted, and finishes late on `max_tokens`.
+    pub fn priority_async() -> ExploreConfig {
+        let mut c = ExploreConfig::priority();
+        c.name = "priority-async".to_owned();
+        c.scheduler.async_scheduling = true;
+        c.max_requests = 3;
+        c.depth = 14;
+        c
     }
 
     /// Chunked prefill off: a prompt is admitted whole or not at all.
@@ -291,7 +325,11 @@ pub enum Failure {
     /// The system panicked.
     #[error("panic: {0}")]
     Panicked(String),
-    /// The drain did not end with every request finished.
+    /// The drain did not end with every request finished. The drain is deterministic: when
+    /// it comes back to a state it passed, it would cycle forever. Under async scheduling the
+    /// request stalled by a stale output placeholder (vLLM's behaviour after a reset of a
+    /// request with nothing in flight) is then aborted, as a client gives up; a cycle without
+    /// such a request is this failure.
     #[error("after the drain: {what}")]
     Drain {
         /// What was left.
@@ -346,28 +384,39 @@ pub struct Coverage {
     pub first_token_and_finished_in_one_step: bool,
     /// A preemption inside `schedule()` (out of KV blocks), not by a reset.
     pub preempted_by_schedule: bool,
+    /// Per late-output row of the profile ([`Profile::late_output_rows`]; none for the sync
+    /// profile): taken by some emitted event.
+    pub late: Vec<bool>,
 }
 
 impl Default for Coverage {
     fn default() -> Self {
+        Coverage::for_profile(Profile::Sync)
+    }
+}
+
+impl Coverage {
+    /// Nothing reached yet, for journeys of `profile`.
+    pub fn for_profile(profile: Profile) -> Coverage {
         Coverage {
             rows: vec![false; TRANSITIONS.len()],
             preempted_in_prefill: false,
             preempted_in_decode: false,
             first_token_and_finished_in_one_step: false,
             preempted_by_schedule: false,
+            late: vec![false; profile.late_output_rows().len()],
         }
     }
-}
 
-impl Coverage {
     /// The outcomes never reached, named.
     pub fn missing(&self) -> Vec<String> {
+        let late = Profile::Async.late_output_rows().iter().zip(&self.late);
         let mut out: Vec<String> = TRANSITIONS
             .iter()
             .zip(&self.rows)
             .filter(|(_, seen)| !**seen)
             .map(|(r, _)| format!("{} in state {}", r.label, r.from))
+            .chain(late.filter(|(_, seen)| !**seen).map(|(r, _)| format!("late {} in state {}", r.label, r.from)))
             .collect();
         for (seen, name) in [
             (self.preempted_in_prefill, "PREEMPTED in prefill"),
@@ -390,8 +439,9 @@ pub struct Counterexample {
     pub actions: Vec<Action>,
     /// The actions as concrete operations, one per line.
     pub lines: Vec<String>,
-    /// How many of the last actions are the drain's (steps without EOS) of the state the
-    /// search reached.
+    /// How many of the last actions are the drain's of the state the search reached: steps
+    /// without EOS, and under async scheduling aborts of requests stalled by a stale
+    /// placeholder ([`Failure::Drain`] explains).
     pub drain_steps: usize,
     /// What broke.
     pub failure: Failure,
@@ -412,10 +462,12 @@ impl fmt::Display for Counterexample {
         for (k, line) in self.lines.iter().enumerate() {
             writeln!(f, "  {}. {line}", k + 1)?;
         }
+        let aborts = self.actions.iter().rev().take(self.drain_steps).any(|a| matches!(a, Action::Finish { .. }));
+        let stalled = if aborts { ", and aborts of requests stalled by a stale placeholder" } else { "" };
         match self.drain_steps {
             0 => {}
-            1 => writeln!(f, "  (the last is the drain's: a step without EOS)")?,
-            n => writeln!(f, "  (the last {n} are the drain's: steps without EOS)")?,
+            1 => writeln!(f, "  (the last is the drain's: a step without EOS{stalled})")?,
+            n => writeln!(f, "  (the last {n} are the drain's: steps without EOS{stalled})")?,
         }
         write!(f, "broken: {}", self.failure)
     }
@@ -525,34 +577,31 @@ impl Search<'_> {
         fingerprint(&self.words)
     }
 
-    /// Drains a copy of `w` (whose fingerprint is `fp`): `Err` when a property breaks on the
-    /// way or at the end. States already known to drain stop the walk.
-    fn drain(&mut self, w: &World, fp: u128) -> Result<(), (usize, Failure)> {
+    /// Drains a copy of `w` (whose fingerprint is `fp`): `Err` with the drain's actions when
+    /// a property breaks on the way or at the end. States already known to drain stop the walk.
+    fn drain(&mut self, w: &World, fp: u128) -> Result<(), (Vec<Action>, Failure)> {
         if !self.config.drain || self.drained.contains(&fp) {
             return Ok(());
         }
         let mut walked = vec![fp];
-        let bound = w.drain_bound();
-        let mut w = contained(|| w.fork(&self.clock)).map_err(|f| (0, f))?;
-        let mut steps = 0;
-        while w.has_requests() {
-            if steps >= bound {
-                let what = format!("{} requests still live after {steps} steps", w.num_live());
-                return Err((steps as usize, Failure::Drain { what }));
+        let w = contained(|| w.fork(&self.clock)).map_err(|f| (Vec::new(), f))?;
+        let mut taken = Vec::new();
+        let drained = &self.drained;
+        let walk =
+            drain_walk(w, self.config, &mut self.coverage, &mut self.words, &mut |_, a| taken.push(a), &mut |fp| {
+                let known = drained.contains(&fp);
+                if !known {
+                    walked.push(fp);
+                }
+                known
+            });
+        match walk {
+            Ok(()) => {
+                self.drained.extend(walked);
+                Ok(())
             }
-            steps += 1;
-            w = w.drain_step(self.config, &mut self.coverage).map_err(|f| (steps as usize, f))?;
-            let fp = self.fp(&w);
-            if self.drained.contains(&fp) {
-                break;
-            }
-            walked.push(fp);
+            Err(f) => Err((taken, f)),
         }
-        if !w.has_requests() {
-            w.check_drained().map_err(|f| (steps as usize, f))?;
-        }
-        self.drained.extend(walked);
-        Ok(())
     }
 
     /// The actions of `w` other than steps, in their fixed order.
@@ -590,7 +639,7 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
         drained: Fingerprints::default(),
         nodes: Vec::new(),
         words: Vec::new(),
-        coverage: Coverage::default(),
+        coverage: Coverage::for_profile(profile_of(config)),
         transitions: 0,
     };
     let root = World::new(config, &search.clock).map_err(|e| ExploreError::Json(e.to_string()))?;
@@ -627,10 +676,10 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
                 let Ok(idx) = u32::try_from(search.nodes.len()) else { return false };
                 search.nodes.push(Node { parent: node, action });
                 max_depth = depth + 1;
-                if let Err((k, f)) = search.drain(&child, fp) {
-                    let len = depth + 1 + k;
+                if let Err((tail, f)) = search.drain(&child, fp) {
+                    let (k, len) = (tail.len(), depth + 1 + tail.len());
                     if best.as_ref().is_none_or(|b| len < b.0) {
-                        best = Some((len, idx, vec![Action::Step { eos: 0, in_flight: None }; k], k, f));
+                        best = Some((len, idx, tail, k, f));
                     }
                 }
                 if keep {
@@ -715,9 +764,8 @@ fn counterexample(
 pub fn replay(config: &ExploreConfig, actions: &[Action]) -> (Vec<String>, Workload, Option<Failure>) {
     let clock = TickClock::default();
     let mut lines = Vec::new();
-    let mut steps = Vec::new();
-    let mut pending: Vec<Op> = Vec::new();
-    let mut coverage = Coverage::default();
+    let mut b = Builder::default();
+    let mut coverage = Coverage::for_profile(profile_of(config));
     let mut broken = None;
     let mut w = match World::new(config, &clock) {
         Ok(w) => Some(w),
@@ -730,7 +778,7 @@ pub fn replay(config: &ExploreConfig, actions: &[Action]) -> (Vec<String>, Workl
         let Some(cur) = w.take() else { break };
         let (applied, line) = cur.concrete(action, config, &clock);
         lines.push(line);
-        applied.append(&mut steps, &mut pending);
+        applied.append(&mut b);
         match contained(|| cur.apply(action, config, &mut coverage)) {
             Ok(next) => w = Some(next),
             Err(f) => {
@@ -739,26 +787,111 @@ pub fn replay(config: &ExploreConfig, actions: &[Action]) -> (Vec<String>, Workl
             }
         }
     }
-    if let Some(mut cur) = w {
-        let bound = cur.drain_bound();
-        let mut run = 0;
-        loop {
-            if !cur.has_requests() || run >= bound {
-                broken = cur.check_drained().err();
-                break;
-            }
-            match cur.drain_step(config, &mut coverage) {
-                Ok(next) => cur = next,
-                Err(f) => {
-                    broken = Some(f);
-                    break;
-                }
-            }
-            run += 1;
+    // The drain, which the engine repeats after the workload's last entry; when it had to
+    // abort a stalled request (which the engine does not), the workload carries the drain.
+    let mut drain: Vec<Applied> = Vec::new();
+    if let Some(cur) = w {
+        let mut words = Vec::new();
+        let walk = drain_walk(
+            cur,
+            config,
+            &mut coverage,
+            &mut words,
+            &mut |w, a| drain.push(w.concrete(a, config, &clock).0),
+            &mut |_| false,
+        );
+        broken = walk.err();
+    }
+    if drain.iter().any(|a| !a.is_step()) {
+        for a in drain {
+            a.append(&mut b);
         }
     }
-    if !pending.is_empty() {
-        steps.push(Iteration { ops: pending, ..Iteration::default() });
+    let mut steps = b.steps;
+    if !b.pending.is_empty() {
+        steps.push(Iteration { ops: b.pending, ..Iteration::default() });
     }
     (lines, Workload::new(config.scheduler, steps), broken)
+}
+
+/// Drain steps a running request with a stale placeholder may stay unmoved before the drain
+/// aborts it (the harness's bound, `tests/harness`).
+const STILL: usize = 8;
+
+/// The profile an exploration holds journeys to.
+fn profile_of(config: &ExploreConfig) -> Profile {
+    if config.scheduler.async_scheduling { Profile::Async } else { Profile::Sync }
+}
+
+/// Drains `w`: steps without EOS, until no request is live and nothing is in flight. Under
+/// async scheduling a running request with a stale placeholder ([`World::stale`]) that has
+/// not moved for [`STILL`] steps is aborted, as the harness does; the drain is deterministic,
+/// so a state it reached before (by fingerprint) means a cycle that never drains, also
+/// aborted when it holds such a request and a failure otherwise. Every
+/// transition is checked, and the end ([`World::check_drained`]). `before` sees each action
+/// before it is taken; `known` may end the walk early at a state known to drain.
+fn drain_walk(
+    mut w: World,
+    config: &ExploreConfig,
+    coverage: &mut Coverage,
+    words: &mut Vec<u64>,
+    before: &mut dyn FnMut(&World, Action),
+    known: &mut dyn FnMut(u128) -> bool,
+) -> Result<(), Failure> {
+    let bound = w.drain_bound();
+    w.canonical(words);
+    // The states of the walk since the last abort, and how long each running request with a
+    // stale placeholder has not moved: (request, (computed, outputs), steps).
+    let mut seen = vec![fingerprint(words)];
+    let mut still: Vec<(Handle, (u64, u64), usize)> = Vec::new();
+    let mut stalled: Option<u8> = None;
+    let mut stuck = false;
+    let mut taken = 0u64;
+    while w.has_requests() {
+        if taken >= bound {
+            return Err(Failure::Drain { what: format!("{} requests still live after {taken} steps", w.num_live()) });
+        }
+        let action = if stuck || stalled.is_some() {
+            let Some(pick) = stalled.or_else(|| w.stale().first().map(|s| s.0)) else {
+                let what = format!("a cycle with {} requests live, none stalled by a stale placeholder", w.num_live());
+                return Err(Failure::Drain { what });
+            };
+            Action::Finish { pick, reason: FinishReason::Aborted }
+        } else {
+            Action::Step { eos: 0, in_flight: None }
+        };
+        before(&w, action);
+        taken += 1;
+        w = contained(|| w.apply(action, config, coverage))?;
+        w.canonical(words);
+        let fp = fingerprint(words);
+        if !matches!(action, Action::Step { .. }) {
+            seen.clear();
+            still.clear();
+        }
+        stuck = seen.contains(&fp);
+        let stale = w.stale();
+        still.retain(|(h, _, _)| stale.iter().any(|s| s.1 == *h));
+        stalled = None;
+        for (pick, h, now) in stale {
+            let k = match still.iter().position(|s| s.0 == h) {
+                Some(k) => k,
+                None => {
+                    still.push((h, now, 0));
+                    still.len() - 1
+                }
+            };
+            if let Some(e) = still.get_mut(k) {
+                *e = if e.1 == now { (h, now, e.2 + 1) } else { (h, now, 0) };
+                if e.2 >= STILL && stalled.is_none() {
+                    stalled = Some(pick);
+                }
+            }
+        }
+        if known(fp) {
+            return Ok(());
+        }
+        seen.push(fp);
+    }
+    w.check_drained()
 }

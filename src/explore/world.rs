@@ -2,6 +2,7 @@
 //! scheduler side by side, a projection of the events each request must have, and one journey
 //! checker per live request. Every transition checks every property before it returns.
 
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::r#impl::emitter::TickClock;
@@ -10,7 +11,7 @@ use crate::r#impl::{
     Status, StepOutput, UpdateOutput,
 };
 use crate::model::{
-    EventKind, InstanceChecker, JourneyChecker, JourneyEvent, Label, Phase, Progress, SpanInfo, State, Step,
+    EventKind, InstanceChecker, JourneyChecker, JourneyEvent, Label, Phase, Profile, Progress, SpanInfo, State, Step,
     TRANSITIONS, Verdict,
 };
 
@@ -23,6 +24,24 @@ pub(crate) fn request_id(n: usize) -> String {
 
 /// The id that no request ever has (finishing it must do nothing).
 pub(crate) const UNKNOWN_ID: &str = "ghost";
+
+/// The batch queue's capacity under async scheduling (vLLM's `batch_queue_size`, `SPEC.md` §8.1).
+const BATCH_QUEUE: usize = 2;
+
+/// The request an in-flight abort with `pick` aborts: the `pick`-th request the last
+/// `schedule()` scheduled, then (async picks only) the ones it preempted.
+fn in_flight_pick(s: &Scheduler, pick: u8) -> Option<Handle> {
+    let out = s.last_step();
+    let k = pick as usize;
+    out.scheduled.get(k).map(|x| x.handle).or_else(|| out.preempted.get(k.checked_sub(out.scheduled.len())?).copied())
+}
+
+/// The requests of a batch in flight that get a token when it is applied, in batch order:
+/// those it computed a token for that are still live and not marked by a reset to have it
+/// thrown away.
+fn producers(s: &Scheduler, sampled: impl Iterator<Item = Handle>) -> Vec<Handle> {
+    sampled.filter(|h| s.request(*h).is_some_and(|r| !r.discard_latest_async_tokens)).collect()
+}
 
 /// One request as the projection sees it: what the scheduler's own outputs imply.
 #[derive(Debug, Clone)]
@@ -37,8 +56,35 @@ struct Req {
     outputs: u64,
     preemptions: u64,
     first_token_step: Option<Step>,
+    /// Async scheduling: tokens scheduled and not yet produced (stale ones after a reset
+    /// included, as the scheduler counts them).
+    placeholders: u64,
+    /// Async scheduling: a reset marked the request's next token to be thrown away.
+    discard: bool,
     /// The model, fed the emitted events; `None` once the journey finished conforming.
     checker: Option<JourneyChecker>,
+}
+
+/// Async scheduling: a batch in flight as the projection sees it.
+#[derive(Debug, Clone)]
+struct Batch {
+    /// The step that scheduled it (its outputs carry it).
+    step: Step,
+    items: Vec<Item>,
+}
+
+/// One request of a batch in flight.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    /// Index into the requests.
+    req: usize,
+    handle: Handle,
+    /// The output position of the token the batch produces for it, `None` for a prefill chunk.
+    position: Option<u64>,
+    /// Its preemptions and blocks when the batch was scheduled: a request preempted since may
+    /// have lost the blocks, one still running may not.
+    preemptions: u64,
+    blocks: usize,
 }
 
 /// A state of the explored system.
@@ -50,13 +96,21 @@ pub(crate) struct World {
     expected: Vec<(usize, JourneyEvent)>,
     /// Whether the current transition's `schedule()` preempted (for [`Coverage`]).
     preempted_by_schedule: bool,
+    /// Async scheduling: the batches in flight, oldest first (empty otherwise).
+    batches: VecDeque<Batch>,
+    /// Whether the scheduler runs async (`SPEC.md` §8.1).
+    asynchronous: bool,
 }
 
 /// Where a transition is cut for branching: after `schedule()`, after the in-flight finish.
 pub(crate) struct Scheduled {
     world: World,
-    /// How many requests the step scheduled (in-flight choices).
+    /// How many requests an in-flight abort may pick: those the step scheduled (under async
+    /// scheduling also those it preempted, whose token may still be in flight).
     pub(crate) scheduled: usize,
+    /// Whether the step goes on to apply an output (always, synchronously; under async
+    /// scheduling when the batch queue is full or the new batch is empty).
+    pub(crate) applies: bool,
 }
 
 fn diverged(what: &str) -> Failure {
@@ -108,7 +162,15 @@ impl World {
             plain.inject_faults(config.faults);
             plain
         };
-        Ok(World { traced, plain, reqs: Vec::new(), expected: Vec::new(), preempted_by_schedule: false })
+        Ok(World {
+            traced,
+            plain,
+            reqs: Vec::new(),
+            expected: Vec::new(),
+            preempted_by_schedule: false,
+            batches: VecDeque::new(),
+            asynchronous: config.scheduler.async_scheduling,
+        })
     }
 
     /// A copy that branches on its own.
@@ -120,6 +182,8 @@ impl World {
             reqs: self.reqs.clone(),
             expected: Vec::new(),
             preempted_by_schedule: self.preempted_by_schedule,
+            batches: self.batches.clone(),
+            asynchronous: self.asynchronous,
         })
     }
 
@@ -128,9 +192,15 @@ impl World {
         self.reqs.len()
     }
 
-    /// Whether the engine would run `schedule()` now.
+    /// Whether an engine iteration does something now: `schedule()` (a request is live or
+    /// finished since the last one), or under async scheduling also applying a batch in flight.
     pub(crate) fn has_requests(&self) -> bool {
-        self.traced.has_requests()
+        self.traced.has_requests() || !self.batches.is_empty()
+    }
+
+    /// The profile the journeys are held to.
+    pub(crate) fn profile(&self) -> Profile {
+        if self.asynchronous { Profile::Async } else { Profile::Sync }
     }
 
     /// Whether any request is running (a reset then preempts).
@@ -190,7 +260,9 @@ impl World {
             outputs: 0,
             preemptions: 0,
             first_token_step: None,
-            checker: Some(JourneyChecker::new(request_id(i))),
+            placeholders: 0,
+            discard: false,
+            checker: Some(JourneyChecker::new(request_id(i)).with_profile(self.profile())),
         });
         self.expect(i, Label::Queued, step, shapes);
         Ok(())
@@ -238,12 +310,25 @@ impl World {
         }
         for h in preempted {
             self.preempted(h, step, shapes)?;
+            if self.asynchronous {
+                // The token in flight would repeat one the resumed request computes again: it
+                // is thrown away when its batch lands, also when nothing is in flight (then
+                // the next one is, and its placeholder stays: `Scheduler::reset`).
+                let r = self.req(h)?;
+                r.placeholders = 0;
+                r.discard = true;
+            }
         }
         Ok(())
     }
 
-    /// The first part of a step: `schedule()` on both schedulers.
+    /// The first part of a step: `schedule()` on both schedulers, and under async scheduling
+    /// whether the step then applies the oldest batch in flight (`SPEC.md` §8.1 (2)–(4)).
     pub(crate) fn schedule(mut self, shapes: &[Shape]) -> Result<Scheduled, Failure> {
+        if self.asynchronous && !self.traced.has_requests() {
+            // Nothing live: the step applies the batch in flight and schedules nothing.
+            return Ok(Scheduled { world: self, scheduled: 0, applies: true });
+        }
         let out: StepOutput = self.traced.schedule().clone();
         if &out != self.plain.schedule() {
             return Err(diverged("schedule"));
@@ -258,20 +343,51 @@ impl World {
                 self.expect(i, Label::Scheduled(kind), out.step, shapes);
             }
         }
+        let mut batch = Batch { step: out.step, items: Vec::new() };
         for s in &out.scheduled {
+            let req = self.index_of(s.handle).unwrap_or(usize::MAX);
+            let asynchronous = self.asynchronous;
             let r = self.req(s.handle)?;
             r.computed += s.tokens;
+            let prompt = shapes.get(r.shape as usize).map_or(0, |s| s.prompt_len);
             if r.outputs == 0 {
-                let prompt = shapes.get(r.shape as usize).map_or(0, |s| s.prompt_len);
                 r.hiwater = r.hiwater.max(r.computed.min(prompt));
             }
+            if asynchronous {
+                // The token rule (§8.1): a token is in flight when the scheduled work reaches
+                // the known tokens plus the placeholders.
+                let p = r.placeholders;
+                let position = (r.computed == prompt + r.outputs + p).then_some(r.outputs + p);
+                r.placeholders += u64::from(position.is_some());
+                let (preemptions, blocks) =
+                    self.traced.request(s.handle).map_or((0, 0), |r| (r.num_preemptions(), r.blocks().len()));
+                batch.items.push(Item { req, handle: s.handle, position, preemptions, blocks });
+            }
         }
-        Ok(Scheduled { scheduled: out.scheduled.len(), world: self })
+        if !self.asynchronous {
+            return Ok(Scheduled { scheduled: out.scheduled.len(), applies: true, world: self });
+        }
+        let sampled = batch.items.iter().filter(|i| i.position.is_some()).map(|i| i.handle);
+        if !sampled.eq(self.traced.sampling()) {
+            return Err(Failure::Projection {
+                request: String::new(),
+                what: format!("the batch of step {} samples other requests than the token rule implies", out.step.0),
+            });
+        }
+        self.batches.push_back(batch);
+        let queued = self.traced.in_flight();
+        if queued != self.plain.in_flight() || queued != self.batches.len() {
+            return Err(diverged("batches in flight"));
+        }
+        let applies = out.total_tokens == 0 || queued >= BATCH_QUEUE;
+        let scheduled = out.scheduled.len() + out.preempted.len();
+        Ok(Scheduled { scheduled, applies, world: self })
     }
 
-    /// The in-flight part of a step: the `pick`-th scheduled request is aborted.
+    /// The in-flight part of a step: the `pick`-th scheduled request is aborted (under async
+    /// scheduling, the picks past the scheduled ones are the step's preempted requests).
     fn in_flight(&mut self, pick: u8, shapes: &[Shape]) -> Result<String, Failure> {
-        let h = self.traced.last_step().scheduled.get(pick as usize).map(|s| s.handle);
+        let h = in_flight_pick(&self.traced, pick);
         let id = h.and_then(|h| self.traced.request(h)).map(|r| r.id().to_owned());
         let id = id.ok_or_else(|| diverged("in-flight pick out of range"))?;
         self.finish(&id, FinishReason::Aborted, shapes)?;
@@ -280,12 +396,26 @@ impl World {
 
     /// How many requests get a token in this step (EOS choices).
     pub(crate) fn sampling(&self) -> usize {
-        self.traced.sampling().count()
+        self.sampled().len()
+    }
+
+    /// The requests that get a token from the output the step applies, in order: those the
+    /// step's `schedule()` left with a token to compute, or under async scheduling those of the
+    /// oldest batch in flight that are still live and whose token no reset throws away.
+    fn sampled(&self) -> Vec<Handle> {
+        if self.asynchronous {
+            let items = self.batches.front().map(|b| b.items.as_slice()).unwrap_or(&[]);
+            return producers(&self.traced, items.iter().filter(|i| i.position.is_some()).map(|i| i.handle));
+        }
+        self.traced.sampling().collect()
     }
 
     /// The last part of a step: the tokens, EOS for the sampled requests whose bit is set.
     /// Returns the ids that got EOS.
     fn update(&mut self, eos: u32, shapes: &[Shape]) -> Result<Vec<String>, Failure> {
+        if self.asynchronous {
+            return self.update_async(eos, shapes);
+        }
         let sampled: Vec<Handle> = self.traced.sampling().collect();
         let ids: Vec<String> = sampled
             .iter()
@@ -317,6 +447,62 @@ impl World {
         Ok(ids)
     }
 
+    /// [`World::update`] under async scheduling: the oldest batch in flight is applied.
+    fn update_async(&mut self, eos: u32, shapes: &[Shape]) -> Result<Vec<String>, Failure> {
+        let sampled = self.sampled();
+        let ids: Vec<String> = sampled
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| *k < 32 && eos & (1 << k) != 0)
+            .filter_map(|(_, h)| self.traced.request(*h).map(|r| r.id().to_owned()))
+            .collect();
+        let is_eos = |id: &str| ids.iter().any(|e| e == id);
+        let upd: UpdateOutput = self.traced.update_from_output(is_eos).clone();
+        if &upd != self.plain.update_from_output(is_eos) {
+            return Err(diverged("update_from_output"));
+        }
+        let batch = self.batches.pop_front().ok_or_else(|| diverged("an output applied with no batch in flight"))?;
+        if upd.step != batch.step {
+            return Err(Failure::Projection {
+                request: String::new(),
+                what: format!(
+                    "the output of step {} applied where the oldest batch is step {}",
+                    upd.step.0, batch.step.0
+                ),
+            });
+        }
+        // What the batch implies: a token for each live request it computed one for, unless a
+        // reset marked that token to be thrown away.
+        let mut want: Vec<(Handle, bool)> = Vec::new();
+        for item in &batch.items {
+            if item.position.is_none() {
+                continue;
+            }
+            let Some(r) = self.reqs.get_mut(item.req).filter(|r| r.live && r.handle == item.handle) else { continue };
+            if std::mem::take(&mut r.discard) {
+                continue;
+            }
+            r.outputs += 1;
+            r.placeholders = r.placeholders.saturating_sub(1);
+            want.push((item.handle, r.outputs == 1));
+            if r.outputs == 1 {
+                r.first_token_step = Some(batch.step);
+                self.expect(item.req, Label::FirstToken, batch.step, shapes);
+            }
+        }
+        if upd.sampled != want {
+            return Err(Failure::Projection {
+                request: String::new(),
+                what: format!(
+                    "the output of step {} gave tokens (handle, first) {:?}, the batch implies {want:?}",
+                    batch.step.0, upd.sampled
+                ),
+            });
+        }
+        self.finished(&upd.finished, shapes)?;
+        Ok(ids)
+    }
+
     /// Applies `action` whole (the replay of a path, and every action but steps in the
     /// search) and checks the result.
     pub(crate) fn apply(
@@ -330,11 +516,16 @@ impl World {
         match action {
             Action::Add { shape } => w.add(shape, shapes)?,
             Action::Step { eos, in_flight } => {
-                w = w.schedule(shapes)?.world;
+                let mid = w.schedule(shapes)?;
+                w = mid.world;
                 if let Some(pick) = in_flight {
                     w.in_flight(pick, shapes)?;
                 }
-                w.update(eos, shapes)?;
+                if mid.applies {
+                    w.update(eos, shapes)?;
+                } else if eos != 0 {
+                    return Err(Failure::Config("EOS choices for a step that applies no output".to_owned()));
+                }
             }
             Action::Finish { pick, reason } => {
                 let (id, _) = w.live_at(pick).ok_or_else(|| diverged("finish pick out of range"))?;
@@ -386,31 +577,60 @@ impl World {
             Action::Step { eos, in_flight } => {
                 let probe = catch_unwind(AssertUnwindSafe(|| {
                     let mut s = self.traced.fork(clock)?;
-                    s.schedule();
-                    let aborted = in_flight.and_then(|k| {
-                        let h = s.last_step().scheduled.get(k as usize)?.handle;
-                        s.request(h).map(|r| r.id().to_owned())
-                    });
+                    // Which step is scheduled, and which is applied (async: the oldest in flight).
+                    let schedules = (!self.asynchronous || s.has_requests()).then(|| s.schedule().step);
+                    let applies = match schedules {
+                        Some(_) if self.asynchronous => {
+                            let out = s.last_step();
+                            (out.total_tokens == 0 || s.in_flight() >= BATCH_QUEUE)
+                                .then(|| self.batches.front().map_or(out.step, |b| b.step))
+                        }
+                        Some(step) => Some(step),
+                        None => self.batches.front().map(|b| b.step),
+                    };
+                    let aborted = in_flight.and_then(|k| s.request(in_flight_pick(&s, k)?).map(|r| r.id().to_owned()));
                     if let Some(id) = &aborted {
                         s.finish_requests([id.as_str()], FinishReason::Aborted, None);
                     }
-                    let ids: Vec<String> = s
-                        .sampling()
+                    let sampled: Vec<Handle> = match (self.asynchronous, applies, self.batches.front()) {
+                        (false, _, _) => s.sampling().collect(),
+                        (true, None, _) => Vec::new(),
+                        (true, Some(_), Some(b)) => {
+                            producers(&s, b.items.iter().filter(|i| i.position.is_some()).map(|i| i.handle))
+                        }
+                        (true, Some(_), None) => producers(&s, s.sampling()),
+                    };
+                    let ids: Vec<String> = sampled
+                        .iter()
                         .enumerate()
                         .filter(|(k, _)| *k < 32 && eos & (1 << k) != 0)
-                        .filter_map(|(_, h)| s.request(h).map(|r| r.id().to_owned()))
+                        .filter_map(|(_, h)| s.request(*h).map(|r| r.id().to_owned()))
                         .collect();
-                    Some((aborted, ids))
+                    Some((aborted, ids, schedules, applies))
                 }));
-                let (aborted, ids) = probe.ok().flatten().unwrap_or_default();
+                let (aborted, ids, schedules, applies) = probe.ok().flatten().unwrap_or_default();
                 let mut line = "step".to_owned();
+                if self.asynchronous {
+                    let what: Vec<String> =
+                        [schedules.map(|s| format!("schedule {}", s.0)), applies.map(|s| format!("apply {}", s.0))]
+                            .into_iter()
+                            .flatten()
+                            .collect();
+                    line.push_str(&format!(": {}", what.join(", ")));
+                }
                 if let Some(id) = &aborted {
                     line.push_str(&format!(", {id} aborted in flight"));
                 }
                 if !ids.is_empty() {
                     line.push_str(&format!(", EOS for {}", ids.join(" ")));
                 }
-                (Applied::Step { in_flight: aborted, eos: ids }, line)
+                let step = Applied::Step {
+                    in_flight: aborted,
+                    eos: ids,
+                    schedules: schedules.is_some(),
+                    applies: applies.is_some(),
+                };
+                (step, line)
             }
             Action::Finish { pick, reason } => {
                 let (id, status) = self.live_at(pick).unwrap_or_else(|| (format!("live#{pick}"), Status::Waiting));
@@ -448,7 +668,7 @@ impl World {
                 return out;
             }
         };
-        let scheduled = mid.scheduled;
+        let (scheduled, applies) = (mid.scheduled, mid.applies);
         let mut mid = Some(mid.world);
         let picks = std::iter::once(None).chain((0..scheduled).map(|k| Some(k as u8)));
         for in_flight in picks {
@@ -475,7 +695,7 @@ impl World {
                     return out;
                 }
             };
-            let k = after.as_ref().map_or(0, |w| w.sampling().min(31));
+            let k = if applies { after.as_ref().map_or(0, |w| w.sampling().min(31)) } else { 0 };
             let last = (1u32 << k) - 1;
             for eos in 0..=last {
                 let child = contained(|| {
@@ -489,7 +709,9 @@ impl World {
                             w
                         }
                     };
-                    w.update(eos, shapes)?;
+                    if applies {
+                        w.update(eos, shapes)?;
+                    }
                     w.check(coverage)?;
                     Ok(w)
                 });
@@ -537,6 +759,15 @@ impl World {
                     request: request_id(i),
                     what: format!(
                         "the scheduler holds (computed, outputs, preemptions) = {got:?}, its outputs imply {want:?}"
+                    ),
+                });
+            }
+            let (got, want) = ((s.num_output_placeholders, s.discard_latest_async_tokens), (r.placeholders, r.discard));
+            if self.asynchronous && got != want {
+                return Err(Failure::Projection {
+                    request: request_id(i),
+                    what: format!(
+                        "the scheduler holds (placeholders, discard the next token) = {got:?}, its outputs imply {want:?}"
                     ),
                 });
             }
@@ -614,6 +845,9 @@ impl World {
         if self.traced.has_requests() || self.traced.num_live() != 0 {
             return drained(format!("{} requests still live", self.traced.num_live()));
         }
+        if self.traced.in_flight() != 0 {
+            return drained(format!("{} batches still in flight", self.traced.in_flight()));
+        }
         if self.traced.blocks().used() != 0 {
             return drained(format!("{} KV blocks still held", self.traced.blocks().used()));
         }
@@ -624,11 +858,6 @@ impl World {
             return drained(format!("{} never finished", request_id(i)));
         }
         Ok(())
-    }
-
-    /// Runs the drain step (no EOS, nothing in flight) and checks it.
-    pub(crate) fn drain_step(self, config: &ExploreConfig, coverage: &mut Coverage) -> Result<World, Failure> {
-        contained(|| self.apply(Action::Step { eos: 0, in_flight: None }, config, coverage))
     }
 
     /// A generous bound on the steps a drain needs (the engine's).
@@ -669,6 +898,9 @@ impl World {
             let rank = if priority { arrivals.iter().position(|a| *a == r.arrival()).unwrap_or(0) as u64 } else { 0 };
             words.push(shape | status << 8 | state << 12 | rank << 20 | (r.blocks().len() as u64) << 32);
             words.push(r.num_computed() | r.num_output() << 16 | r.num_preemptions() << 32 | hiwater << 48);
+            if self.asynchronous {
+                words.push(r.num_output_placeholders() | u64::from(r.discard_latest_async_tokens) << 32);
+            }
         };
         for &h in s.running() {
             push(h, words);
@@ -677,6 +909,43 @@ impl World {
         for h in s.waiting() {
             push(h, words);
         }
+        // The batches in flight, oldest first: each request by its place above (running list,
+        // then waiting queue), or as gone; the age of the batch in steps.
+        for b in &self.batches {
+            words.push(u64::MAX - 2 - (s.step().0 - b.step.0.min(s.step().0)));
+            for item in &b.items {
+                let place = s
+                    .running()
+                    .iter()
+                    .position(|h| *h == item.handle)
+                    .or_else(|| s.waiting().position(|h| h == item.handle).map(|k| k + s.running().len() + 1));
+                let since = s
+                    .request(item.handle)
+                    .map_or(0, |r| r.num_preemptions() - item.preemptions.min(r.num_preemptions()));
+                words.push(
+                    place.map_or(0xffff, |p| p as u64)
+                        | item.position.map_or(0xffff, |p| p.min(0xfffe)) << 16
+                        | since << 32
+                        | (item.blocks as u64) << 40,
+                );
+            }
+        }
+    }
+
+    /// Async scheduling: the running requests with a stale output placeholder (one no batch
+    /// in flight fills, left by a reset of a request with nothing in flight, as vLLM does),
+    /// each as a pick of [`Action::Finish`] with its (computed, outputs). Such a request may
+    /// never be scheduled again (its skip check sees `max_tokens` reached in flight).
+    pub(crate) fn stale(&self) -> Vec<(u8, Handle, (u64, u64))> {
+        let s = &self.traced;
+        s.running()
+            .iter()
+            .enumerate()
+            .filter_map(|(k, &h)| {
+                let r = s.request(h).filter(|r| r.num_output_placeholders() > s.tokens_in_flight(h))?;
+                Some((u8::try_from(k).ok()?, h, (r.num_computed(), r.num_output())))
+            })
+            .collect()
     }
 
     /// The id of the request [`Action::Finish`] with `pick` finishes, and its status.
@@ -707,23 +976,53 @@ pub(crate) enum Applied {
         in_flight: Option<String>,
         /// The requests whose token was EOS.
         eos: Vec<String>,
+        /// Whether it ran `schedule()` (always, synchronously).
+        schedules: bool,
+        /// Whether it applied an output (always, synchronously).
+        applies: bool,
     },
 }
 
+/// A workload file being built from applied actions.
+#[derive(Debug, Default)]
+pub(crate) struct Builder {
+    /// The entries so far.
+    pub(crate) steps: Vec<Iteration>,
+    /// Operations waiting for the next entry.
+    pub(crate) pending: Vec<Op>,
+    /// The entries that scheduled the batches in flight, oldest first: a batch's EOS ids
+    /// belong to the entry that scheduled it (`SPEC.md` §8.1).
+    scheduled_in: VecDeque<usize>,
+}
+
 impl Applied {
-    /// Appends this to a workload being built: operations wait in `pending` for the next step.
-    pub(crate) fn append(self, steps: &mut Vec<Iteration>, pending: &mut Vec<Op>) {
+    /// Appends this to a workload being built: operations wait for the next step.
+    pub(crate) fn append(self, b: &mut Builder) {
         match self {
-            Applied::Op(op) => pending.push(op),
-            Applied::Step { in_flight, eos } => steps.push(Iteration {
-                ops: std::mem::take(pending),
-                in_flight: in_flight
-                    .into_iter()
-                    .map(|id| InFlight::Finish(FinishOp { id, status: FinishReason::Aborted }))
-                    .collect(),
-                eos,
-            }),
+            Applied::Op(op) => b.pending.push(op),
+            Applied::Step { in_flight, eos, schedules, applies } => {
+                let k = b.steps.len();
+                b.steps.push(Iteration {
+                    ops: std::mem::take(&mut b.pending),
+                    in_flight: in_flight
+                        .into_iter()
+                        .map(|id| InFlight::Finish(FinishOp { id, status: FinishReason::Aborted }))
+                        .collect(),
+                    eos: Vec::new(),
+                });
+                if schedules {
+                    b.scheduled_in.push_back(k);
+                }
+                if applies && let Some(entry) = b.scheduled_in.pop_front().and_then(|j| b.steps.get_mut(j)) {
+                    entry.eos.extend(eos);
+                }
+            }
         }
+    }
+
+    /// Whether this is a step.
+    pub(crate) fn is_step(&self) -> bool {
+        matches!(self, Applied::Step { .. })
     }
 }
 
@@ -744,11 +1043,18 @@ impl Coverage {
     /// Records an emitted event: the transition-table row it took, preemption phases, and a
     /// FINISHED in the step of the request's first token.
     fn saw(&mut self, from: State, e: &JourneyEvent, first_token_step: Option<Step>) {
-        if let Some(label) = e.label()
-            && let Some(k) = TRANSITIONS.iter().position(|r| r.from == from && r.label == label)
-            && let Some(seen) = self.rows.get_mut(k)
-        {
-            *seen = true;
+        if let Some(label) = e.label() {
+            if let Some(k) = TRANSITIONS.iter().position(|r| r.from == from && r.label == label)
+                && let Some(seen) = self.rows.get_mut(k)
+            {
+                *seen = true;
+            }
+            let late = Profile::Async.late_output_rows();
+            if let Some(k) = late.iter().position(|r| r.from == from && r.label == label)
+                && let Some(seen) = self.late.get_mut(k)
+            {
+                *seen = true;
+            }
         }
         match (e.kind, e.phase) {
             (EventKind::Preempted, Phase::Prefill) => self.preempted_in_prefill = true,
