@@ -35,7 +35,7 @@ mod tracing;
 use std::hint::black_box;
 use std::process::ExitCode;
 
-use journey_spec::{Engine, FinishReason, NewRequest, Scheduler, SchedulerConfig, Workload};
+use journey_spec::{Engine, FinishReason, Iterated, NewRequest, Scheduler, SchedulerConfig, Workload};
 use steady::Steady;
 use traced::traced;
 
@@ -131,12 +131,56 @@ fn main() -> ExitCode {
     let units = measured(&mut work);
     let what = match &work {
         Work::Steady(_) => format!("{STEADY_ITERATIONS} iterations, {units} requests finished"),
-        Work::Replay(..) => format!("{units} steps"),
+        Work::Replay(_, w) => format!("{units} steps; {}", Done::of(w)),
         Work::Cycles(_) => format!("{units} preemption cycles"),
     };
     let compiled = if cfg!(feature = "tracing") { "compiled in" } else { "compiled out" };
     println!("cost_probe {workload}: {what}; tracing {compiled}, {tracing_name}");
     ExitCode::SUCCESS
+}
+
+/// The work a replay does, counted on a second, uncounted run of it: the units that the
+/// instruction counts are normalised by (`BENCHMARKS.md`, "Async scheduling").
+#[derive(Default)]
+struct Done {
+    /// `schedule()` calls.
+    steps: u64,
+    /// Requests given tokens, summed over the steps.
+    request_steps: u64,
+    /// Tokens scheduled, summed over the steps.
+    tokens: u64,
+    /// Preemptions by `schedule()`.
+    preemptions: u64,
+}
+
+impl Done {
+    fn of(w: &Workload) -> Done {
+        let mut done = Done::default();
+        let Ok(s) = Scheduler::new(w.config) else { return done };
+        let run = Engine::new(s).run(w, |_, it, s| {
+            if it == Iterated::Stepped {
+                let out = s.last_step();
+                done.steps += 1;
+                done.request_steps += out.scheduled.len() as u64;
+                done.tokens += out.total_tokens;
+                done.preemptions += out.preempted.len() as u64;
+            }
+        });
+        if run.is_err() {
+            return Done::default();
+        }
+        done
+    }
+}
+
+impl std::fmt::Display for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "uncounted rerun: {} steps, {} scheduled request-steps, {} scheduled tokens, {} preemptions",
+            self.steps, self.request_steps, self.tokens, self.preemptions
+        )
+    }
 }
 
 fn kv_pressure() -> Workload {

@@ -1,8 +1,6 @@
 //! The engine loop, synchronous (`SPEC.md` §8) or with a batch queue (async scheduling,
 //! `SPEC.md` §8.1: vLLM's `EngineCore.step_with_batch_queue`), and the workload runner.
 
-use std::collections::VecDeque;
-
 use super::config::ConfigError;
 use super::scheduler::{AddError, Scheduler};
 use super::workload::{InFlight, Iteration, Op, Workload};
@@ -61,8 +59,12 @@ pub struct RunSummary {
 pub struct Engine {
     scheduler: Scheduler,
     /// Async scheduling: the `eos` ids of the entry that scheduled each batch in flight,
-    /// oldest first (a batch's tokens are fixed when it is scheduled).
-    eos: VecDeque<Vec<String>>,
+    /// oldest first, in `eos[..eos_queued]` (a batch's tokens are fixed when it is scheduled).
+    /// The lists are kept and copied into with `clone_from`, which reuses their allocations
+    /// (for the usual empty list it is a `clear`): queueing a batch's ids allocates nothing
+    /// once the lists have grown.
+    eos: Vec<Vec<String>>,
+    eos_queued: usize,
 }
 
 /// The batch queue's capacity under async scheduling (vLLM's `batch_queue_size` 2).
@@ -71,7 +73,7 @@ const BATCH_QUEUE: usize = 2;
 impl Engine {
     /// An engine around `scheduler`.
     pub fn new(scheduler: Scheduler) -> Engine {
-        Engine { scheduler, eos: VecDeque::new() }
+        Engine { scheduler, eos: Vec::new(), eos_queued: 0 }
     }
 
     /// The scheduler.
@@ -136,7 +138,13 @@ impl Engine {
         let s = &mut self.scheduler;
         let done = if s.has_requests() {
             let tokens = s.schedule().total_tokens;
-            self.eos.push_back(it.eos.clone());
+            match self.eos.get_mut(self.eos_queued) {
+                // Most entries have no EOS: then the copy is a `clear`.
+                Some(spare) if it.eos.is_empty() => spare.clear(),
+                Some(spare) => spare.clone_from(&it.eos),
+                None => self.eos.push(it.eos.clone()),
+            }
+            self.eos_queued += 1;
             if tokens > 0 && s.in_flight() < BATCH_QUEUE {
                 Engine::in_flight_finishes(s, it);
                 return Iterated::Stepped;
@@ -148,9 +156,20 @@ impl Engine {
         } else {
             Iterated::Applied
         };
-        let eos = self.eos.pop_front().unwrap_or_default();
         Engine::in_flight_finishes(s, it);
-        s.update_from_output(|id| eos.iter().any(|e| e == id));
+        // The oldest batch's ids; none when the scheduler was stepped from outside the engine.
+        let queued = self.eos.get_mut(..self.eos_queued).unwrap_or_default();
+        if let Some(oldest) = queued.first() {
+            s.update_from_output(|id| oldest.iter().any(|e| e == id));
+            // The applied list becomes the spare room behind the others (at most two queued:
+            // one swap).
+            for k in 1..queued.len() {
+                queued.swap(k - 1, k);
+            }
+            self.eos_queued -= 1;
+        } else {
+            s.update_from_output(|_| false);
+        }
         done
     }
 

@@ -58,6 +58,10 @@ impl BlockPool {
             // The common case: a decoding request needs a new block once per `block_size` tokens.
             return true;
         }
+        if missing > self.free() {
+            // Under KV pressure the next admission fails in many steps: no call for that.
+            return false;
+        }
         self.take(held, missing)
     }
 
@@ -66,7 +70,7 @@ impl BlockPool {
     #[inline(never)]
     fn take(&mut self, held: &mut Vec<BlockId>, missing: usize) -> bool {
         if missing > self.free() {
-            return false;
+            return false; // checked by the caller already; kept so that `take` stands alone
         }
         // The top of the stack first: given-back blocks, then never-used ones in ascending order.
         let from_recycled = missing.min(self.recycled.len());

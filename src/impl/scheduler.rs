@@ -163,18 +163,32 @@ struct Batch {
     items: Vec<BatchItem>,
 }
 
-/// One request of a batch in flight, as `schedule()` left it.
+/// One request of a batch in flight, as `schedule()` left it. 32 bytes, written once per
+/// scheduled request and step: the narrow fields keep `queue_batch` cheap (`BENCHMARKS.md`,
+/// "Async scheduling").
 #[derive(Debug, Clone, Copy)]
 struct BatchItem {
     handle: Handle,
-    /// The output position whose token the batch produces (the request's scheduled work reached
-    /// the end of its known tokens plus placeholders), or `None` for a chunk of prefill.
-    position: Option<u64>,
-    /// The request's preemptions then: a later preemption releases the blocks legitimately.
-    preemptions: u64,
-    /// Its blocks then: how many, and the last one (the block the batch writes into).
-    num_blocks: usize,
-    last_block: Option<BlockId>,
+    /// Whether the batch produces a token for it (its scheduled work reached the end of its
+    /// known tokens plus placeholders); `false` for a chunk of prefill.
+    token: bool,
+    /// With `token`: the output position whose token the batch produces.
+    position: u64,
+    /// The low 32 bits of the request's preemptions then: a later preemption releases the
+    /// blocks legitimately (a batch is applied within a few steps, so the low bits differ
+    /// exactly when the count does).
+    preemptions: u32,
+    /// Its blocks then: how many (the pool's ids are `u32`, so a count fits), and the last
+    /// one (the block the batch writes into; meaningless when `num_blocks` is 0).
+    num_blocks: u32,
+    last_block: BlockId,
+}
+
+impl BatchItem {
+    /// An item for a handle that is not live (it gets nothing when the batch lands).
+    fn gone(handle: Handle) -> BatchItem {
+        BatchItem { handle, token: false, position: 0, preemptions: 0, num_blocks: 0, last_block: BlockId(0) }
+    }
 }
 
 /// The reference scheduler: vLLM v1's `schedule()` / `update_from_output()` / `finish_requests()`
@@ -287,18 +301,20 @@ fn wanted(c: &SchedulerConfig, r: &Request) -> u64 {
 
 /// [`wanted`] for a running request under async scheduling (vLLM `AsyncScheduler`): its known
 /// tokens include the output placeholders, and a request whose tokens in flight already reach
-/// `max_tokens` gets nothing (vLLM: "avoid scheduling an extra step"). `None`: skip it.
+/// `max_tokens` gets nothing (vLLM: "avoid scheduling an extra step"): 0, it is skipped.
 #[inline]
-fn wanted_async(c: &SchedulerConfig, r: &Request) -> Option<u64> {
+fn wanted_async(c: &SchedulerConfig, r: &Request) -> u64 {
     let p = r.num_output_placeholders;
-    if p > 0 && (r.num_computed + 2).saturating_sub(p) >= r.prompt_len.saturating_add(r.max_tokens) {
-        return None;
+    // vLLM's `num_computed + 2 - p >= prompt + max_tokens`, with `p` moved to the right so that
+    // nothing underflows (the same test: the right side is at least 2).
+    if p > 0 && r.num_computed + 2 >= r.prompt_len.saturating_add(r.max_tokens).saturating_add(p) {
+        return 0;
     }
     let mut n = (r.num_tokens() + p).saturating_sub(r.num_computed);
     if c.long_prefill_token_threshold > 0 && c.long_prefill_token_threshold < n {
         n = c.long_prefill_token_threshold;
     }
-    Some(n.min((c.max_model_len - 1).saturating_sub(r.num_computed)))
+    n.min((c.max_model_len - 1).saturating_sub(r.num_computed))
 }
 
 /// Blocks `r` holds once `n` more of its tokens are computed.
@@ -640,7 +656,7 @@ impl Scheduler {
                 i += 1;
                 continue;
             };
-            let n = if c.async_scheduling { wanted_async(&c, r).unwrap_or(0) } else { wanted(&c, r) };
+            let n = if c.async_scheduling { wanted_async(&c, r) } else { wanted(&c, r) };
             let n = n.min(budget);
             if n == 0 {
                 i += 1;
@@ -656,9 +672,14 @@ impl Scheduler {
                 // Out of blocks: preempt a victim and retry, until the victim is `h` itself.
                 let pos = self.victim();
                 let victim = self.running.remove(pos);
-                if let Some(k) = self.out.scheduled.iter().position(|s| s.handle == victim) {
-                    // Only under the priority policy can the victim have been scheduled already
-                    // in this step: give its tokens back.
+                // Only under the priority policy can the victim have been scheduled already in
+                // this step (under fcfs it is the last running request, not reached yet): then
+                // its tokens are given back.
+                let scheduled = match c.policy {
+                    Policy::Fcfs => None,
+                    Policy::Priority => self.out.scheduled.iter().position(|s| s.handle == victim),
+                };
+                if let Some(k) = scheduled {
                     let s = self.out.scheduled.remove(k);
                     budget += s.tokens;
                     i -= 1;
@@ -735,27 +756,31 @@ impl Scheduler {
     /// token is in flight), and the step's batch joins the queue. Returns the step's tokens.
     fn queue_batch(&mut self, hooks: &mut impl Hooks) -> u64 {
         let mut items = self.spare.pop().unwrap_or_default();
-        items.clear();
+        let scheduled = &self.out.scheduled;
+        // Sized first, then written in place: a loop with no capacity check (and no growth
+        // path to spill registers around) per item. The list comes back with its last batch's
+        // length, so the resize itself rarely writes anything.
+        items.resize(scheduled.len(), BatchItem::gone(Handle { slot: u32::MAX, generation: 0 }));
         let mut total = 0;
-        for s in &self.out.scheduled {
+        for (item, s) in items.iter_mut().zip(scheduled) {
             total += s.tokens;
-            let Some(r) = live_mut(&mut self.slots, s.handle) else { continue };
+            let Some(r) = live_mut(&mut self.slots, s.handle) else {
+                *item = BatchItem::gone(s.handle);
+                continue;
+            };
             r.num_computed += s.tokens;
             let p = r.num_output_placeholders;
-            let position = if r.num_computed == r.num_tokens() + p {
-                r.num_output_placeholders = p + 1;
-                Some(r.num_output + p)
-            } else {
-                None
-            };
+            let token = r.num_computed == r.num_tokens() + p;
+            r.num_output_placeholders = p + u64::from(token);
             hooks.computed(s.handle, r);
-            items.push(BatchItem {
+            *item = BatchItem {
                 handle: s.handle,
-                position,
-                preemptions: r.num_preemptions,
-                num_blocks: r.blocks.len(),
-                last_block: r.blocks.last().copied(),
-            });
+                token,
+                position: r.num_output + p,
+                preemptions: r.num_preemptions as u32,
+                num_blocks: r.blocks.len() as u32,
+                last_block: r.blocks.last().copied().unwrap_or(BlockId(0)),
+            };
         }
         self.in_flight.push_back(Batch { step: self.out.step, items });
         total
@@ -772,7 +797,7 @@ impl Scheduler {
     /// does, and the placeholder of that token is never filled.
     pub fn tokens_in_flight(&self, h: Handle) -> u64 {
         let items = self.in_flight.iter().flat_map(|b| b.items.iter());
-        items.filter(|i| i.handle == h && i.position.is_some()).count() as u64
+        items.filter(|i| i.handle == h && i.token).count() as u64
     }
 
     /// Position in the running list of the next victim: the last request under fcfs, the
@@ -831,7 +856,7 @@ impl Scheduler {
             self.running.iter().copied().filter(|h| self.request(*h).is_some_and(|r| r.num_computed >= r.num_tokens()))
         });
         let batch = self.in_flight.back().filter(|_| self.config.async_scheduling);
-        let batch = batch.map(|b| b.items.iter().filter(|i| i.position.is_some()).map(|i| i.handle));
+        let batch = batch.map(|b| b.items.iter().filter(|i| i.token).map(|i| i.handle));
         sync.into_iter().flatten().chain(batch.into_iter().flatten())
     }
 
@@ -872,9 +897,13 @@ impl Scheduler {
         let max_model_len = self.config.max_model_len;
         self.update.step = step;
         let mut stopped_running = false;
+        #[cfg(feature = "faults")]
+        let trim = self.faults.trim_blocks_to_output;
         for item in &batch.items {
-            let Some(position) = item.position else { continue };
-            let h = item.handle;
+            if !item.token {
+                continue;
+            }
+            let (h, position) = (item.handle, item.position);
             // Finished since (an in-flight abort, a stop): the token is dropped.
             let Some(r) = live_mut(&mut self.slots, h) else { continue };
             if r.discard_latest_async_tokens {
@@ -914,7 +943,7 @@ impl Scheduler {
                 None => {}
             }
             #[cfg(feature = "faults")]
-            if self.faults.trim_blocks_to_output && was_running {
+            if trim && was_running {
                 let settled = r.num_computed.saturating_sub(r.num_output_placeholders);
                 let keep = self.config.blocks_for(settled.min(max_model_len));
                 if r.blocks.len() > keep {
@@ -1093,17 +1122,18 @@ impl Scheduler {
         for batch in &self.in_flight {
             for item in &batch.items {
                 let Some(r) = self.request(item.handle) else { continue };
-                if r.status != Status::Running || r.num_preemptions != item.preemptions || item.num_blocks == 0 {
+                if r.status != Status::Running || r.num_preemptions as u32 != item.preemptions || item.num_blocks == 0 {
                     continue; // it left the running list since: its blocks went with it
                 }
-                let held = r.blocks.get(item.num_blocks - 1).copied();
-                if r.blocks.len() < item.num_blocks || held != item.last_block {
+                let num_blocks = item.num_blocks as usize;
+                let held = r.blocks.get(num_blocks - 1).copied();
+                if r.blocks.len() < num_blocks || held != Some(item.last_block) {
                     return fail(
                         Invariant::KvInFlight,
                         format!(
-                            "{} still runs, but block {:?} that the batch of step {} in flight reads for it is no longer its (it holds {} blocks, the batch read {})",
+                            "{} still runs, but block {} that the batch of step {} in flight reads for it is no longer its (it holds {} blocks, the batch read {})",
                             r.id,
-                            item.last_block.map(|b| b.0),
+                            item.last_block.0,
                             batch.step.0,
                             r.blocks.len(),
                             item.num_blocks

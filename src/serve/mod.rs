@@ -200,6 +200,10 @@ impl Server {
 
         let grpc_task = tokio::spawn(
             tonic::transport::Server::builder()
+                // HTTP/2's default 64 KiB windows stall a client sending a batch of spans (the
+                // Collector's are up to megabytes) once per window, a round trip each.
+                .initial_stream_window_size(Some(1 << 20))
+                .initial_connection_window_size(Some(4 << 20))
                 .add_service(grpc::service(Arc::clone(&shared)))
                 .serve_with_incoming_shutdown(
                     // Without TCP_NODELAY a small response waits for the client's delayed ACK
