@@ -195,6 +195,71 @@ mod core {
         assert_eq!(ingest.exit_status(), 0);
     }
 
+    /// Every span of `file` in a request of its own, each let go before the next arrives: the
+    /// relations (R13, R14, the API/core pairs and X rules) are still decided as `check` decides
+    /// them on the file, because they are decided over everything let go.
+    fn one_span_per_release(file: &str) {
+        use journey_spec::otel::{CheckOptions, Summary, check_trace, read_trace};
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+
+        let text = std::fs::read_to_string(super::data(file)).unwrap();
+        let mut ingest = Ingest::new(options(1_000_000, 1000), None);
+        let t0 = Instant::now();
+        let mut n = 0u32;
+        for line in text.lines() {
+            let r: ExportTraceServiceRequest = serde_json::from_str(line).unwrap();
+            for rs in &r.resource_spans {
+                for ss in &rs.scope_spans {
+                    for span in &ss.spans {
+                        let one = ExportTraceServiceRequest {
+                            resource_spans: vec![ResourceSpans {
+                                resource: rs.resource.clone(),
+                                scope_spans: vec![ScopeSpans {
+                                    scope: ss.scope.clone(),
+                                    spans: vec![span.clone()],
+                                    ..ScopeSpans::default()
+                                }],
+                                ..ResourceSpans::default()
+                            }],
+                        };
+                        let at = t0 + Duration::from_secs(2) * n;
+                        ingest.ingest(one, 0, Transport::Grpc, at);
+                        ingest.poll(at + Duration::from_millis(1500)).unwrap();
+                        assert_eq!(ingest.pending(), 0, "{file}: span {n} was let go on its own");
+                        n += 1;
+                    }
+                }
+            }
+        }
+        assert!(n > 1, "{file}");
+        ingest.flush().unwrap();
+        let mut want = Summary::new();
+        want.add(check_trace(read_trace(file, text.as_bytes(), |e| panic!("{e}")), &CheckOptions::default()), 0);
+        let got = ingest.summary();
+        let key = |s: &Summary| {
+            (
+                (s.journeys, s.events, s.conforming, s.incomplete, s.violating),
+                (s.api_spans, s.api_violating, s.pairs, s.unpaired_api, s.unpaired_core),
+                s.violations_by_rule(),
+            )
+        };
+        assert_eq!(key(got), key(&want), "{file}");
+    }
+
+    #[test]
+    fn relations_are_decided_across_spans_let_go_apart() {
+        for file in [
+            "vllm-head/api_r42.otlp.jsonl",
+            "vllm-head/api_atomicity2.otlp.jsonl",
+            "corrupted/R13.admitted-after-a-preemption-in-the-same-step.otlp.jsonl",
+            "corrupted/R14.request-id-reused-while-live.otlp.jsonl",
+            "corrupted/X3.handoff-after-the-core-span-start.otlp.jsonl",
+            "corrupted/X4.disconnect-after-the-core-finished.otlp.jsonl",
+        ] {
+            one_span_per_release(file);
+        }
+    }
+
     #[test]
     fn the_cap_sheds_new_spans_and_counts_them() {
         let mut ingest = Ingest::new(options(10, 0), None);
