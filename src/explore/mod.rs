@@ -543,7 +543,7 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// 128 bits over the canonical words, in two independent lanes.
-fn fingerprint(words: &[u64]) -> u128 {
+pub(crate) fn fingerprint(words: &[u64]) -> u128 {
     let (mut a, mut b): (u64, u64) = (0x9e37_79b9_7f4a_7c15 ^ words.len() as u64, 0xc2b2_ae3d_27d4_eb4f);
     for &w in words {
         a = mix(a ^ w);
@@ -657,7 +657,7 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
     while depth < config.depth && !frontier.is_empty() && best.as_ref().is_none_or(|b| depth + 1 < b.0) {
         let mut next: Vec<(u32, World)> = Vec::new();
         let keep = depth + 1 < config.depth;
-        'states: for (node, w) in frontier.drain(..) {
+        'states: for (node, mut w) in frontier.drain(..) {
             // One child: deduplicate, drain-check, queue. `false` ends the level.
             let mut visit = |search: &mut Search, action: Action, child: Result<World, Failure>| -> bool {
                 search.transitions += 1;
@@ -696,6 +696,18 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
                 true
             };
             for action in search.plain_actions(&w) {
+                if matches!(action, Action::FinishFinished | Action::FinishUnknown) {
+                    // Must do nothing: checked on the state itself, without a copy; its child
+                    // is the state, which is already visited.
+                    search.transitions += 1;
+                    let (words, cov) = (&mut search.words, &mut search.coverage);
+                    if let Err(f) = contained(|| w.finish_nothing(action, config, words, cov)) {
+                        search.transitions -= 1;
+                        visit(&mut search, action, Err(f));
+                        break 'states;
+                    }
+                    continue;
+                }
                 let mut cov = std::mem::take(&mut search.coverage);
                 let child = contained(|| w.fork(&search.clock)?.apply(action, config, &mut cov));
                 search.coverage = cov;

@@ -11,8 +11,8 @@ use crate::r#impl::{
     Status, StepOutput, UpdateOutput,
 };
 use crate::model::{
-    EventKind, InstanceChecker, JourneyChecker, JourneyEvent, Label, Phase, Profile, Progress, SpanInfo, State, Step,
-    TRANSITIONS, Verdict,
+    EventKind, InstanceChecker, JourneyChecker, JourneyEvent, Label, Phase, Profile, Progress, RequestId, SpanInfo,
+    State, Step, TRANSITIONS, Verdict,
 };
 
 use super::{Action, Coverage, ExploreConfig, Failure, Shape};
@@ -262,7 +262,9 @@ impl World {
             first_token_step: None,
             placeholders: 0,
             discard: false,
-            checker: Some(JourneyChecker::new(request_id(i)).with_profile(self.profile())),
+            // Without its id: a checker is copied with every state, and an empty id costs no
+            // allocation; the id is put into a violation when one is reported.
+            checker: Some(JourneyChecker::new(String::new()).with_profile(self.profile())),
         });
         self.expect(i, Label::Queued, step, shapes);
         Ok(())
@@ -329,22 +331,30 @@ impl World {
             // Nothing live: the step applies the batch in flight and schedules nothing.
             return Ok(Scheduled { world: self, scheduled: 0, applies: true });
         }
-        let out: StepOutput = self.traced.schedule().clone();
-        if &out != self.plain.schedule() {
+        if self.traced.schedule() != self.plain.schedule() {
             return Err(diverged("schedule"));
         }
-        for &h in &out.preempted {
-            self.preempted(h, out.step, shapes)?;
+        // The output is read in place rather than copied: this runs for every step.
+        fn out(w: &World) -> &StepOutput {
+            w.traced.last_step()
         }
-        self.preempted_by_schedule |= !out.preempted.is_empty();
-        for s in &out.scheduled {
+        let (step, total_tokens) = (out(&self).step, out(&self).total_tokens);
+        let (num_scheduled, num_preempted) = (out(&self).scheduled.len(), out(&self).preempted.len());
+        for k in 0..num_preempted {
+            let Some(&h) = out(&self).preempted.get(k) else { break };
+            self.preempted(h, step, shapes)?;
+        }
+        self.preempted_by_schedule |= num_preempted > 0;
+        for k in 0..num_scheduled {
+            let Some(&s) = out(&self).scheduled.get(k) else { break };
             if let Some(kind) = s.admitted {
                 let i = self.index_of(s.handle).unwrap_or(usize::MAX);
-                self.expect(i, Label::Scheduled(kind), out.step, shapes);
+                self.expect(i, Label::Scheduled(kind), step, shapes);
             }
         }
-        let mut batch = Batch { step: out.step, items: Vec::new() };
-        for s in &out.scheduled {
+        let mut batch = Batch { step, items: Vec::new() };
+        for k in 0..num_scheduled {
+            let Some(&s) = out(&self).scheduled.get(k) else { break };
             let req = self.index_of(s.handle).unwrap_or(usize::MAX);
             let asynchronous = self.asynchronous;
             let r = self.req(s.handle)?;
@@ -365,13 +375,13 @@ impl World {
             }
         }
         if !self.asynchronous {
-            return Ok(Scheduled { scheduled: out.scheduled.len(), applies: true, world: self });
+            return Ok(Scheduled { scheduled: num_scheduled, applies: true, world: self });
         }
         let sampled = batch.items.iter().filter(|i| i.position.is_some()).map(|i| i.handle);
         if !sampled.eq(self.traced.sampling()) {
             return Err(Failure::Projection {
                 request: String::new(),
-                what: format!("the batch of step {} samples other requests than the token rule implies", out.step.0),
+                what: format!("the batch of step {} samples other requests than the token rule implies", step.0),
             });
         }
         self.batches.push_back(batch);
@@ -379,8 +389,8 @@ impl World {
         if queued != self.plain.in_flight() || queued != self.batches.len() {
             return Err(diverged("batches in flight"));
         }
-        let applies = out.total_tokens == 0 || queued >= BATCH_QUEUE;
-        let scheduled = out.scheduled.len() + out.preempted.len();
+        let applies = total_tokens == 0 || queued >= BATCH_QUEUE;
+        let scheduled = num_scheduled + num_preempted;
         Ok(Scheduled { scheduled, applies, world: self })
     }
 
@@ -416,19 +426,24 @@ impl World {
         if self.asynchronous {
             return self.update_async(eos, shapes);
         }
-        let sampled: Vec<Handle> = self.traced.sampling().collect();
-        let ids: Vec<String> = sampled
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| *k < 32 && eos & (1 << k) != 0)
-            .filter_map(|(_, h)| self.traced.request(*h).map(|r| r.id().to_owned()))
-            .collect();
+        // Read in place rather than copied: this runs for most transitions.
+        let mut ids: Vec<String> = Vec::new();
+        if eos != 0 {
+            let s = &self.traced;
+            ids = s
+                .sampling()
+                .enumerate()
+                .filter(|(k, _)| *k < 32 && eos & (1 << k) != 0)
+                .filter_map(|(_, h)| s.request(h).map(|r| r.id().to_owned()))
+                .collect();
+        }
         let is_eos = |id: &str| ids.iter().any(|e| e == id);
-        let upd: UpdateOutput = self.traced.update_from_output(is_eos).clone();
-        if &upd != self.plain.update_from_output(is_eos) {
+        if self.traced.update_from_output(is_eos) != self.plain.update_from_output(is_eos) {
             return Err(diverged("update_from_output"));
         }
-        for &(h, first) in &upd.sampled {
+        let step = self.traced.last_update().step;
+        for k in 0.. {
+            let Some(&(h, first)) = self.traced.last_update().sampled.get(k) else { break };
             let i = self.index_of(h).unwrap_or(usize::MAX);
             let r = self.req(h)?;
             r.outputs += 1;
@@ -439,11 +454,13 @@ impl World {
                 });
             }
             if first {
-                r.first_token_step = Some(upd.step);
-                self.expect(i, Label::FirstToken, upd.step, shapes);
+                r.first_token_step = Some(step);
+                self.expect(i, Label::FirstToken, step, shapes);
             }
         }
-        self.finished(&upd.finished, shapes)?;
+        // Usually empty, and then copied without an allocation.
+        let finished = self.traced.last_update().finished.clone();
+        self.finished(&finished, shapes)?;
         Ok(ids)
     }
 
@@ -548,6 +565,36 @@ impl World {
         }
         w.check(coverage)?;
         Ok(w)
+    }
+
+    /// [`Action::FinishFinished`] or [`Action::FinishUnknown`] on the state itself: the finish
+    /// must return nothing on both schedulers, leave the fingerprint as it was and pass every
+    /// check (the state's child is then the state itself).
+    pub(crate) fn finish_nothing(
+        &mut self,
+        action: Action,
+        config: &ExploreConfig,
+        words: &mut Vec<u64>,
+        coverage: &mut Coverage,
+    ) -> Result<(), Failure> {
+        let id = match action {
+            Action::FinishFinished => self.first_finished().ok_or_else(|| diverged("no finished request"))?,
+            Action::FinishUnknown => UNKNOWN_ID.to_owned(),
+            Action::Add { .. } | Action::Step { .. } | Action::Finish { .. } | Action::Reset => {
+                return Err(Failure::Config(format!("{action:?} is not a finish that must do nothing")));
+            }
+        };
+        self.canonical(words);
+        let before = super::fingerprint(words);
+        if self.finish(&id, FinishReason::Aborted, &config.shapes)? != 0 {
+            return Err(diverged(&format!("finishing {id}, not live, did something")));
+        }
+        self.check(coverage)?;
+        self.canonical(words);
+        if super::fingerprint(words) != before {
+            return Err(diverged(&format!("finishing {id}, not live, changed the state")));
+        }
+        Ok(())
     }
 
     /// The id of the first request that finished, in add order.
@@ -805,7 +852,10 @@ impl World {
                 return Err(Failure::Journey(format!("{}: an event after FINISHED: {e}", request_id(*i))));
             };
             let from = checker.state();
-            checker.push(e).map_err(|v| Failure::Journey(v.to_string()))?;
+            checker.push(e).map_err(|mut v| {
+                v.request_id = RequestId(request_id(*i));
+                Failure::Journey(v.to_string())
+            })?;
             coverage.saw(from, e, r.first_token_step);
             match e.kind {
                 EventKind::Preempted => preempted_at = Some(e.step),
@@ -815,7 +865,12 @@ impl World {
             if e.kind == EventKind::Finished
                 && let Some(checker) = r.checker.take()
             {
-                let verdict = checker.finish();
+                let mut verdict = checker.finish();
+                if let Verdict::Violating(vs) = &mut verdict {
+                    for v in vs {
+                        v.request_id = RequestId(request_id(*i));
+                    }
+                }
                 if verdict != Verdict::Conforming {
                     return Err(Failure::Journey(format!("{}: {verdict:?}", request_id(*i))));
                 }
