@@ -254,7 +254,8 @@ pub struct Scheduler {
 #[cfg(feature = "tracing")]
 macro_rules! with_hooks {
     ($s:ident . $method:ident ( $($arg:expr),* )) => {
-        match $s.emitter.take() {
+        // Tested before it is taken: the untraced path then writes nothing back.
+        match if $s.emitter.is_some() { $s.emitter.take() } else { None } {
             None => $s.$method($($arg,)* &mut Off),
             Some(emitter) => $s.traced(emitter, |s, hooks| s.$method($($arg,)* hooks)),
         }
@@ -614,17 +615,29 @@ impl Scheduler {
     /// running requests get tokens in order, preempting victims when KV blocks run out; then,
     /// only if nothing was preempted, waiting requests are admitted in queue order.
     pub fn schedule(&mut self) -> &StepOutput {
+        // With neither an emitter nor a step tracer, one test and the untraced copy: the code of
+        // a build without the `tracing` feature (no step-window state kept across the call).
         #[cfg(feature = "tracing")]
+        if self.emitter.is_some() || self.step_tracer.is_some() {
+            self.schedule_traced();
+            return &self.out;
+        }
+        self.schedule_with(&mut Off);
+        &self.out
+    }
+
+    /// `schedule()` with an emitter or a step tracer attached, out of line.
+    #[cfg(feature = "tracing")]
+    #[inline(never)]
+    fn schedule_traced(&mut self) {
         let step_start = self
             .step_tracer
             .as_ref()
             .map(|t| super::steps::StepStart { ts_start_ns: t.now_ns(), num_finished: self.unreported_finishes });
         with_hooks!(self.schedule_with());
-        #[cfg(feature = "tracing")]
         if let Some(start) = step_start {
             self.trace_step(start);
         }
-        &self.out
     }
 
     /// The step tracer's part of `schedule()`, out of line (the untraced path stays small).
