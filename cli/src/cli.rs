@@ -155,12 +155,10 @@ pub enum ColorArg {
     Never,
 }
 
-/// `journey check`.
+/// The options `journey check` and `journey serve` share: which rules count, under which
+/// profile, and what the input is checked against. One struct, so the two commands cannot drift.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+pub struct RuleArgs {
     /// Do not count violations of this rule (id such as R7, or name such as time-order); repeatable.
     #[arg(long = "allow", value_name = "RULE", value_parser = parse_rule)]
     pub allow: Vec<RuleId>,
@@ -179,6 +177,17 @@ pub struct CheckArgs {
     /// caps against the journeys' totals.
     #[arg(long, value_name = "FILE")]
     pub workload: Option<PathBuf>,
+}
+
+/// `journey check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Which rules apply, and to what (shared with `journey serve`).
+    #[command(flatten)]
+    pub rules: RuleArgs,
     /// Fail (exit 2) when fewer journeys than this were read, over all inputs.
     #[arg(long, value_name = "N")]
     pub expect_journeys: Option<u64>,
@@ -223,19 +232,9 @@ pub struct ServeArgs {
     /// Fail (exit status 2) when fewer journeys than this arrive.
     #[arg(long, value_name = "N")]
     pub expect_journeys: Option<u64>,
-    /// Do not count violations of this rule (as for check); repeatable.
-    #[arg(long = "allow", value_name = "RULE", value_parser = parse_rule)]
-    pub allow: Vec<RuleId>,
-    /// The scheduling profile that produced the journeys (as for check).
-    #[arg(long, value_enum, default_value_t = Profile::Sync)]
-    pub profile: Profile,
-    /// Declare the input complete: every span of every request of the run will arrive (as for
-    /// check: a missing partner span is a violation, X5, instead of counted as unpaired).
-    #[arg(long)]
-    pub complete: bool,
-    /// Check what arrives against the workload file that produced it (as for check).
-    #[arg(long, value_name = "FILE")]
-    pub workload: Option<PathBuf>,
+    /// Which rules apply, and to what (as for check).
+    #[command(flatten)]
+    pub rules: RuleArgs,
 }
 
 /// `journey timeline`.

@@ -43,7 +43,9 @@ use journey_spec::otel::read::InputFormat;
 use journey_spec::otel::report::{ReportOptions, RunData, write_html};
 use journey_spec::otel::{CheckOptions, KeepEvents, ReadOptions, Summary, text};
 
-use cli::{CheckArgs, Cli, ColorArg, Command, Format, InputArgs, InputFormatArg, ReportArgs, RulesArgs, TimelineArgs};
+use cli::{
+    CheckArgs, Cli, ColorArg, Command, Format, InputArgs, InputFormatArg, ReportArgs, RuleArgs, RulesArgs, TimelineArgs,
+};
 
 /// Exit status: no violation.
 const SUCCESS: u8 = 0;
@@ -94,6 +96,18 @@ fn options(allow: &[RuleId]) -> CheckOptions {
     CheckOptions { allow: allow.iter().copied().collect(), ..CheckOptions::default() }
 }
 
+/// The check's options from the flags `check` and `serve` share; a named workload file is read
+/// here, so both commands report a bad one the same way.
+fn rule_options(rules: &RuleArgs) -> Result<CheckOptions, expected::WorkloadError> {
+    let mut check = options(&rules.allow);
+    check.profile = rules.profile.model();
+    check.complete = rules.complete;
+    if let Some(path) = &rules.workload {
+        check.workload = Some(expected::read(path)?);
+    }
+    Ok(check)
+}
+
 fn reading(input: &InputArgs, allow: &[RuleId], keep: KeepEvents) -> input::Reading {
     let format = match input.input_format {
         InputFormatArg::Auto => InputFormat::Auto,
@@ -109,16 +123,12 @@ fn reading(input: &InputArgs, allow: &[RuleId], keep: KeepEvents) -> input::Read
 }
 
 fn check(args: CheckArgs, out: &mut dyn Write) -> io::Result<u8> {
-    let mut reading = reading(&args.input, &args.allow, KeepEvents::Violating);
-    reading.check.profile = args.profile.model();
-    reading.check.complete = args.complete;
-    if let Some(path) = &args.workload {
-        match expected::read(path) {
-            Ok(w) => reading.check.workload = Some(w),
-            Err(e) => {
-                let _ = writeln!(io::stderr(), "journey: {e}");
-                return Ok(ERROR);
-            }
+    let mut reading = reading(&args.input, &args.rules.allow, KeepEvents::Violating);
+    match rule_options(&args.rules) {
+        Ok(check) => reading.check = check,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "journey: {e}");
+            return Ok(ERROR);
         }
     }
     let allowed: Vec<RuleId> = reading.check.allow.iter().copied().collect();
@@ -154,7 +164,7 @@ fn check(args: CheckArgs, out: &mut dyn Write) -> io::Result<u8> {
         }
         Format::Json => Report::new(&summary, allowed)
             .with_profile(reading.check.profile)
-            .with_complete(args.complete)
+            .with_complete(args.rules.complete)
             .write(&mut *out)?,
     }
     Ok(if short.is_some() { ERROR } else { exit_status(&summary) })

@@ -6,11 +6,10 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use journey_spec::otel::CheckOptions;
 use journey_spec::serve::{IngestOptions, Outcome, ServeConfig, Server};
 
 use super::cli::ServeArgs;
-use super::{ERROR, expected, options};
+use super::{ERROR, rule_options};
 
 /// Runs the receiver; the exit status is `check`'s (see `SERVE_EXIT_STATUS`).
 pub fn run(args: ServeArgs, out: &mut dyn Write) -> io::Result<u8> {
@@ -25,18 +24,13 @@ pub fn run(args: ServeArgs, out: &mut dyn Write) -> io::Result<u8> {
             }
         },
     };
-    let mut check: CheckOptions = options(&args.allow);
-    check.profile = args.profile.model();
-    check.complete = args.complete;
-    if let Some(path) = &args.workload {
-        match expected::read(path) {
-            Ok(w) => check.workload = Some(w),
-            Err(e) => {
-                let _ = writeln!(io::stderr(), "journey serve: {e}");
-                return Ok(ERROR);
-            }
+    let check = match rule_options(&args.rules) {
+        Ok(check) => check,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "journey serve: {e}");
+            return Ok(ERROR);
         }
-    }
+    };
     let config = ServeConfig {
         grpc: args.grpc,
         http: args.http,
