@@ -199,6 +199,20 @@ impl Request {
         self.num_computed
     }
 
+    /// The stop check once a token has landed (vLLM's `check_stop`), the same in both
+    /// scheduling modes: an EOS stops the request unless it ignores EOS; otherwise reaching
+    /// `max_model_len` or its generation cap ends it by length.
+    #[inline]
+    pub(crate) fn stop_status(&self, eos: bool, max_model_len: u64) -> Option<FinishStatus> {
+        if eos && !self.ignore_eos {
+            Some(FinishStatus::Stopped)
+        } else if self.num_tokens() >= max_model_len || self.num_output >= self.max_tokens {
+            Some(FinishStatus::Length)
+        } else {
+            None
+        }
+    }
+
     /// Output tokens so far (kept across preemption).
     pub fn num_output(&self) -> u64 {
         self.num_output

@@ -964,14 +964,7 @@ impl Scheduler {
                     self.pool.release(&mut freed);
                 }
             }
-            let status = if eos && !r.ignore_eos {
-                Some(FinishStatus::Stopped)
-            } else if r.num_tokens() >= max_model_len || r.num_output >= r.max_tokens {
-                Some(FinishStatus::Length)
-            } else {
-                None
-            };
-            if let Some(status) = status {
+            if let Some(status) = r.stop_status(eos, max_model_len) {
                 hooks.finished(h, r, step.0, status);
                 if was_running {
                     stopped_running = true;
@@ -1012,14 +1005,7 @@ impl Scheduler {
             if first {
                 hooks.first_token(h, r, step.0);
             }
-            let status = if eos && !r.ignore_eos {
-                Some(FinishStatus::Stopped)
-            } else if r.num_tokens() >= max_model_len || r.num_output >= r.max_tokens {
-                Some(FinishStatus::Length)
-            } else {
-                None
-            };
-            if let Some(status) = status {
+            if let Some(status) = r.stop_status(eos, max_model_len) {
                 any_stopped = true;
                 hooks.finished(h, r, step.0, status);
                 if let Some(id) = self.retire(h) {
