@@ -5,37 +5,14 @@
 //! - Before the measurements, one run per preset at its full bound prints the peak heap and
 //!   the heap per unique state, read from a counting allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use journey_spec::explore::{ExploreConfig, explore};
 
-/// The system allocator, counting the bytes live and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator unchanged; only counters are added.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: the caller's layout is passed on as it is.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
+#[path = "support/counting.rs"]
+mod counting;
 
 fn presets() -> [ExploreConfig; 5] {
     [
@@ -49,10 +26,9 @@ fn presets() -> [ExploreConfig; 5] {
 
 fn memory() {
     for config in presets() {
-        let before = LIVE.load(Ordering::Relaxed);
-        PEAK.store(before, Ordering::Relaxed);
+        let before = counting::reset_peak();
         let report = explore(&config, &mut |_| {}).expect("valid");
-        let peak = PEAK.load(Ordering::Relaxed) - before;
+        let peak = counting::peak() - before;
         println!(
             "explore/{}: {} unique states, {} transitions, {:.0} states/s, peak heap {:.1} MiB, {:.0} bytes per state",
             config.name,

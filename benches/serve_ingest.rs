@@ -39,15 +39,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message as _;
 
-const FIXTURES: &[&str] = &[
-    "vllm/basic.otlp.jsonl",
-    "vllm/kv_pressure.otlp.jsonl",
-    "vllm-random/w1.otlp.jsonl",
-    "vllm-random/w2.otlp.jsonl",
-    "vllm-random/w3.otlp.jsonl",
-    "vllm-random/w4.otlp.jsonl",
-    "vllm-random/w5.otlp.jsonl",
-];
+#[path = "support/traffic.rs"]
+mod traffic;
 
 /// Copies of every fixture in the traffic.
 const COPIES: u64 = 4;
@@ -67,36 +60,11 @@ struct Traffic {
 }
 
 fn traffic() -> Traffic {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let fixtures = traffic::fixture_requests();
     let mut requests = Vec::new();
     let mut next_id = 0u64;
     for copy in 0..COPIES {
-        for (f, name) in FIXTURES.iter().enumerate() {
-            let text = std::fs::read_to_string(dir.join(name)).expect("fixture");
-            for line in text.lines() {
-                let mut r: ExportTraceServiceRequest = serde_json::from_str(line).expect("fixture line");
-                for rs in &mut r.resource_spans {
-                    if let Some(res) = rs.resource.as_mut() {
-                        for kv in &mut res.attributes {
-                            if kv.key == "service.name" {
-                                kv.value = Some(opentelemetry_proto::tonic::common::v1::AnyValue {
-                                    value: Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
-                                        format!("copy-{f}-{copy}"),
-                                    )),
-                                });
-                            }
-                        }
-                    }
-                    for ss in &mut rs.scope_spans {
-                        for s in &mut ss.spans {
-                            next_id += 1;
-                            s.span_id = next_id.to_be_bytes().to_vec();
-                        }
-                    }
-                }
-                requests.push(r);
-            }
-        }
+        requests.extend(traffic::copy(&fixtures, copy, &mut next_id));
     }
     let events = requests
         .iter()
