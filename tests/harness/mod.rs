@@ -515,37 +515,12 @@ impl Sut {
         let mut it = std::mem::take(&mut self.pending);
         if self.s.has_requests() {
             assert!(self.plain.has_requests() && self.broken.has_requests());
-            let out = self.s.schedule().clone();
+            let out = self.schedule();
             let running = self.s.running().len() as u64;
             self.step_log.insert(out.step.0, (out.total_tokens, out.preempted.len() as u64, running));
-            assert_eq!(&out, self.plain.schedule(), "plain diverged on schedule");
-            assert_eq!(&out, self.broken.schedule(), "broken diverged on schedule");
-            self.projection.scheduled(&out);
-            if let Some((pick, reason)) = in_flight
-                && !out.scheduled.is_empty()
-            {
-                let h = out.scheduled[pick % out.scheduled.len()].handle;
-                if let Some(id) = self.s.request(h).map(|r| r.id().to_owned()) {
-                    let done = self.s.finish_requests([id.as_str()], reason, None).to_vec();
-                    assert_eq!(done, self.plain.finish_requests([id.as_str()], reason, None));
-                    assert_eq!(done, self.broken.finish_requests([id.as_str()], reason, None));
-                    self.projection.finished(&done);
-                    it.in_flight.push(InFlight::Finish(FinishOp { id, status: reason }));
-                }
-            }
-            let sampled: Vec<String> =
-                self.s.sampling().filter_map(|h| self.s.request(h)).map(|r| r.id().to_owned()).collect();
-            let eos: Vec<String> = sampled
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| eos_mask & (1 << (i % 32)) != 0)
-                .map(|(_, id)| id.clone())
-                .collect();
-            let is_eos = |id: &str| eos.iter().any(|e| e == id);
-            let upd = self.s.update_from_output(is_eos).clone();
-            assert_eq!(&upd, self.plain.update_from_output(is_eos), "plain diverged on update");
-            assert_eq!(&upd, self.broken.update_from_output(is_eos), "broken diverged on update");
-            self.projection.updated(&upd);
+            self.finish_in_flight(&out, in_flight, &mut it);
+            let eos = self.eos_of(eos_mask);
+            self.update(&eos);
             it.eos = eos;
         } else {
             assert!(!self.plain.has_requests() && !self.broken.has_requests());
