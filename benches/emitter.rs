@@ -43,6 +43,47 @@ fn drain(s: &mut Scheduler) {
     }
 }
 
+/// How [`preemption_cycles`] runs: `Drained` drains the legacy buffer inside the timing (the
+/// `emitter/event` rows); `Sampled` marks each request with the sampling header and has no
+/// buffer to drain (the `emitter/profile/event` rows).
+#[derive(Clone, Copy, PartialEq)]
+enum Cycles {
+    Drained,
+    Sampled,
+}
+
+/// `iters` preemption cycles of running requests, `reset()` (PREEMPTED) then `schedule()`
+/// (SCHEDULED(RESUME)), at most `CYCLES` per journey; each journey is aborted after its cycles.
+/// Returns the time of the cycles alone.
+fn preemption_cycles(s: &mut Scheduler, journeys: &mut u64, iters: u64, how: Cycles) -> Duration {
+    let mut timed = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let id = format!("e{journeys}");
+        *journeys += 1;
+        let request = NewRequest::new(id.as_str(), 16, 16);
+        let request = if how == Cycles::Sampled { request.journey_sampled(true) } else { request };
+        s.add_request(request).expect("fits");
+        s.schedule();
+        let n = CYCLES.min(iters - done);
+        let start = Instant::now();
+        for _ in 0..n {
+            black_box(s.reset());
+            black_box(s.schedule());
+        }
+        if how == Cycles::Drained {
+            drain(s);
+        }
+        timed += start.elapsed();
+        s.finish_requests([id.as_str()], FinishReason::Aborted, None);
+        if how == Cycles::Drained {
+            drain(s);
+        }
+        done += n;
+    }
+    timed
+}
+
 fn event(c: &mut Criterion) {
     let mut g = c.benchmark_group("emitter/event");
     g.throughput(Throughput::Elements(2));
@@ -51,28 +92,7 @@ fn event(c: &mut Criterion) {
         let _provider = tracing.attach(&mut s);
         let mut journeys = 0u64;
         g.bench_function(tracing.name(), |b| {
-            b.iter_custom(|iters| {
-                let mut timed = Duration::ZERO;
-                let mut done = 0;
-                while done < iters {
-                    let id = format!("e{journeys}");
-                    journeys += 1;
-                    s.add_request(NewRequest::new(id.as_str(), 16, 16)).expect("fits");
-                    s.schedule();
-                    let n = CYCLES.min(iters - done);
-                    let start = Instant::now();
-                    for _ in 0..n {
-                        black_box(s.reset());
-                        black_box(s.schedule());
-                    }
-                    drain(&mut s);
-                    timed += start.elapsed();
-                    s.finish_requests([id.as_str()], FinishReason::Aborted, None);
-                    drain(&mut s);
-                    done += n;
-                }
-                timed
-            });
+            b.iter_custom(|iters| preemption_cycles(&mut s, &mut journeys, iters, Cycles::Drained));
         });
         assert_eq!(s.num_live(), 0);
         assert_eq!(s.emitter().map_or(0, |e| e.live()), 0, "{}: tracing state leaked", tracing.name());
@@ -117,26 +137,7 @@ fn profile(c: &mut Criterion) {
         let (mut s, _provider) = profiled(profile);
         let mut journeys = 0u64;
         g.bench_function(profile.as_str(), |b| {
-            b.iter_custom(|iters| {
-                let mut timed = Duration::ZERO;
-                let mut done = 0;
-                while done < iters {
-                    let id = format!("e{journeys}");
-                    journeys += 1;
-                    s.add_request(NewRequest::new(id.as_str(), 16, 16).journey_sampled(true)).expect("fits");
-                    s.schedule();
-                    let n = CYCLES.min(iters - done);
-                    let start = Instant::now();
-                    for _ in 0..n {
-                        black_box(s.reset());
-                        black_box(s.schedule());
-                    }
-                    timed += start.elapsed();
-                    s.finish_requests([id.as_str()], FinishReason::Aborted, None);
-                    done += n;
-                }
-                timed
-            });
+            b.iter_custom(|iters| preemption_cycles(&mut s, &mut journeys, iters, Cycles::Sampled));
         });
         assert_eq!(s.emitter().map_or(0, |e| e.live()), 0, "{}: tracing state leaked", profile.as_str());
     }
