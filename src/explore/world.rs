@@ -104,13 +104,46 @@ pub(crate) struct World {
 
 /// Where a transition is cut for branching: after `schedule()`, after the in-flight finish.
 pub(crate) struct Scheduled {
-    world: World,
     /// How many requests an in-flight abort may pick: those the step scheduled (under async
     /// scheduling also those it preempted, whose token may still be in flight).
     pub(crate) scheduled: usize,
     /// Whether the step goes on to apply an output (always, synchronously; under async
     /// scheduling when the batch queue is full or the new batch is empty).
     pub(crate) applies: bool,
+}
+
+/// States the search dropped (already visited, or expanded), kept to be forked into so that
+/// a copy reuses their vectors instead of allocating its own. At most [`Pool::CAP`] are kept.
+#[derive(Default)]
+pub(crate) struct Pool {
+    // Boxed: a state moves between the pool, the search's children and its frontier by its
+    // pointer, not by a copy of its fields.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<World>>,
+}
+
+impl Pool {
+    /// States kept at most: enough for the copies of one state's transitions.
+    const CAP: usize = 64;
+
+    /// A copy of `w` (forked on `clock`, as every state of the search is), into a dropped
+    /// state when there is one.
+    pub(crate) fn fork(&mut self, w: &World, clock: &TickClock) -> Result<Box<World>, Failure> {
+        match self.spare.pop() {
+            Some(mut d) => {
+                w.fork_into(&mut d, clock)?;
+                Ok(d)
+            }
+            None => Ok(Box::new(w.fork(clock)?)),
+        }
+    }
+
+    /// Keeps a dropped state for a later copy.
+    pub(crate) fn give(&mut self, w: Box<World>) {
+        if self.spare.len() < Pool::CAP {
+            self.spare.push(w);
+        }
+    }
 }
 
 fn diverged(what: &str) -> Failure {
@@ -185,6 +218,28 @@ impl World {
             batches: self.batches.clone(),
             asynchronous: self.asynchronous,
         })
+    }
+
+    /// [`fork`](Self::fork) into `dst`, a state dropped by the search (forked on `clock`),
+    /// reusing its vectors: no allocation when `dst` had as much as `self` holds.
+    pub(crate) fn fork_into(&self, dst: &mut World, clock: &TickClock) -> Result<(), Failure> {
+        // Every field by name, so that a new one cannot be forgotten here.
+        let World { traced, plain, reqs, expected: _, preempted_by_schedule, batches, asynchronous } = self;
+        if !traced.fork_into(&mut dst.traced, clock) || !plain.fork_into(&mut dst.plain, clock) {
+            return Err(Failure::Config("the scheduler cannot be copied".to_owned()));
+        }
+        dst.reqs.clone_from(reqs);
+        dst.expected.clear();
+        dst.preempted_by_schedule = *preempted_by_schedule;
+        dst.batches.truncate(batches.len());
+        for (d, b) in dst.batches.iter_mut().zip(batches) {
+            d.step = b.step;
+            d.items.clone_from(&b.items);
+        }
+        let have = dst.batches.len();
+        dst.batches.extend(batches.iter().skip(have).cloned());
+        dst.asynchronous = *asynchronous;
+        Ok(())
     }
 
     /// Requests added so far.
@@ -326,10 +381,10 @@ impl World {
 
     /// The first part of a step: `schedule()` on both schedulers, and under async scheduling
     /// whether the step then applies the oldest batch in flight (`SPEC.md` §8.1 (2)–(4)).
-    pub(crate) fn schedule(mut self, shapes: &[Shape]) -> Result<Scheduled, Failure> {
+    pub(crate) fn schedule(&mut self, shapes: &[Shape]) -> Result<Scheduled, Failure> {
         if self.asynchronous && !self.traced.has_requests() {
             // Nothing live: the step applies the batch in flight and schedules nothing.
-            return Ok(Scheduled { world: self, scheduled: 0, applies: true });
+            return Ok(Scheduled { scheduled: 0, applies: true });
         }
         if self.traced.schedule() != self.plain.schedule() {
             return Err(diverged("schedule"));
@@ -338,15 +393,15 @@ impl World {
         fn out(w: &World) -> &StepOutput {
             w.traced.last_step()
         }
-        let (step, total_tokens) = (out(&self).step, out(&self).total_tokens);
-        let (num_scheduled, num_preempted) = (out(&self).scheduled.len(), out(&self).preempted.len());
+        let (step, total_tokens) = (out(self).step, out(self).total_tokens);
+        let (num_scheduled, num_preempted) = (out(self).scheduled.len(), out(self).preempted.len());
         for k in 0..num_preempted {
-            let Some(&h) = out(&self).preempted.get(k) else { break };
+            let Some(&h) = out(self).preempted.get(k) else { break };
             self.preempted(h, step, shapes)?;
         }
         self.preempted_by_schedule |= num_preempted > 0;
         for k in 0..num_scheduled {
-            let Some(&s) = out(&self).scheduled.get(k) else { break };
+            let Some(&s) = out(self).scheduled.get(k) else { break };
             if let Some(kind) = s.admitted {
                 let i = self.index_of(s.handle).unwrap_or(usize::MAX);
                 self.expect(i, Label::Scheduled(kind), step, shapes);
@@ -354,7 +409,7 @@ impl World {
         }
         let mut batch = Batch { step, items: Vec::new() };
         for k in 0..num_scheduled {
-            let Some(&s) = out(&self).scheduled.get(k) else { break };
+            let Some(&s) = out(self).scheduled.get(k) else { break };
             let req = self.index_of(s.handle).unwrap_or(usize::MAX);
             let asynchronous = self.asynchronous;
             let r = self.req(s.handle)?;
@@ -375,7 +430,7 @@ impl World {
             }
         }
         if !self.asynchronous {
-            return Ok(Scheduled { scheduled: num_scheduled, applies: true, world: self });
+            return Ok(Scheduled { scheduled: num_scheduled, applies: true });
         }
         let sampled = batch.items.iter().filter(|i| i.position.is_some()).map(|i| i.handle);
         if !sampled.eq(self.traced.sampling()) {
@@ -391,7 +446,7 @@ impl World {
         }
         let applies = total_tokens == 0 || queued >= BATCH_QUEUE;
         let scheduled = num_scheduled + num_preempted;
-        Ok(Scheduled { scheduled, applies, world: self })
+        Ok(Scheduled { scheduled, applies })
     }
 
     /// The in-flight part of a step: the `pick`-th scheduled request is aborted (under async
@@ -523,18 +578,28 @@ impl World {
     /// Applies `action` whole (the replay of a path, and every action but steps in the
     /// search) and checks the result.
     pub(crate) fn apply(
-        self,
+        mut self,
         action: Action,
         config: &ExploreConfig,
         coverage: &mut Coverage,
     ) -> Result<World, Failure> {
+        self.apply_mut(action, config, coverage)?;
+        Ok(self)
+    }
+
+    /// [`apply`](Self::apply) in place.
+    pub(crate) fn apply_mut(
+        &mut self,
+        action: Action,
+        config: &ExploreConfig,
+        coverage: &mut Coverage,
+    ) -> Result<(), Failure> {
         let shapes = &config.shapes;
-        let mut w = self;
+        let w = self;
         match action {
             Action::Add { shape } => w.add(shape, shapes)?,
             Action::Step { eos, in_flight } => {
                 let mid = w.schedule(shapes)?;
-                w = mid.world;
                 if let Some(pick) = in_flight {
                     w.in_flight(pick, shapes)?;
                 }
@@ -563,8 +628,7 @@ impl World {
             }
             Action::Reset => w.reset(shapes)?,
         }
-        w.check(coverage)?;
-        Ok(w)
+        w.check(coverage)
     }
 
     /// [`Action::FinishFinished`] or [`Action::FinishUnknown`] on the state itself: the finish
@@ -700,23 +764,29 @@ impl World {
 
     /// The children of a step, for every in-flight choice and every EOS choice, in the order
     /// of [`Action::Step`]'s enumeration, each checked; the list ends at the first failure.
+    /// The copies are forked into states from `pool`.
     pub(crate) fn step_children(
         &self,
         config: &ExploreConfig,
         clock: &TickClock,
         coverage: &mut Coverage,
-    ) -> Vec<(Action, Result<World, Failure>)> {
+        pool: &mut Pool,
+    ) -> Vec<(Action, Result<Box<World>, Failure>)> {
         let shapes = &config.shapes;
         let mut out = Vec::new();
-        let mid = match contained(|| self.fork(clock)?.schedule(shapes)) {
-            Ok(mid) => mid,
+        let first = contained(|| {
+            let mut w = pool.fork(self, clock)?;
+            let mid = w.schedule(shapes)?;
+            Ok((w, mid))
+        });
+        let (mid, Scheduled { scheduled, applies }) = match first {
+            Ok(first) => first,
             Err(e) => {
                 out.push((Action::Step { eos: 0, in_flight: None }, Err(e)));
                 return out;
             }
         };
-        let (scheduled, applies) = (mid.scheduled, mid.applies);
-        let mut mid = Some(mid.world);
+        let mut mid = Some(mid);
         let picks = std::iter::once(None).chain((0..scheduled).map(|k| Some(k as u8)));
         for in_flight in picks {
             let after = contained(|| {
@@ -725,7 +795,7 @@ impl World {
                     Some(w) => w,
                     None => {
                         let base = mid.as_ref().ok_or_else(|| diverged("no state to step"))?;
-                        let mut w = base.fork(clock)?;
+                        let mut w = pool.fork(base, clock)?;
                         w.expected.clone_from(&base.expected);
                         w
                     }
@@ -751,7 +821,7 @@ impl World {
                         Some(w) => w,
                         None => {
                             let base = after.as_ref().ok_or_else(|| diverged("no state to step"))?;
-                            let mut w = base.fork(clock)?;
+                            let mut w = pool.fork(base, clock)?;
                             w.expected.clone_from(&base.expected);
                             w
                         }

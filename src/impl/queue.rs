@@ -11,10 +11,28 @@ use super::request::Handle;
 /// - priority: ordered by `(priority, arrival)`, lower first; preempted requests simply rejoin
 ///   at their place (a priority queue has no front to prepend to, as in vLLM). Arrival numbers
 ///   are unique, so the id tie-break of `SPEC.md` §6 is never needed.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum WaitingQueue {
     Fcfs(VecDeque<Handle>),
     Priority(BTreeSet<(i64, u64, Handle)>),
+}
+
+// By hand for `clone_from`, which reuses the fcfs deque (the explorer's copies of a state).
+impl Clone for WaitingQueue {
+    fn clone(&self) -> WaitingQueue {
+        match self {
+            WaitingQueue::Fcfs(q) => WaitingQueue::Fcfs(q.clone()),
+            WaitingQueue::Priority(q) => WaitingQueue::Priority(q.clone()),
+        }
+    }
+
+    fn clone_from(&mut self, source: &WaitingQueue) {
+        match (self, source) {
+            (WaitingQueue::Fcfs(d), WaitingQueue::Fcfs(s)) => d.clone_from(s),
+            (WaitingQueue::Priority(d), WaitingQueue::Priority(s)) => d.clone_from(s),
+            (d, s) => *d = s.clone(),
+        }
+    }
 }
 
 impl WaitingQueue {
