@@ -694,6 +694,8 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
                     }
                 }
                 if keep {
+                    let mut child = child;
+                    child.trim();
                     next.push((idx, child));
                 } else {
                     search.pool.give(child);

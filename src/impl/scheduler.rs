@@ -1265,7 +1265,15 @@ impl Scheduler {
             Request(&'a str),
         }
         let (issued, total) = (self.pool.issued(), self.pool.total());
-        let mut owner = vec![Owner::Nobody; issued];
+        // On the stack when small (the explorer checks tiny schedulers per transition).
+        const SMALL: usize = 32;
+        let (mut owner_small, mut owner_heap) = ([Owner::Nobody; SMALL], Vec::new());
+        let owner: &mut [Owner] = if issued <= SMALL {
+            &mut owner_small[..issued]
+        } else {
+            owner_heap.resize(issued, Owner::Nobody);
+            &mut owner_heap
+        };
         for b in self.pool.recycled() {
             match owner.get_mut(b.0 as usize) {
                 Some(o @ Owner::Nobody) => *o = Owner::FreeList,
@@ -1276,7 +1284,13 @@ impl Scheduler {
                 None => return fail(Invariant::FreeList, format!("free block {} does not exist", b.0)),
             }
         }
-        let mut place = vec![0u8; self.slots.len()];
+        let (mut place_small, mut place_heap) = ([0u8; SMALL], Vec::new());
+        let place: &mut [u8] = if self.slots.len() <= SMALL {
+            &mut place_small[..self.slots.len()]
+        } else {
+            place_heap.resize(self.slots.len(), 0u8);
+            &mut place_heap
+        };
         for h in &self.running {
             let Some(r) = self.request(*h) else {
                 return fail(Invariant::RunningList, format!("running list holds a dead handle {h:?}"));
