@@ -513,6 +513,13 @@ impl Report {
     pub fn states_per_second(&self) -> f64 {
         self.unique_states as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+
+    /// Transitions (each checked, most to a state already seen) per second of wall time: what
+    /// stateright's checker counts as `states` (every successor generated, before
+    /// deduplication), as against its `unique`.
+    pub fn transitions_per_second(&self) -> f64 {
+        self.transitions as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
 }
 
 /// A fingerprint is already uniformly distributed: the set uses its low bits as they are.
