@@ -3,7 +3,8 @@
 //! - `explore/<config>`: a whole exploration of a preset at a reduced bound, throughput in
 //!   unique states (so criterion's elements/s is states/s on one core).
 //! - Before the measurements, one run per preset at its full bound prints the peak heap and
-//!   the heap per unique state, read from a counting allocator.
+//!   the heap per unique state, read from a counting allocator, and the rates (wall) of unique
+//!   states and of transitions (stateright's `states`: every successor, before deduplication).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -30,11 +31,12 @@ fn memory() {
         let report = explore(&config, &mut |_| {}).expect("valid");
         let peak = counting::peak() - before;
         println!(
-            "explore/{}: {} unique states, {} transitions, {:.0} states/s, peak heap {:.1} MiB, {:.0} bytes per state",
+            "explore/{}: {} unique states, {} transitions, {:.0} unique states/s, {:.0} transitions/s, peak heap {:.1} MiB, {:.0} bytes per state",
             config.name,
             report.unique_states,
             report.transitions,
             report.states_per_second(),
+            report.transitions_per_second(),
             peak as f64 / (1 << 20) as f64,
             peak as f64 / report.unique_states as f64
         );

@@ -86,7 +86,7 @@ use crate::r#impl::{
 };
 use crate::model::{Profile, TRANSITIONS};
 
-use world::{Applied, Builder, World, contained};
+use world::{Applied, Builder, Pool, World, contained};
 
 /// A request shape of the pool the explorer adds from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -513,6 +513,13 @@ impl Report {
     pub fn states_per_second(&self) -> f64 {
         self.unique_states as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+
+    /// Transitions (each checked, most to a state already seen) per second of wall time: what
+    /// stateright's checker counts as `states` (every successor generated, before
+    /// deduplication), as against its `unique`.
+    pub fn transitions_per_second(&self) -> f64 {
+        self.transitions as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
 }
 
 /// A fingerprint is already uniformly distributed: the set uses its low bits as they are.
@@ -569,6 +576,8 @@ struct Search<'a> {
     words: Vec<u64>,
     coverage: Coverage,
     transitions: u64,
+    /// Dropped states, forked into instead of allocating new ones.
+    pool: Pool,
 }
 
 impl Search<'_> {
@@ -584,20 +593,27 @@ impl Search<'_> {
             return Ok(());
         }
         let mut walked = vec![fp];
-        let w = contained(|| w.fork(&self.clock)).map_err(|f| (Vec::new(), f))?;
+        let mut w = contained(|| self.pool.fork(w, &self.clock)).map_err(|f| (Vec::new(), f))?;
         let mut taken = Vec::new();
         let drained = &self.drained;
-        let walk =
-            drain_walk(w, self.config, &mut self.coverage, &mut self.words, &mut |_, a| taken.push(a), &mut |fp| {
+        let walk = drain_walk(
+            &mut w,
+            self.config,
+            &mut self.coverage,
+            &mut self.words,
+            &mut |_, a| taken.push(a),
+            &mut |fp| {
                 let known = drained.contains(&fp);
                 if !known {
                     walked.push(fp);
                 }
                 known
-            });
+            },
+        );
         match walk {
             Ok(()) => {
                 self.drained.extend(walked);
+                self.pool.give(w);
                 Ok(())
             }
             Err(f) => Err((taken, f)),
@@ -641,13 +657,14 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
         words: Vec::new(),
         coverage: Coverage::for_profile(profile_of(config)),
         transitions: 0,
+        pool: Pool::default(),
     };
     let root = World::new(config, &search.clock).map_err(|e| ExploreError::Json(e.to_string()))?;
     let fp = search.fp(&root);
     search.visited.insert(fp);
     search.drained.insert(fp);
     search.nodes.push(Node { parent: u32::MAX, action: Action::FinishUnknown });
-    let mut frontier: Vec<(u32, World)> = vec![(0, root)];
+    let mut frontier: Vec<(u32, Box<World>)> = vec![(0, Box::new(root))];
     let mut max_depth = 0;
     // The shortest failure so far: (length, state, actions after it, failure). An action that
     // breaks a property at depth d is a shortest one; a drain that breaks one after k steps
@@ -655,11 +672,11 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
     let mut best: Option<(usize, u32, Vec<Action>, usize, Failure)> = None;
     let mut depth = 0;
     while depth < config.depth && !frontier.is_empty() && best.as_ref().is_none_or(|b| depth + 1 < b.0) {
-        let mut next: Vec<(u32, World)> = Vec::new();
+        let mut next: Vec<(u32, Box<World>)> = Vec::new();
         let keep = depth + 1 < config.depth;
         'states: for (node, mut w) in frontier.drain(..) {
             // One child: deduplicate, drain-check, queue. `false` ends the level.
-            let mut visit = |search: &mut Search, action: Action, child: Result<World, Failure>| -> bool {
+            let mut visit = |search: &mut Search, action: Action, child: Result<Box<World>, Failure>| -> bool {
                 search.transitions += 1;
                 let child = match child {
                     Ok(c) => c,
@@ -670,6 +687,7 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
                 };
                 let fp = search.fp(&child);
                 if !search.visited.insert(fp) {
+                    search.pool.give(child);
                     return true;
                 }
                 // Parent links are 32-bit: past 2^32 - 1 states the level ends early.
@@ -683,7 +701,11 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
                     }
                 }
                 if keep {
+                    let mut child = child;
+                    child.trim();
                     next.push((idx, child));
+                } else {
+                    search.pool.give(child);
                 }
                 if search.nodes.len().is_multiple_of(4_096) {
                     progress(&Progress {
@@ -709,7 +731,11 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
                     continue;
                 }
                 let mut cov = std::mem::take(&mut search.coverage);
-                let child = contained(|| w.fork(&search.clock)?.apply(action, config, &mut cov));
+                let child = contained(|| {
+                    let mut child = search.pool.fork(&w, &search.clock)?;
+                    child.apply_mut(action, config, &mut cov)?;
+                    Ok(child)
+                });
                 search.coverage = cov;
                 if !visit(&mut search, action, child) {
                     break 'states;
@@ -717,7 +743,7 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
             }
             if w.has_requests() {
                 let mut cov = std::mem::take(&mut search.coverage);
-                let children = w.step_children(config, &search.clock, &mut cov);
+                let children = w.step_children(config, &search.clock, &mut cov, &mut search.pool);
                 search.coverage = cov;
                 for (action, child) in children {
                     if !visit(&mut search, action, child) {
@@ -725,6 +751,7 @@ pub fn explore(config: &ExploreConfig, progress: &mut dyn FnMut(&Progress)) -> R
                     }
                 }
             }
+            search.pool.give(w);
         }
         frontier = next;
         depth += 1;
@@ -804,8 +831,9 @@ pub fn replay(config: &ExploreConfig, actions: &[Action]) -> (Vec<String>, Workl
     let mut drain: Vec<Applied> = Vec::new();
     if let Some(cur) = w {
         let mut words = Vec::new();
+        let mut cur = cur;
         let walk = drain_walk(
-            cur,
+            &mut cur,
             config,
             &mut coverage,
             &mut words,
@@ -843,7 +871,7 @@ fn profile_of(config: &ExploreConfig) -> Profile {
 /// transition is checked, and the end ([`World::check_drained`]). `before` sees each action
 /// before it is taken; `known` may end the walk early at a state known to drain.
 fn drain_walk(
-    mut w: World,
+    w: &mut World,
     config: &ExploreConfig,
     coverage: &mut Coverage,
     words: &mut Vec<u64>,
@@ -872,9 +900,9 @@ fn drain_walk(
         } else {
             Action::Step { eos: 0, in_flight: None }
         };
-        before(&w, action);
+        before(w, action);
         taken += 1;
-        w = contained(|| w.apply(action, config, coverage))?;
+        contained(|| w.apply_mut(action, config, coverage))?;
         w.canonical(words);
         let fp = fingerprint(words);
         if !matches!(action, Action::Step { .. }) {

@@ -4,11 +4,12 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use crate::r#impl::emitter::TickClock;
 use crate::r#impl::{
     AddOp, Emitter, FinishOp, FinishReason, Finished, Handle, InFlight, Iteration, NewRequest, Op, Policy, Scheduler,
-    Status, StepOutput, UpdateOutput,
+    Status, StepOutput,
 };
 use crate::model::{
     EventKind, InstanceChecker, JourneyChecker, JourneyEvent, Label, Phase, Profile, Progress, RequestId, SpanInfo,
@@ -100,17 +101,60 @@ pub(crate) struct World {
     batches: VecDeque<Batch>,
     /// Whether the scheduler runs async (`SPEC.md` §8.1).
     asynchronous: bool,
+    /// Scratch, empty between transitions: the events emitted in one, by request.
+    got: Vec<(usize, JourneyEvent)>,
+    /// Scratch, empty between transitions: the requests one finish or update finished.
+    done: Vec<Finished>,
+    /// Scratch, empty between transitions: the ids that get EOS in an update.
+    eos_ids: Vec<Arc<str>>,
+    /// Scratch, empty between transitions: the tokens a batch in flight implies.
+    want: Vec<(Handle, bool)>,
+    /// Item lists of applied batches, empty, kept for the next batch.
+    spare_items: Vec<Vec<Item>>,
 }
 
 /// Where a transition is cut for branching: after `schedule()`, after the in-flight finish.
 pub(crate) struct Scheduled {
-    world: World,
     /// How many requests an in-flight abort may pick: those the step scheduled (under async
     /// scheduling also those it preempted, whose token may still be in flight).
     pub(crate) scheduled: usize,
     /// Whether the step goes on to apply an output (always, synchronously; under async
     /// scheduling when the batch queue is full or the new batch is empty).
     pub(crate) applies: bool,
+}
+
+/// States the search dropped (already visited, or expanded), kept to be forked into so that
+/// a copy reuses their vectors instead of allocating its own. At most [`Pool::CAP`] are kept.
+#[derive(Default)]
+pub(crate) struct Pool {
+    // Boxed: a state moves between the pool, the search's children and its frontier by its
+    // pointer, not by a copy of its fields.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<World>>,
+}
+
+impl Pool {
+    /// States kept at most: enough for the copies of one state's transitions.
+    const CAP: usize = 64;
+
+    /// A copy of `w` (forked on `clock`, as every state of the search is), into a dropped
+    /// state when there is one.
+    pub(crate) fn fork(&mut self, w: &World, clock: &TickClock) -> Result<Box<World>, Failure> {
+        match self.spare.pop() {
+            Some(mut d) => {
+                w.fork_into(&mut d, clock)?;
+                Ok(d)
+            }
+            None => Ok(Box::new(w.fork(clock)?)),
+        }
+    }
+
+    /// Keeps a dropped state for a later copy.
+    pub(crate) fn give(&mut self, w: Box<World>) {
+        if self.spare.len() < Pool::CAP {
+            self.spare.push(w);
+        }
+    }
 }
 
 fn diverged(what: &str) -> Failure {
@@ -170,6 +214,11 @@ impl World {
             preempted_by_schedule: false,
             batches: VecDeque::new(),
             asynchronous: config.scheduler.async_scheduling,
+            got: Vec::new(),
+            done: Vec::new(),
+            eos_ids: Vec::new(),
+            want: Vec::new(),
+            spare_items: Vec::new(),
         })
     }
 
@@ -184,7 +233,68 @@ impl World {
             preempted_by_schedule: self.preempted_by_schedule,
             batches: self.batches.clone(),
             asynchronous: self.asynchronous,
+            got: Vec::new(),
+            done: Vec::new(),
+            eos_ids: Vec::new(),
+            want: Vec::new(),
+            spare_items: Vec::new(),
         })
+    }
+
+    /// [`fork`](Self::fork) into `dst`, a state dropped by the search (forked on `clock`),
+    /// reusing its vectors: no allocation when `dst` had as much as `self` holds.
+    pub(crate) fn fork_into(&self, dst: &mut World, clock: &TickClock) -> Result<(), Failure> {
+        // Every field by name, so that a new one cannot be forgotten here.
+        let World {
+            traced,
+            plain,
+            reqs,
+            expected: _,
+            preempted_by_schedule,
+            batches,
+            asynchronous,
+            got: _,
+            done: _,
+            eos_ids: _,
+            want: _,
+            spare_items: _,
+        } = self;
+        if !traced.fork_into(&mut dst.traced, clock) || !plain.fork_into(&mut dst.plain, clock) {
+            return Err(Failure::Config("the scheduler cannot be copied".to_owned()));
+        }
+        dst.reqs.clone_from(reqs);
+        dst.expected.clear();
+        dst.preempted_by_schedule = *preempted_by_schedule;
+        while dst.batches.len() > batches.len() {
+            if let Some(mut b) = dst.batches.pop_back() {
+                b.items.clear();
+                dst.spare_items.push(b.items);
+            }
+        }
+        for (d, b) in dst.batches.iter_mut().zip(batches) {
+            d.step = b.step;
+            d.items.clone_from(&b.items);
+        }
+        for b in batches.iter().skip(dst.batches.len()) {
+            let mut items = dst.spare_items.pop().unwrap_or_default();
+            items.clone_from(&b.items);
+            dst.batches.push_back(Batch { step: b.step, items });
+        }
+        dst.asynchronous = *asynchronous;
+        dst.got.clear();
+        dst.done.clear();
+        Ok(())
+    }
+
+    /// Frees the scratch vectors (empty between transitions, but with their capacity): for a
+    /// state kept in the frontier, whose memory is what an exploration holds.
+    pub(crate) fn trim(&mut self) {
+        self.expected = Vec::new();
+        self.got = Vec::new();
+        self.done = Vec::new();
+        self.eos_ids = Vec::new();
+        self.want = Vec::new();
+        self.spare_items = Vec::new();
     }
 
     /// Requests added so far.
@@ -272,12 +382,16 @@ impl World {
 
     /// Finishes `id` from outside with `reason`.
     pub(crate) fn finish(&mut self, id: &str, reason: FinishReason, shapes: &[Shape]) -> Result<usize, Failure> {
-        let done = self.traced.finish_requests([id], reason, None).to_vec();
+        let mut done = std::mem::take(&mut self.done);
+        done.extend_from_slice(self.traced.finish_requests([id], reason, None));
         if done != self.plain.finish_requests([id], reason, None) {
             return Err(diverged("finish_requests"));
         }
         self.finished(&done, shapes)?;
-        Ok(done.len())
+        let n = done.len();
+        done.clear();
+        self.done = done;
+        Ok(n)
     }
 
     fn preempted(&mut self, h: Handle, step: Step, shapes: &[Shape]) -> Result<(), Failure> {
@@ -326,10 +440,10 @@ impl World {
 
     /// The first part of a step: `schedule()` on both schedulers, and under async scheduling
     /// whether the step then applies the oldest batch in flight (`SPEC.md` §8.1 (2)–(4)).
-    pub(crate) fn schedule(mut self, shapes: &[Shape]) -> Result<Scheduled, Failure> {
+    pub(crate) fn schedule(&mut self, shapes: &[Shape]) -> Result<Scheduled, Failure> {
         if self.asynchronous && !self.traced.has_requests() {
             // Nothing live: the step applies the batch in flight and schedules nothing.
-            return Ok(Scheduled { world: self, scheduled: 0, applies: true });
+            return Ok(Scheduled { scheduled: 0, applies: true });
         }
         if self.traced.schedule() != self.plain.schedule() {
             return Err(diverged("schedule"));
@@ -338,23 +452,23 @@ impl World {
         fn out(w: &World) -> &StepOutput {
             w.traced.last_step()
         }
-        let (step, total_tokens) = (out(&self).step, out(&self).total_tokens);
-        let (num_scheduled, num_preempted) = (out(&self).scheduled.len(), out(&self).preempted.len());
+        let (step, total_tokens) = (out(self).step, out(self).total_tokens);
+        let (num_scheduled, num_preempted) = (out(self).scheduled.len(), out(self).preempted.len());
         for k in 0..num_preempted {
-            let Some(&h) = out(&self).preempted.get(k) else { break };
+            let Some(&h) = out(self).preempted.get(k) else { break };
             self.preempted(h, step, shapes)?;
         }
         self.preempted_by_schedule |= num_preempted > 0;
         for k in 0..num_scheduled {
-            let Some(&s) = out(&self).scheduled.get(k) else { break };
+            let Some(&s) = out(self).scheduled.get(k) else { break };
             if let Some(kind) = s.admitted {
                 let i = self.index_of(s.handle).unwrap_or(usize::MAX);
                 self.expect(i, Label::Scheduled(kind), step, shapes);
             }
         }
-        let mut batch = Batch { step, items: Vec::new() };
+        let mut batch = Batch { step, items: self.spare_items.pop().unwrap_or_default() };
         for k in 0..num_scheduled {
-            let Some(&s) = out(&self).scheduled.get(k) else { break };
+            let Some(&s) = out(self).scheduled.get(k) else { break };
             let req = self.index_of(s.handle).unwrap_or(usize::MAX);
             let asynchronous = self.asynchronous;
             let r = self.req(s.handle)?;
@@ -375,7 +489,7 @@ impl World {
             }
         }
         if !self.asynchronous {
-            return Ok(Scheduled { scheduled: num_scheduled, applies: true, world: self });
+            return Ok(Scheduled { scheduled: num_scheduled, applies: true });
         }
         let sampled = batch.items.iter().filter(|i| i.position.is_some()).map(|i| i.handle);
         if !sampled.eq(self.traced.sampling()) {
@@ -391,56 +505,58 @@ impl World {
         }
         let applies = total_tokens == 0 || queued >= BATCH_QUEUE;
         let scheduled = num_scheduled + num_preempted;
-        Ok(Scheduled { scheduled, applies, world: self })
+        Ok(Scheduled { scheduled, applies })
     }
 
     /// The in-flight part of a step: the `pick`-th scheduled request is aborted (under async
     /// scheduling, the picks past the scheduled ones are the step's preempted requests).
-    fn in_flight(&mut self, pick: u8, shapes: &[Shape]) -> Result<String, Failure> {
+    fn in_flight(&mut self, pick: u8, shapes: &[Shape]) -> Result<(), Failure> {
         let h = in_flight_pick(&self.traced, pick);
-        let id = h.and_then(|h| self.traced.request(h)).map(|r| r.id().to_owned());
+        let id = h.and_then(|h| self.traced.request(h)).map(|r| Arc::clone(r.shared_id()));
         let id = id.ok_or_else(|| diverged("in-flight pick out of range"))?;
         self.finish(&id, FinishReason::Aborted, shapes)?;
-        Ok(id)
+        Ok(())
     }
 
-    /// How many requests get a token in this step (EOS choices).
-    pub(crate) fn sampling(&self) -> usize {
-        self.sampled().len()
-    }
-
-    /// The requests that get a token from the output the step applies, in order: those the
-    /// step's `schedule()` left with a token to compute, or under async scheduling those of the
+    /// How many requests get a token in this step (EOS choices): those the step's
+    /// `schedule()` left with a token to compute, or under async scheduling those of the
     /// oldest batch in flight that are still live and whose token no reset throws away.
-    fn sampled(&self) -> Vec<Handle> {
+    pub(crate) fn sampling(&self) -> usize {
         if self.asynchronous {
             let items = self.batches.front().map(|b| b.items.as_slice()).unwrap_or(&[]);
-            return producers(&self.traced, items.iter().filter(|i| i.position.is_some()).map(|i| i.handle));
+            let s = &self.traced;
+            return items
+                .iter()
+                .filter(|i| i.position.is_some())
+                .filter(|i| s.request(i.handle).is_some_and(|r| !r.discard_latest_async_tokens))
+                .count();
         }
-        self.traced.sampling().collect()
+        self.traced.sampling().count()
     }
 
     /// The last part of a step: the tokens, EOS for the sampled requests whose bit is set.
     /// Returns the ids that got EOS.
-    fn update(&mut self, eos: u32, shapes: &[Shape]) -> Result<Vec<String>, Failure> {
+    fn update(&mut self, eos: u32, shapes: &[Shape]) -> Result<(), Failure> {
         if self.asynchronous {
             return self.update_async(eos, shapes);
         }
         // Read in place rather than copied: this runs for most transitions.
-        let mut ids: Vec<String> = Vec::new();
+        let mut ids = std::mem::take(&mut self.eos_ids);
         if eos != 0 {
             let s = &self.traced;
-            ids = s
-                .sampling()
-                .enumerate()
-                .filter(|(k, _)| *k < 32 && eos & (1 << k) != 0)
-                .filter_map(|(_, h)| s.request(h).map(|r| r.id().to_owned()))
-                .collect();
+            ids.extend(
+                s.sampling()
+                    .enumerate()
+                    .filter(|(k, _)| *k < 32 && eos & (1 << k) != 0)
+                    .filter_map(|(_, h)| s.request(h).map(|r| Arc::clone(r.shared_id()))),
+            );
         }
-        let is_eos = |id: &str| ids.iter().any(|e| e == id);
+        let is_eos = |id: &str| ids.iter().any(|e| **e == *id);
         if self.traced.update_from_output(is_eos) != self.plain.update_from_output(is_eos) {
             return Err(diverged("update_from_output"));
         }
+        ids.clear();
+        self.eos_ids = ids;
         let step = self.traced.last_update().step;
         for k in 0.. {
             let Some(&(h, first)) = self.traced.last_update().sampled.get(k) else { break };
@@ -458,39 +574,57 @@ impl World {
                 self.expect(i, Label::FirstToken, step, shapes);
             }
         }
-        // Usually empty, and then copied without an allocation.
-        let finished = self.traced.last_update().finished.clone();
-        self.finished(&finished, shapes)?;
-        Ok(ids)
+        self.finished_by_update(shapes)
+    }
+
+    /// The requests the last update finished, through [`World::finished`].
+    fn finished_by_update(&mut self, shapes: &[Shape]) -> Result<(), Failure> {
+        let mut done = std::mem::take(&mut self.done);
+        done.extend_from_slice(&self.traced.last_update().finished);
+        self.finished(&done, shapes)?;
+        done.clear();
+        self.done = done;
+        Ok(())
     }
 
     /// [`World::update`] under async scheduling: the oldest batch in flight is applied.
-    fn update_async(&mut self, eos: u32, shapes: &[Shape]) -> Result<Vec<String>, Failure> {
-        let sampled = self.sampled();
-        let ids: Vec<String> = sampled
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| *k < 32 && eos & (1 << k) != 0)
-            .filter_map(|(_, h)| self.traced.request(*h).map(|r| r.id().to_owned()))
-            .collect();
-        let is_eos = |id: &str| ids.iter().any(|e| e == id);
-        let upd: UpdateOutput = self.traced.update_from_output(is_eos).clone();
-        if &upd != self.plain.update_from_output(is_eos) {
+    fn update_async(&mut self, eos: u32, shapes: &[Shape]) -> Result<(), Failure> {
+        // The requests that get a token ([`World::sampling`]), the EOS ones by their bit.
+        let mut ids = std::mem::take(&mut self.eos_ids);
+        if eos != 0 {
+            let s = &self.traced;
+            let items = self.batches.front().map(|b| b.items.as_slice()).unwrap_or(&[]);
+            ids.extend(
+                items
+                    .iter()
+                    .filter(|i| i.position.is_some())
+                    .filter_map(|i| s.request(i.handle).filter(|r| !r.discard_latest_async_tokens))
+                    .enumerate()
+                    .filter(|(k, _)| *k < 32 && eos & (1 << k) != 0)
+                    .map(|(_, r)| Arc::clone(r.shared_id())),
+            );
+        }
+        let is_eos = |id: &str| ids.iter().any(|e| **e == *id);
+        self.traced.update_from_output(is_eos);
+        if self.traced.last_update() != self.plain.update_from_output(is_eos) {
             return Err(diverged("update_from_output"));
         }
+        ids.clear();
+        self.eos_ids = ids;
         let batch = self.batches.pop_front().ok_or_else(|| diverged("an output applied with no batch in flight"))?;
-        if upd.step != batch.step {
+        let applied = self.traced.last_update().step;
+        if applied != batch.step {
             return Err(Failure::Projection {
                 request: String::new(),
                 what: format!(
                     "the output of step {} applied where the oldest batch is step {}",
-                    upd.step.0, batch.step.0
+                    applied.0, batch.step.0
                 ),
             });
         }
         // What the batch implies: a token for each live request it computed one for, unless a
         // reset marked that token to be thrown away.
-        let mut want: Vec<(Handle, bool)> = Vec::new();
+        let mut want = std::mem::take(&mut self.want);
         for item in &batch.items {
             if item.position.is_none() {
                 continue;
@@ -507,34 +641,49 @@ impl World {
                 self.expect(item.req, Label::FirstToken, batch.step, shapes);
             }
         }
-        if upd.sampled != want {
+        if self.traced.last_update().sampled != want {
             return Err(Failure::Projection {
                 request: String::new(),
                 what: format!(
                     "the output of step {} gave tokens (handle, first) {:?}, the batch implies {want:?}",
-                    batch.step.0, upd.sampled
+                    batch.step.0,
+                    self.traced.last_update().sampled
                 ),
             });
         }
-        self.finished(&upd.finished, shapes)?;
-        Ok(ids)
+        want.clear();
+        self.want = want;
+        let mut items = batch.items;
+        items.clear();
+        self.spare_items.push(items);
+        self.finished_by_update(shapes)
     }
 
     /// Applies `action` whole (the replay of a path, and every action but steps in the
     /// search) and checks the result.
     pub(crate) fn apply(
-        self,
+        mut self,
         action: Action,
         config: &ExploreConfig,
         coverage: &mut Coverage,
     ) -> Result<World, Failure> {
+        self.apply_mut(action, config, coverage)?;
+        Ok(self)
+    }
+
+    /// [`apply`](Self::apply) in place.
+    pub(crate) fn apply_mut(
+        &mut self,
+        action: Action,
+        config: &ExploreConfig,
+        coverage: &mut Coverage,
+    ) -> Result<(), Failure> {
         let shapes = &config.shapes;
-        let mut w = self;
+        let w = self;
         match action {
             Action::Add { shape } => w.add(shape, shapes)?,
             Action::Step { eos, in_flight } => {
                 let mid = w.schedule(shapes)?;
-                w = mid.world;
                 if let Some(pick) = in_flight {
                     w.in_flight(pick, shapes)?;
                 }
@@ -545,7 +694,7 @@ impl World {
                 }
             }
             Action::Finish { pick, reason } => {
-                let (id, _) = w.live_at(pick).ok_or_else(|| diverged("finish pick out of range"))?;
+                let id = w.live_id(pick).ok_or_else(|| diverged("finish pick out of range"))?;
                 if w.finish(&id, reason, shapes)? != 1 {
                     return Err(diverged("finishing a live request did nothing"));
                 }
@@ -563,8 +712,7 @@ impl World {
             }
             Action::Reset => w.reset(shapes)?,
         }
-        w.check(coverage)?;
-        Ok(w)
+        w.check(coverage)
     }
 
     /// [`Action::FinishFinished`] or [`Action::FinishUnknown`] on the state itself: the finish
@@ -700,23 +848,29 @@ impl World {
 
     /// The children of a step, for every in-flight choice and every EOS choice, in the order
     /// of [`Action::Step`]'s enumeration, each checked; the list ends at the first failure.
+    /// The copies are forked into states from `pool`.
     pub(crate) fn step_children(
         &self,
         config: &ExploreConfig,
         clock: &TickClock,
         coverage: &mut Coverage,
-    ) -> Vec<(Action, Result<World, Failure>)> {
+        pool: &mut Pool,
+    ) -> Vec<(Action, Result<Box<World>, Failure>)> {
         let shapes = &config.shapes;
         let mut out = Vec::new();
-        let mid = match contained(|| self.fork(clock)?.schedule(shapes)) {
-            Ok(mid) => mid,
+        let first = contained(|| {
+            let mut w = pool.fork(self, clock)?;
+            let mid = w.schedule(shapes)?;
+            Ok((w, mid))
+        });
+        let (mid, Scheduled { scheduled, applies }) = match first {
+            Ok(first) => first,
             Err(e) => {
                 out.push((Action::Step { eos: 0, in_flight: None }, Err(e)));
                 return out;
             }
         };
-        let (scheduled, applies) = (mid.scheduled, mid.applies);
-        let mut mid = Some(mid.world);
+        let mut mid = Some(mid);
         let picks = std::iter::once(None).chain((0..scheduled).map(|k| Some(k as u8)));
         for in_flight in picks {
             let after = contained(|| {
@@ -725,7 +879,7 @@ impl World {
                     Some(w) => w,
                     None => {
                         let base = mid.as_ref().ok_or_else(|| diverged("no state to step"))?;
-                        let mut w = base.fork(clock)?;
+                        let mut w = pool.fork(base, clock)?;
                         w.expected.clone_from(&base.expected);
                         w
                     }
@@ -751,7 +905,7 @@ impl World {
                         Some(w) => w,
                         None => {
                             let base = after.as_ref().ok_or_else(|| diverged("no state to step"))?;
-                            let mut w = base.fork(clock)?;
+                            let mut w = pool.fork(base, clock)?;
                             w.expected.clone_from(&base.expected);
                             w
                         }
@@ -820,7 +974,7 @@ impl World {
             }
         }
         // The emitted events, by request, against the projection's.
-        let mut got: Vec<(usize, JourneyEvent)> = Vec::new();
+        let mut got = std::mem::take(&mut self.got);
         if let Some(e) = self.traced.emitter_mut() {
             for b in e.drain() {
                 let i = b.request_id.strip_prefix('r').and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
@@ -844,6 +998,9 @@ impl World {
                 what: format!("emitted {}, the outputs imply {}", show(&got), show(&expected)),
             });
         }
+        // Kept for the next transition, with its capacity.
+        expected.clear();
+        self.expected = expected;
         // The model, event by event.
         let (mut preempted_at, mut scheduled_at) = (None, None);
         for (i, e) in &got {
@@ -891,6 +1048,8 @@ impl World {
                 return Err(Failure::Journey(v.to_string()));
             }
         }
+        got.clear();
+        self.got = got;
         Ok(())
     }
 
@@ -937,11 +1096,11 @@ impl World {
         let s = &self.traced;
         words.push(self.reqs.len() as u64 | (u64::from(s.has_requests()) << 32));
         let priority = s.config().policy == Policy::Priority;
-        let mut arrivals: Vec<u64> = Vec::new();
-        if priority {
-            arrivals.extend(self.live_order().filter_map(|h| s.request(h)).map(|r| r.arrival()));
-            arrivals.sort_unstable();
-        }
+        // The rank of an arrival among the live requests' (arrivals are unique): how many
+        // arrived before it.
+        let rank_of = |arrival: u64| {
+            self.live_order().filter_map(|h| s.request(h)).filter(|r| r.arrival() < arrival).count() as u64
+        };
         let push = |h: Handle, words: &mut Vec<u64>| {
             let Some(r) = s.request(h) else { return words.push(u64::MAX) };
             let i = r.id().strip_prefix('r').and_then(|n| n.parse::<usize>().ok());
@@ -950,7 +1109,7 @@ impl World {
                 (u64::from(p.shape), p.hiwater, p.checker.as_ref().map_or(0xfe, |c| state_code(c.state())))
             });
             let status = r.status() as u64;
-            let rank = if priority { arrivals.iter().position(|a| *a == r.arrival()).unwrap_or(0) as u64 } else { 0 };
+            let rank = if priority { rank_of(r.arrival()) } else { 0 };
             words.push(shape | status << 8 | state << 12 | rank << 20 | (r.blocks().len() as u64) << 32);
             words.push(r.num_computed() | r.num_output() << 16 | r.num_preemptions() << 32 | hiwater << 48);
             if self.asynchronous {
@@ -1001,6 +1160,12 @@ impl World {
                 Some((u8::try_from(k).ok()?, h, (r.num_computed(), r.num_output())))
             })
             .collect()
+    }
+
+    /// The id of the request [`Action::Finish`] with `pick` finishes, shared.
+    fn live_id(&self, pick: u8) -> Option<Arc<str>> {
+        let h = self.live_order().nth(pick as usize)?;
+        self.traced.request(h).map(|r| Arc::clone(r.shared_id()))
     }
 
     /// The id of the request [`Action::Finish`] with `pick` finishes, and its status.

@@ -413,6 +413,71 @@ impl Emitter {
         })
     }
 
+    /// [`fork`](Self::fork) into `dst`, reusing its vectors; `dst` keeps its clock (the
+    /// explorer's states share one). `false`, changing nothing, when `self` has a tracer.
+    #[cfg(feature = "explore")]
+    pub(crate) fn fork_into(&self, dst: &mut Emitter) -> bool {
+        // Every field by name, so that a new one cannot be forgotten here.
+        let Emitter {
+            tracer,
+            clock: _,
+            propagator: _,
+            tracked,
+            live,
+            buffer,
+            buffer_enabled,
+            profile,
+            contained_panics,
+            check_profile,
+        } = self;
+        if tracer.is_some() {
+            return false;
+        }
+        dst.tracer = None;
+        let copy = |t: &Tracked| Tracked {
+            generation: t.generation,
+            id: Arc::clone(&t.id),
+            span: None,
+            first_token_emitted: t.first_token_emitted,
+            hiwater: t.hiwater,
+            #[cfg(debug_assertions)]
+            checker: t.checker.clone(),
+        };
+        dst.tracked.truncate(tracked.len());
+        for (d, t) in dst.tracked.iter_mut().zip(tracked) {
+            match (d, t) {
+                (Some(d), Some(t)) => {
+                    let Tracked {
+                        generation,
+                        id,
+                        span: _,
+                        first_token_emitted,
+                        hiwater,
+                        #[cfg(debug_assertions)]
+                        checker,
+                    } = t;
+                    d.generation = *generation;
+                    d.id.clone_from(id);
+                    d.span = None;
+                    d.first_token_emitted = *first_token_emitted;
+                    d.hiwater = *hiwater;
+                    #[cfg(debug_assertions)]
+                    d.checker.clone_from(checker);
+                }
+                (d, t) => *d = t.as_ref().map(copy),
+            }
+        }
+        let have = dst.tracked.len();
+        dst.tracked.extend(tracked.iter().skip(have).map(|t| t.as_ref().map(copy)));
+        dst.live = *live;
+        dst.buffer.clone_from(buffer);
+        dst.buffer_enabled = *buffer_enabled;
+        dst.profile = *profile;
+        dst.contained_panics = *contained_panics;
+        dst.check_profile = *check_profile;
+        true
+    }
+
     fn slot(&mut self, h: Handle) -> Option<&mut Tracked> {
         self.tracked.get_mut(h.slot()).and_then(Option::as_mut).filter(|t| t.generation == h.generation)
     }

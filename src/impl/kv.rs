@@ -14,13 +14,26 @@ pub struct BlockId(pub u32);
 /// no memory and come out in ascending order, beneath the given-back blocks. So the pool's
 /// memory grows with the blocks in use, not with `total`, and blocks come out in the order of
 /// a stack filled with `total - 1 … 0`.
-#[derive(Clone)]
 pub struct BlockPool {
     /// Blocks given back, top of the stack last.
     recycled: Vec<BlockId>,
     /// The lowest id never handed out.
     fresh: u32,
     total: u32,
+}
+
+// By hand for `clone_from`, which reuses the stack (the explorer's copies of a state).
+impl Clone for BlockPool {
+    fn clone(&self) -> BlockPool {
+        BlockPool { recycled: self.recycled.clone(), fresh: self.fresh, total: self.total }
+    }
+
+    fn clone_from(&mut self, source: &BlockPool) {
+        let BlockPool { recycled, fresh, total } = source;
+        self.recycled.clone_from(recycled);
+        self.fresh = *fresh;
+        self.total = *total;
+    }
 }
 
 impl BlockPool {

@@ -11,10 +11,28 @@ use super::request::Handle;
 /// - priority: ordered by `(priority, arrival)`, lower first; preempted requests simply rejoin
 ///   at their place (a priority queue has no front to prepend to, as in vLLM). Arrival numbers
 ///   are unique, so the id tie-break of `SPEC.md` §6 is never needed.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum WaitingQueue {
     Fcfs(VecDeque<Handle>),
     Priority(BTreeSet<(i64, u64, Handle)>),
+}
+
+// By hand for `clone_from`, which reuses the fcfs deque (the explorer's copies of a state).
+impl Clone for WaitingQueue {
+    fn clone(&self) -> WaitingQueue {
+        match self {
+            WaitingQueue::Fcfs(q) => WaitingQueue::Fcfs(q.clone()),
+            WaitingQueue::Priority(q) => WaitingQueue::Priority(q.clone()),
+        }
+    }
+
+    fn clone_from(&mut self, source: &WaitingQueue) {
+        match (self, source) {
+            (WaitingQueue::Fcfs(d), WaitingQueue::Fcfs(s)) => d.clone_from(s),
+            (WaitingQueue::Priority(d), WaitingQueue::Priority(s)) => d.clone_from(s),
+            (d, s) => *d = s.clone(),
+        }
+    }
 }
 
 impl WaitingQueue {
@@ -82,10 +100,36 @@ impl WaitingQueue {
     }
 
     /// The queue in admission order.
-    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = Handle> + '_> {
+    pub(crate) fn iter(&self) -> Iter<'_> {
         match self {
-            WaitingQueue::Fcfs(q) => Box::new(q.iter().copied()),
-            WaitingQueue::Priority(q) => Box::new(q.iter().map(|e| e.2)),
+            WaitingQueue::Fcfs(q) => Iter::Fcfs(q.iter()),
+            WaitingQueue::Priority(q) => Iter::Priority(q.iter()),
+        }
+    }
+}
+
+/// [`WaitingQueue::iter`]: an enum rather than a boxed iterator, so that walking the queue
+/// allocates nothing (the explorer walks it several times per transition).
+pub(crate) enum Iter<'a> {
+    Fcfs(std::collections::vec_deque::Iter<'a, Handle>),
+    Priority(std::collections::btree_set::Iter<'a, (i64, u64, Handle)>),
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Handle;
+
+    #[inline]
+    fn next(&mut self) -> Option<Handle> {
+        match self {
+            Iter::Fcfs(q) => q.next().copied(),
+            Iter::Priority(q) => q.next().map(|e| e.2),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Iter::Fcfs(q) => q.size_hint(),
+            Iter::Priority(q) => q.size_hint(),
         }
     }
 }

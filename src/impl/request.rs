@@ -138,7 +138,7 @@ impl fmt::Display for FinishReason {
 }
 
 /// A live request.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Request {
     pub(crate) id: Arc<str>,
     pub(crate) prompt_len: u64,
@@ -156,6 +156,62 @@ pub struct Request {
     pub(crate) discard_latest_async_tokens: bool,
     pub(crate) blocks: Vec<BlockId>,
     pub(crate) trace: Option<TraceHeaders>,
+}
+
+// By hand for `clone_from`, which reuses the block list (the explorer's copies of a state).
+impl Clone for Request {
+    fn clone(&self) -> Request {
+        Request {
+            id: Arc::clone(&self.id),
+            prompt_len: self.prompt_len,
+            max_tokens: self.max_tokens,
+            priority: self.priority,
+            arrival: self.arrival,
+            ignore_eos: self.ignore_eos,
+            status: self.status,
+            num_computed: self.num_computed,
+            num_output: self.num_output,
+            num_preemptions: self.num_preemptions,
+            num_output_placeholders: self.num_output_placeholders,
+            discard_latest_async_tokens: self.discard_latest_async_tokens,
+            blocks: self.blocks.clone(),
+            trace: self.trace.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Request) {
+        // Every field by name, so that a new one cannot be forgotten here.
+        let Request {
+            id,
+            prompt_len,
+            max_tokens,
+            priority,
+            arrival,
+            ignore_eos,
+            status,
+            num_computed,
+            num_output,
+            num_preemptions,
+            num_output_placeholders,
+            discard_latest_async_tokens,
+            blocks,
+            trace,
+        } = source;
+        self.id.clone_from(id);
+        self.prompt_len = *prompt_len;
+        self.max_tokens = *max_tokens;
+        self.priority = *priority;
+        self.arrival = *arrival;
+        self.ignore_eos = *ignore_eos;
+        self.status = *status;
+        self.num_computed = *num_computed;
+        self.num_output = *num_output;
+        self.num_preemptions = *num_preemptions;
+        self.num_output_placeholders = *num_output_placeholders;
+        self.discard_latest_async_tokens = *discard_latest_async_tokens;
+        self.blocks.clone_from(blocks);
+        self.trace.clone_from(trace);
+    }
 }
 
 impl Request {

@@ -270,10 +270,22 @@ macro_rules! with_hooks {
     };
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Slot {
     generation: u32,
     request: Option<Request>,
+}
+
+// By hand for `clone_from`, which reuses the request's block list (the explorer's copies).
+impl Clone for Slot {
+    fn clone(&self) -> Slot {
+        Slot { generation: self.generation, request: self.request.clone() }
+    }
+
+    fn clone_from(&mut self, source: &Slot) {
+        self.generation = source.generation;
+        self.request.clone_from(&source.request);
+    }
 }
 
 /// The live request behind `h` in `slots` (a free function, so that callers can borrow other
@@ -401,6 +413,94 @@ impl Scheduler {
             #[cfg(feature = "faults")]
             faults: self.faults,
         })
+    }
+
+    /// [`fork`](Self::fork) into `dst`, reusing its vectors (the explorer recycles the states
+    /// it drops): afterwards `dst` behaves as a fork of `self`. `dst`'s emitter keeps its clock,
+    /// so `dst` must come from a fork on `clock` (a new emitter is put on `clock`). `false`,
+    /// with `dst` unusable, when the emitter cannot be copied (it has a tracer).
+    #[cfg(feature = "explore")]
+    pub(crate) fn fork_into(&self, dst: &mut Scheduler, clock: &super::emitter::TickClock) -> bool {
+        // Every field by name, so that a new one cannot be forgotten here.
+        let Scheduler {
+            config,
+            step,
+            slots,
+            free_slots,
+            by_id,
+            waiting,
+            running,
+            pool,
+            next_arrival,
+            unreported_finishes,
+            out,
+            update,
+            finished,
+            reset_preempted,
+            in_flight,
+            spare: _,
+            broken,
+            emitter,
+            step_tracer: _,
+            #[cfg(feature = "faults")]
+            faults,
+        } = self;
+        match (&mut dst.emitter, emitter) {
+            (Some(d), Some(e)) => {
+                if !e.fork_into(d) {
+                    return false;
+                }
+            }
+            (d, Some(e)) => match e.fork(clock.clone()) {
+                Some(e) => *d = Some(Box::new(e)),
+                None => return false,
+            },
+            (d, None) => *d = None,
+        }
+        dst.config = *config;
+        dst.step = *step;
+        dst.slots.clone_from(slots);
+        dst.free_slots.clone_from(free_slots);
+        dst.by_id.clone_from(by_id);
+        dst.waiting.clone_from(waiting);
+        dst.running.clone_from(running);
+        dst.pool.clone_from(pool);
+        dst.next_arrival = *next_arrival;
+        dst.unreported_finishes = *unreported_finishes;
+        let StepOutput { step, scheduled, preempted, total_tokens } = out;
+        dst.out.step = *step;
+        dst.out.scheduled.clone_from(scheduled);
+        dst.out.preempted.clone_from(preempted);
+        dst.out.total_tokens = *total_tokens;
+        let UpdateOutput { step, sampled, finished: update_finished } = update;
+        dst.update.step = *step;
+        dst.update.sampled.clone_from(sampled);
+        dst.update.finished.clone_from(update_finished);
+        dst.finished.clone_from(finished);
+        dst.reset_preempted.clone_from(reset_preempted);
+        // The batches one by one, so that their item lists are reused too.
+        while dst.in_flight.len() > in_flight.len() {
+            if let Some(b) = dst.in_flight.pop_back() {
+                dst.spare.push(b.items);
+            }
+        }
+        for (d, b) in dst.in_flight.iter_mut().zip(in_flight) {
+            d.step = b.step;
+            d.items.clone_from(&b.items);
+        }
+        for b in in_flight.iter().skip(dst.in_flight.len()) {
+            let mut items = dst.spare.pop().unwrap_or_default();
+            items.clone_from(&b.items);
+            dst.in_flight.push_back(Batch { step: b.step, items });
+        }
+        dst.broken.clone_from(broken);
+        // Spans cannot be copied: the explorer's branches have no step windows.
+        dst.step_tracer = None;
+        #[cfg(feature = "faults")]
+        {
+            dst.faults = *faults;
+        }
+        true
     }
 
     /// The configuration.
@@ -1165,7 +1265,15 @@ impl Scheduler {
             Request(&'a str),
         }
         let (issued, total) = (self.pool.issued(), self.pool.total());
-        let mut owner = vec![Owner::Nobody; issued];
+        // On the stack when small (the explorer checks tiny schedulers per transition).
+        const SMALL: usize = 32;
+        let (mut owner_small, mut owner_heap) = ([Owner::Nobody; SMALL], Vec::new());
+        let owner: &mut [Owner] = if issued <= SMALL {
+            &mut owner_small[..issued]
+        } else {
+            owner_heap.resize(issued, Owner::Nobody);
+            &mut owner_heap
+        };
         for b in self.pool.recycled() {
             match owner.get_mut(b.0 as usize) {
                 Some(o @ Owner::Nobody) => *o = Owner::FreeList,
@@ -1176,7 +1284,13 @@ impl Scheduler {
                 None => return fail(Invariant::FreeList, format!("free block {} does not exist", b.0)),
             }
         }
-        let mut place = vec![0u8; self.slots.len()];
+        let (mut place_small, mut place_heap) = ([0u8; SMALL], Vec::new());
+        let place: &mut [u8] = if self.slots.len() <= SMALL {
+            &mut place_small[..self.slots.len()]
+        } else {
+            place_heap.resize(self.slots.len(), 0u8);
+            &mut place_heap
+        };
         for h in &self.running {
             let Some(r) = self.request(*h) else {
                 return fail(Invariant::RunningList, format!("running list holds a dead handle {h:?}"));
