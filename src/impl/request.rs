@@ -143,6 +143,9 @@ pub struct Request {
     pub(crate) id: Arc<str>,
     pub(crate) prompt_len: u64,
     pub(crate) max_tokens: u64,
+    /// `prompt_len + max_tokens`, saturating: the known tokens at which `max_tokens` is
+    /// reached (kept for the async look-ahead of `schedule()`, which tests it per step).
+    pub(crate) max_total: u64,
     pub(crate) priority: i64,
     pub(crate) arrival: u64,
     pub(crate) ignore_eos: bool,

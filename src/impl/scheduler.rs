@@ -1,6 +1,6 @@
 //! The continuous-batching scheduler with vLLM v1 semantics (`SPEC.md` §6).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::model::{FinishStatus, RequestId, ScheduleKind, Step};
@@ -164,7 +164,7 @@ struct Batch {
 }
 
 /// One request of a batch in flight, as `schedule()` left it. 32 bytes, written once per
-/// scheduled request and step: the narrow fields keep `queue_batch` cheap (`BENCHMARKS.md`,
+/// scheduled request and step: the narrow fields keep `computed_async` cheap (`BENCHMARKS.md`,
 /// "Async scheduling").
 #[derive(Debug, Clone, Copy)]
 struct BatchItem {
@@ -184,10 +184,59 @@ struct BatchItem {
     last_block: BlockId,
 }
 
-impl BatchItem {
-    /// An item for a handle that is not live (it gets nothing when the batch lands).
-    fn gone(handle: Handle) -> BatchItem {
-        BatchItem { handle, token: false, position: 0, preemptions: 0, num_blocks: 0, last_block: BlockId(0) }
+/// The batches in flight (async scheduling), oldest first, in `batches[..len]`; the slots
+/// after them are applied batches', kept with their item lists for the next ones (no
+/// allocation per step). A list rather than a deque: the engine keeps two in flight, so taking
+/// the oldest off is one swap.
+#[derive(Debug, Clone, Default)]
+struct BatchQueue {
+    batches: Vec<Batch>,
+    len: usize,
+}
+
+impl BatchQueue {
+    /// The item list for the next batch: that of the slot it will take, emptied.
+    #[inline]
+    fn spare_items(&mut self) -> Vec<BatchItem> {
+        let mut items = self.batches.get_mut(self.len).map(|b| std::mem::take(&mut b.items)).unwrap_or_default();
+        items.clear();
+        items
+    }
+
+    /// A batch joins the queue, after the others.
+    #[inline]
+    fn push(&mut self, batch: Batch) {
+        match self.batches.get_mut(self.len) {
+            Some(slot) => *slot = batch,
+            None => self.batches.push(batch),
+        }
+        self.len += 1;
+    }
+
+    /// The oldest batch in flight.
+    #[inline]
+    fn front_mut(&mut self) -> Option<&mut Batch> {
+        self.batches.first_mut().filter(|_| self.len > 0)
+    }
+
+    /// The oldest batch leaves the queue; its slot goes behind the others.
+    #[inline]
+    fn pop(&mut self) {
+        for k in 1..self.len {
+            self.batches.swap(k - 1, k);
+        }
+        self.len = self.len.saturating_sub(1);
+    }
+
+    /// The batches in flight, oldest first.
+    fn as_slice(&self) -> &[Batch] {
+        self.batches.get(..self.len).unwrap_or_default()
+    }
+
+    /// A copy of the batches in flight (without the spare slots).
+    #[cfg(feature = "explore")]
+    fn copy(&self) -> BatchQueue {
+        BatchQueue { batches: self.as_slice().to_vec(), len: self.len }
     }
 }
 
@@ -230,10 +279,8 @@ pub struct Scheduler {
     update: UpdateOutput,
     finished: Vec<Finished>,
     reset_preempted: Vec<Handle>,
-    /// Async scheduling: batches scheduled and not yet applied, oldest first.
-    in_flight: VecDeque<Batch>,
-    /// Item lists of applied batches, kept for reuse (no allocation per step).
-    spare: Vec<Vec<BatchItem>>,
+    /// Async scheduling: the batches scheduled and not yet applied.
+    in_flight: BatchQueue,
     /// The first invariant an `update_from_output` saw broken (it cannot stop midway; the next
     /// `check_invariants` reports it).
     broken: Option<InvariantError>,
@@ -318,9 +365,9 @@ fn wanted(c: &SchedulerConfig, r: &Request) -> u64 {
 #[inline]
 fn wanted_async(c: &SchedulerConfig, r: &Request) -> u64 {
     let p = r.num_output_placeholders;
-    // vLLM's `num_computed + 2 - p >= prompt + max_tokens`, with `p` moved to the right so that
-    // nothing underflows (the same test: the right side is at least 2).
-    if p > 0 && r.num_computed + 2 >= r.prompt_len.saturating_add(r.max_tokens).saturating_add(p) {
+    // vLLM's `num_computed + 2 - p >= prompt + max_tokens`: false when the left side would be
+    // negative; `max_total` is the right side, saturated (then never reached).
+    if p > 0 && (r.num_computed + 2).checked_sub(p).is_some_and(|left| left >= r.max_total) {
         return 0;
     }
     let mut n = (r.num_tokens() + p).saturating_sub(r.num_computed);
@@ -328,6 +375,25 @@ fn wanted_async(c: &SchedulerConfig, r: &Request) -> u64 {
         n = c.long_prefill_token_threshold;
     }
     n.min((c.max_model_len - 1).saturating_sub(r.num_computed))
+}
+
+/// `AsyncScheduler._update_after_schedule` for a request scheduled `n` tokens: they are
+/// computed, and when its work reaches its known tokens plus placeholders it gets one more
+/// placeholder (its token is in flight). Returns its item of the step's batch.
+#[inline]
+fn computed_async(h: Handle, r: &mut Request, n: u64) -> BatchItem {
+    r.num_computed += n;
+    let p = r.num_output_placeholders;
+    let token = r.num_computed == r.num_tokens() + p;
+    r.num_output_placeholders = p + u64::from(token);
+    BatchItem {
+        handle: h,
+        token,
+        position: r.num_output + p,
+        preemptions: r.num_preemptions as u32,
+        num_blocks: r.blocks.len() as u32,
+        last_block: r.blocks.last().copied().unwrap_or(BlockId(0)),
+    }
 }
 
 /// Blocks `r` holds once `n` more of its tokens are computed.
@@ -362,8 +428,7 @@ impl Scheduler {
             update: UpdateOutput::default(),
             finished: Vec::new(),
             reset_preempted: Vec::new(),
-            in_flight: VecDeque::new(),
-            spare: Vec::new(),
+            in_flight: BatchQueue::default(),
             broken: None,
             #[cfg(feature = "tracing")]
             emitter: None,
@@ -404,8 +469,7 @@ impl Scheduler {
             update: self.update.clone(),
             finished: self.finished.clone(),
             reset_preempted: self.reset_preempted.clone(),
-            in_flight: self.in_flight.clone(),
-            spare: Vec::new(),
+            in_flight: self.in_flight.copy(),
             broken: self.broken.clone(),
             emitter,
             // Spans cannot be copied: the explorer's branches have no step windows.
@@ -653,6 +717,7 @@ impl Scheduler {
             id: Arc::clone(&id),
             prompt_len: new.prompt_len,
             max_tokens: new.max_tokens,
+            max_total: new.prompt_len.saturating_add(new.max_tokens),
             priority: new.priority,
             arrival,
             ignore_eos: new.ignore_eos,
@@ -750,8 +815,20 @@ impl Scheduler {
         }
     }
 
-    #[inline(never)]
+    /// The untraced or traced `schedule()`, in the configured mode: one test per call picks the
+    /// copy compiled for that mode, so that neither mode's loops carry the other's work.
+    #[inline]
     fn schedule_with(&mut self, hooks: &mut impl Hooks) {
+        if self.config.async_scheduling {
+            self.schedule_in::<true>(hooks);
+        } else {
+            self.schedule_in::<false>(hooks);
+        }
+    }
+
+    /// `schedule()` with `ASYNC` for `config.async_scheduling`.
+    #[inline(never)]
+    fn schedule_in<const ASYNC: bool>(&mut self, hooks: &mut impl Hooks) {
         self.step += 1;
         self.unreported_finishes = 0;
         let step = self.step;
@@ -761,6 +838,15 @@ impl Scheduler {
         self.out.preempted.clear();
         let mut budget = c.max_num_batched_tokens;
 
+        // Async scheduling: the step's batch, written as the requests are scheduled (the item
+        // list of an applied batch, reused: no allocation per step).
+        let mut items = if ASYNC { self.in_flight.spare_items() } else { Vec::new() };
+        if ASYNC {
+            // Room for every request that could be scheduled (all of them run or wait): no
+            // growth path in the loops.
+            items.reserve(self.running.len() + self.waiting.len());
+        }
+
         // Running requests, in running order.
         let mut i = 0;
         while i < self.running.len() && budget > 0 {
@@ -769,7 +855,7 @@ impl Scheduler {
                 i += 1;
                 continue;
             };
-            let n = if c.async_scheduling { wanted_async(&c, r) } else { wanted(&c, r) };
+            let n = if ASYNC { wanted_async(&c, r) } else { wanted(&c, r) };
             let n = n.min(budget);
             if n == 0 {
                 i += 1;
@@ -779,6 +865,9 @@ impl Scheduler {
             let mut allocated = false;
             while let Some(r) = live_mut(&mut self.slots, h) {
                 if self.pool.grow_to(&mut r.blocks, needed) {
+                    if ASYNC {
+                        items.push(computed_async(h, r, n));
+                    }
                     allocated = true;
                     break;
                 }
@@ -796,6 +885,15 @@ impl Scheduler {
                     let s = self.out.scheduled.remove(k);
                     budget += s.tokens;
                     i -= 1;
+                    // Under async scheduling its batch item goes too, and what `computed_async`
+                    // did is undone: as if it had never been scheduled.
+                    if ASYNC && k < items.len() {
+                        let item = items.remove(k);
+                        if let Some(r) = live_mut(&mut self.slots, victim) {
+                            r.num_computed = r.num_computed.saturating_sub(s.tokens);
+                            r.num_output_placeholders = r.num_output_placeholders.saturating_sub(u64::from(item.token));
+                        }
+                    }
                 }
                 self.preempt(victim, step, hooks);
                 self.out.preempted.push(victim);
@@ -845,12 +943,27 @@ impl Scheduler {
                     kind
                 };
                 hooks.scheduled(h, r, step, kind);
+                // After the hook: SCHEDULED carries the mark from before this step's work.
+                if ASYNC {
+                    items.push(computed_async(h, r, n));
+                }
             }
         }
 
         // `_update_after_schedule`: the scheduled tokens are now computed.
-        if c.async_scheduling {
-            self.out.total_tokens = self.queue_batch(hooks);
+        if ASYNC {
+            // `computed_async` did it as each request was scheduled; the hooks see the same
+            // states in the same order as they would from a loop of its own here (a request
+            // scheduled in this step changes no more in it), and with no emitter this loop is
+            // empty and compiled away.
+            for s in &self.out.scheduled {
+                if let Some(r) = live_mut(&mut self.slots, s.handle) {
+                    hooks.computed(s.handle, r);
+                }
+            }
+            // The budget left is what the scheduled tokens did not use.
+            self.out.total_tokens = c.max_num_batched_tokens.saturating_sub(budget);
+            self.in_flight.push(Batch { step: self.out.step, items });
             return;
         }
         let mut total = 0;
@@ -864,44 +977,9 @@ impl Scheduler {
         self.out.total_tokens = total;
     }
 
-    /// `AsyncScheduler._update_after_schedule`: the scheduled tokens are computed, a request
-    /// whose work reaches its known tokens plus placeholders gets one more placeholder (its
-    /// token is in flight), and the step's batch joins the queue. Returns the step's tokens.
-    fn queue_batch(&mut self, hooks: &mut impl Hooks) -> u64 {
-        let mut items = self.spare.pop().unwrap_or_default();
-        let scheduled = &self.out.scheduled;
-        // Sized first, then written in place: a loop with no capacity check (and no growth
-        // path to spill registers around) per item. The list comes back with its last batch's
-        // length, so the resize itself rarely writes anything.
-        items.resize(scheduled.len(), BatchItem::gone(Handle { slot: u32::MAX, generation: 0 }));
-        let mut total = 0;
-        for (item, s) in items.iter_mut().zip(scheduled) {
-            total += s.tokens;
-            let Some(r) = live_mut(&mut self.slots, s.handle) else {
-                *item = BatchItem::gone(s.handle);
-                continue;
-            };
-            r.num_computed += s.tokens;
-            let p = r.num_output_placeholders;
-            let token = r.num_computed == r.num_tokens() + p;
-            r.num_output_placeholders = p + u64::from(token);
-            hooks.computed(s.handle, r);
-            *item = BatchItem {
-                handle: s.handle,
-                token,
-                position: r.num_output + p,
-                preemptions: r.num_preemptions as u32,
-                num_blocks: r.blocks.len() as u32,
-                last_block: r.blocks.last().copied().unwrap_or(BlockId(0)),
-            };
-        }
-        self.in_flight.push_back(Batch { step: self.out.step, items });
-        total
-    }
-
     /// Batches scheduled and not yet applied (async scheduling; always 0 otherwise).
     pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
+        self.in_flight.len
     }
 
     /// Tokens of `h` in the batches in flight (async scheduling): with no reset since they were
@@ -909,7 +987,7 @@ impl Scheduler {
     /// a request with nothing in flight marks its next real token to be thrown away, as vLLM
     /// does, and the placeholder of that token is never filled.
     pub fn tokens_in_flight(&self, h: Handle) -> u64 {
-        let items = self.in_flight.iter().flat_map(|b| b.items.iter());
+        let items = self.in_flight.as_slice().iter().flat_map(|b| b.items.iter());
         items.filter(|i| i.handle == h && i.token).count() as u64
     }
 
@@ -968,7 +1046,7 @@ impl Scheduler {
         let sync = (!self.config.async_scheduling).then(|| {
             self.running.iter().copied().filter(|h| self.request(*h).is_some_and(|r| r.num_computed >= r.num_tokens()))
         });
-        let batch = self.in_flight.back().filter(|_| self.config.async_scheduling);
+        let batch = self.in_flight.as_slice().last().filter(|_| self.config.async_scheduling);
         let batch = batch.map(|b| b.items.iter().filter(|i| i.token).map(|i| i.handle));
         sync.into_iter().flatten().chain(batch.into_iter().flatten())
     }
@@ -1002,17 +1080,19 @@ impl Scheduler {
     fn update_async_with(&mut self, mut is_eos: impl FnMut(&str) -> bool, hooks: &mut impl Hooks) {
         self.update.sampled.clear();
         self.update.finished.clear();
-        let Some(batch) = self.in_flight.pop_front() else {
+        let Some(oldest) = self.in_flight.front_mut() else {
             self.update.step = Step(self.step);
             return;
         };
-        let step = batch.step;
+        // Taken out for the loop (which retires requests) and put back after it.
+        let items = std::mem::take(&mut oldest.items);
+        let step = oldest.step;
         let max_model_len = self.config.max_model_len;
         self.update.step = step;
         let mut stopped_running = false;
         #[cfg(feature = "faults")]
         let trim = self.faults.trim_blocks_to_output;
-        for item in &batch.items {
+        for item in &items {
             if !item.token {
                 continue;
             }
@@ -1081,7 +1161,11 @@ impl Scheduler {
             let slots = &self.slots;
             self.running.retain(|h| slots.get(h.slot()).is_some_and(|s| s.generation == h.generation));
         }
-        self.spare.push(batch.items);
+        // The applied batch's slot is kept, with its item list, for a later batch.
+        if let Some(oldest) = self.in_flight.front_mut() {
+            oldest.items = items;
+        }
+        self.in_flight.pop();
     }
 
     #[inline(never)]
@@ -1218,7 +1302,7 @@ impl Scheduler {
         if let Some(e) = &self.broken {
             return Err(e.clone());
         }
-        for batch in &self.in_flight {
+        for batch in self.in_flight.as_slice() {
             for item in &batch.items {
                 let Some(r) = self.request(item.handle) else { continue };
                 if r.status != Status::Running || r.num_preemptions as u32 != item.preemptions || item.num_blocks == 0 {
