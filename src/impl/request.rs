@@ -168,6 +168,7 @@ impl Clone for Request {
             id: Arc::clone(&self.id),
             prompt_len: self.prompt_len,
             max_tokens: self.max_tokens,
+            max_total: self.max_total,
             priority: self.priority,
             arrival: self.arrival,
             ignore_eos: self.ignore_eos,
@@ -188,6 +189,7 @@ impl Clone for Request {
             id,
             prompt_len,
             max_tokens,
+            max_total,
             priority,
             arrival,
             ignore_eos,
@@ -203,6 +205,7 @@ impl Clone for Request {
         self.id.clone_from(id);
         self.prompt_len = *prompt_len;
         self.max_tokens = *max_tokens;
+        self.max_total = *max_total;
         self.priority = *priority;
         self.arrival = *arrival;
         self.ignore_eos = *ignore_eos;

@@ -238,6 +238,23 @@ impl BatchQueue {
     fn copy(&self) -> BatchQueue {
         BatchQueue { batches: self.as_slice().to_vec(), len: self.len }
     }
+
+    /// Makes `self` hold `source`'s batches in flight, reusing its slots' item lists (the
+    /// explorer's copies of a state); its spare slots stay spare.
+    #[cfg(feature = "explore")]
+    fn clone_live_from(&mut self, source: &BatchQueue) {
+        let live = source.as_slice();
+        for (k, b) in live.iter().enumerate() {
+            match self.batches.get_mut(k) {
+                Some(d) => {
+                    d.step = b.step;
+                    d.items.clone_from(&b.items);
+                }
+                None => self.batches.push(b.clone()),
+            }
+        }
+        self.len = live.len();
+    }
 }
 
 /// The reference scheduler: vLLM v1's `schedule()` / `update_from_output()` / `finish_requests()`
@@ -502,7 +519,6 @@ impl Scheduler {
             finished,
             reset_preempted,
             in_flight,
-            spare: _,
             broken,
             emitter,
             step_tracer: _,
@@ -542,21 +558,7 @@ impl Scheduler {
         dst.update.finished.clone_from(update_finished);
         dst.finished.clone_from(finished);
         dst.reset_preempted.clone_from(reset_preempted);
-        // The batches one by one, so that their item lists are reused too.
-        while dst.in_flight.len() > in_flight.len() {
-            if let Some(b) = dst.in_flight.pop_back() {
-                dst.spare.push(b.items);
-            }
-        }
-        for (d, b) in dst.in_flight.iter_mut().zip(in_flight) {
-            d.step = b.step;
-            d.items.clone_from(&b.items);
-        }
-        for b in in_flight.iter().skip(dst.in_flight.len()) {
-            let mut items = dst.spare.pop().unwrap_or_default();
-            items.clone_from(&b.items);
-            dst.in_flight.push_back(Batch { step: b.step, items });
-        }
+        dst.in_flight.clone_live_from(in_flight);
         dst.broken.clone_from(broken);
         // Spans cannot be copied: the explorer's branches have no step windows.
         dst.step_tracer = None;
