@@ -50,11 +50,18 @@ pub struct InstanceViolation {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct InstanceChecker {
-    journeys: Vec<(RequestId, SpanInfo)>,
-    /// The earliest PREEMPTED of each step.
-    first_preempted: BTreeMap<Step, At>,
-    /// Every SCHEDULED event.
-    scheduled: Vec<(Step, At)>,
+    /// Per journey, in the order added: what R13 and R14 need of it.
+    journeys: Vec<Facts>,
+}
+
+/// What the instance rules need of one journey: its id and span times, and its PREEMPTED and
+/// SCHEDULED events (step, event index, time), in event order.
+#[derive(Debug, Clone)]
+struct Facts {
+    request_id: RequestId,
+    span: SpanInfo,
+    preempted: Vec<(Step, usize, f64)>,
+    scheduled: Vec<(Step, usize, f64)>,
 }
 
 impl InstanceChecker {
@@ -65,21 +72,29 @@ impl InstanceChecker {
 
     /// Adds one journey of this instance.
     pub fn add_journey(&mut self, request_id: impl Into<RequestId>, span: SpanInfo, events: &[JourneyEvent]) {
-        let journey = self.journeys.len();
-        self.journeys.push((request_id.into(), span));
+        let mut facts = Facts { request_id: request_id.into(), span, preempted: Vec::new(), scheduled: Vec::new() };
         for (event, e) in events.iter().enumerate() {
-            let at = At { journey, event, ts: e.ts_monotonic };
             match e.kind {
-                EventKind::Preempted => {
-                    let slot = self.first_preempted.entry(e.step).or_insert(at);
-                    if at.ts < slot.ts {
-                        *slot = at;
-                    }
-                }
-                EventKind::Scheduled => self.scheduled.push((e.step, at)),
+                EventKind::Preempted => facts.preempted.push((e.step, event, e.ts_monotonic)),
+                EventKind::Scheduled => facts.scheduled.push((e.step, event, e.ts_monotonic)),
                 EventKind::Queued | EventKind::FirstToken | EventKind::Finished => {}
             }
         }
+        self.journeys.push(facts);
+    }
+
+    /// Moves the journeys whose index (the order of their [`add_journey`](Self::add_journey)
+    /// calls) `take` says into a checker of their own, keeping the order; the journeys left are
+    /// numbered on from 0 in their order. What a streaming check does with journeys whose
+    /// relations are decided: checks them apart and lets go of them.
+    pub fn split_off(&mut self, mut take: impl FnMut(usize) -> bool) -> InstanceChecker {
+        let mut taken = Vec::new();
+        let mut kept = Vec::new();
+        for (i, facts) in std::mem::take(&mut self.journeys).into_iter().enumerate() {
+            if take(i) { taken.push(facts) } else { kept.push(facts) }
+        }
+        self.journeys = kept;
+        InstanceChecker { journeys: taken }
     }
 
     /// How many journeys were added.
@@ -101,28 +116,43 @@ impl InstanceChecker {
     /// conflicts with, as indices of the [`add_journey`](Self::add_journey) calls (request ids
     /// alone are ambiguous when an id is reused).
     pub fn finish_by_journey(self) -> Vec<InstanceViolation> {
+        // The earliest PREEMPTED of each step (the first added among equal times).
+        let mut first_preempted: BTreeMap<Step, At> = BTreeMap::new();
+        for (journey, facts) in self.journeys.iter().enumerate() {
+            for &(step, event, ts) in &facts.preempted {
+                let at = At { journey, event, ts };
+                let slot = first_preempted.entry(step).or_insert(at);
+                if at.ts < slot.ts {
+                    *slot = at;
+                }
+            }
+        }
         let mut late = Vec::new();
-        for (step, at) in &self.scheduled {
-            if let Some(p) = self.first_preempted.get(step)
-                && at.ts > p.ts
-            {
-                let (pid, _) = &self.journeys[p.journey];
-                late.push(InstanceViolation {
-                    journey: at.journey,
-                    related: Some((p.journey, p.event)),
-                    violation: Violation {
-                        rule: RuleId::NoAdmissionAfterPreemption,
-                        request_id: self.journeys[at.journey].0.clone(),
-                        event_index: at.event,
-                        detail: Detail::other(format!(
-                            "SCHEDULED at step {step}, t={}, after request {:?} was PREEMPTED in the same step (event #{}, t={})",
-                            at.ts,
-                            pid.as_str(),
-                            p.event,
-                            p.ts
-                        )),
-                    },
-                });
+        for (journey, facts) in self.journeys.iter().enumerate() {
+            for &(step, event, ts) in &facts.scheduled {
+                let at = At { journey, event, ts };
+                let step = &step;
+                if let Some(p) = first_preempted.get(step)
+                    && at.ts > p.ts
+                {
+                    let pid = &self.journeys[p.journey].request_id;
+                    late.push(InstanceViolation {
+                        journey: at.journey,
+                        related: Some((p.journey, p.event)),
+                        violation: Violation {
+                            rule: RuleId::NoAdmissionAfterPreemption,
+                            request_id: facts.request_id.clone(),
+                            event_index: at.event,
+                            detail: Detail::other(format!(
+                                "SCHEDULED at step {step}, t={}, after request {:?} was PREEMPTED in the same step (event #{}, t={})",
+                                at.ts,
+                                pid.as_str(),
+                                p.event,
+                                p.ts
+                            )),
+                        },
+                    });
+                }
             }
         }
         late.sort_by_key(|v| (v.journey, v.violation.event_index));
@@ -134,7 +164,7 @@ impl InstanceChecker {
     /// request id (unknown) are not compared.
     fn overlapping_ids(&self) -> Vec<InstanceViolation> {
         let mut by_id: HashMap<&RequestId, Vec<(u64, u64, usize)>> = HashMap::new();
-        for (i, (id, span)) in self.journeys.iter().enumerate() {
+        for (i, Facts { request_id: id, span, .. }) in self.journeys.iter().enumerate() {
             if id.as_str().is_empty() {
                 continue;
             }
