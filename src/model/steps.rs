@@ -615,6 +615,10 @@ impl StepChecker {
                 self.journeys.remove(request_id);
             }
         }
+        // A map emptied keeps its table: give it back.
+        if self.journeys.len() < self.journeys.capacity() / 4 {
+            self.journeys.shrink_to_fit();
+        }
     }
 
     /// S1 across the windows and S3 against the journeys; every violation found.
