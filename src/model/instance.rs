@@ -50,18 +50,11 @@ pub struct InstanceViolation {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct InstanceChecker {
-    /// Per journey, in the order added: what R13 and R14 need of it.
-    journeys: Vec<Facts>,
-}
-
-/// What the instance rules need of one journey: its id and span times, and its PREEMPTED and
-/// SCHEDULED events (step, event index, time), in event order.
-#[derive(Debug, Clone)]
-struct Facts {
-    request_id: RequestId,
-    span: SpanInfo,
-    preempted: Vec<(Step, usize, f64)>,
-    scheduled: Vec<(Step, usize, f64)>,
+    journeys: Vec<(RequestId, SpanInfo)>,
+    /// Every PREEMPTED event, in the order added.
+    preempted: Vec<(Step, At)>,
+    /// Every SCHEDULED event, in the order added.
+    scheduled: Vec<(Step, At)>,
 }
 
 impl InstanceChecker {
@@ -72,15 +65,16 @@ impl InstanceChecker {
 
     /// Adds one journey of this instance.
     pub fn add_journey(&mut self, request_id: impl Into<RequestId>, span: SpanInfo, events: &[JourneyEvent]) {
-        let mut facts = Facts { request_id: request_id.into(), span, preempted: Vec::new(), scheduled: Vec::new() };
+        let journey = self.journeys.len();
+        self.journeys.push((request_id.into(), span));
         for (event, e) in events.iter().enumerate() {
+            let at = At { journey, event, ts: e.ts_monotonic };
             match e.kind {
-                EventKind::Preempted => facts.preempted.push((e.step, event, e.ts_monotonic)),
-                EventKind::Scheduled => facts.scheduled.push((e.step, event, e.ts_monotonic)),
+                EventKind::Preempted => self.preempted.push((e.step, at)),
+                EventKind::Scheduled => self.scheduled.push((e.step, at)),
                 EventKind::Queued | EventKind::FirstToken | EventKind::Finished => {}
             }
         }
-        self.journeys.push(facts);
     }
 
     /// Moves the journeys whose index (the order of their [`add_journey`](Self::add_journey)
@@ -88,13 +82,32 @@ impl InstanceChecker {
     /// numbered on from 0 in their order. What a streaming check does with journeys whose
     /// relations are decided: checks them apart and lets go of them.
     pub fn split_off(&mut self, mut take: impl FnMut(usize) -> bool) -> InstanceChecker {
-        let mut taken = Vec::new();
-        let mut kept = Vec::new();
-        for (i, facts) in std::mem::take(&mut self.journeys).into_iter().enumerate() {
-            if take(i) { taken.push(facts) } else { kept.push(facts) }
+        // Each journey's new index, and whether it goes.
+        let mut moves = Vec::with_capacity(self.journeys.len());
+        let (mut taken, mut kept) = (Vec::new(), Vec::new());
+        for (i, journey) in std::mem::take(&mut self.journeys).into_iter().enumerate() {
+            if take(i) {
+                moves.push((true, taken.len()));
+                taken.push(journey);
+            } else {
+                moves.push((false, kept.len()));
+                kept.push(journey);
+            }
         }
         self.journeys = kept;
-        InstanceChecker { journeys: taken }
+        let mut part = InstanceChecker { journeys: taken, ..InstanceChecker::default() };
+        let split = |events: &mut Vec<(Step, At)>, into: &mut Vec<(Step, At)>| {
+            let mut left = Vec::new();
+            for (step, mut at) in std::mem::take(events) {
+                let (goes, index) = moves.get(at.journey).copied().unwrap_or((false, at.journey));
+                at.journey = index;
+                if goes { into.push((step, at)) } else { left.push((step, at)) }
+            }
+            *events = left;
+        };
+        split(&mut self.preempted, &mut part.preempted);
+        split(&mut self.scheduled, &mut part.scheduled);
+        part
     }
 
     /// How many journeys were added.
@@ -118,41 +131,34 @@ impl InstanceChecker {
     pub fn finish_by_journey(self) -> Vec<InstanceViolation> {
         // The earliest PREEMPTED of each step (the first added among equal times).
         let mut first_preempted: BTreeMap<Step, At> = BTreeMap::new();
-        for (journey, facts) in self.journeys.iter().enumerate() {
-            for &(step, event, ts) in &facts.preempted {
-                let at = At { journey, event, ts };
-                let slot = first_preempted.entry(step).or_insert(at);
-                if at.ts < slot.ts {
-                    *slot = at;
-                }
+        for &(step, at) in &self.preempted {
+            let slot = first_preempted.entry(step).or_insert(at);
+            if at.ts < slot.ts {
+                *slot = at;
             }
         }
         let mut late = Vec::new();
-        for (journey, facts) in self.journeys.iter().enumerate() {
-            for &(step, event, ts) in &facts.scheduled {
-                let at = At { journey, event, ts };
-                let step = &step;
-                if let Some(p) = first_preempted.get(step)
-                    && at.ts > p.ts
-                {
-                    let pid = &self.journeys[p.journey].request_id;
-                    late.push(InstanceViolation {
-                        journey: at.journey,
-                        related: Some((p.journey, p.event)),
-                        violation: Violation {
-                            rule: RuleId::NoAdmissionAfterPreemption,
-                            request_id: facts.request_id.clone(),
-                            event_index: at.event,
-                            detail: Detail::other(format!(
-                                "SCHEDULED at step {step}, t={}, after request {:?} was PREEMPTED in the same step (event #{}, t={})",
-                                at.ts,
-                                pid.as_str(),
-                                p.event,
-                                p.ts
-                            )),
-                        },
-                    });
-                }
+        for (step, at) in &self.scheduled {
+            if let Some(p) = first_preempted.get(step)
+                && at.ts > p.ts
+            {
+                let (pid, _) = &self.journeys[p.journey];
+                late.push(InstanceViolation {
+                    journey: at.journey,
+                    related: Some((p.journey, p.event)),
+                    violation: Violation {
+                        rule: RuleId::NoAdmissionAfterPreemption,
+                        request_id: self.journeys[at.journey].0.clone(),
+                        event_index: at.event,
+                        detail: Detail::other(format!(
+                            "SCHEDULED at step {step}, t={}, after request {:?} was PREEMPTED in the same step (event #{}, t={})",
+                            at.ts,
+                            pid.as_str(),
+                            p.event,
+                            p.ts
+                        )),
+                    },
+                });
             }
         }
         late.sort_by_key(|v| (v.journey, v.violation.event_index));
@@ -164,7 +170,7 @@ impl InstanceChecker {
     /// request id (unknown) are not compared.
     fn overlapping_ids(&self) -> Vec<InstanceViolation> {
         let mut by_id: HashMap<&RequestId, Vec<(u64, u64, usize)>> = HashMap::new();
-        for (i, Facts { request_id: id, span, .. }) in self.journeys.iter().enumerate() {
+        for (i, (id, span)) in self.journeys.iter().enumerate() {
             if id.as_str().is_empty() {
                 continue;
             }

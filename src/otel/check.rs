@@ -1488,6 +1488,18 @@ mod tests {
         let spans_in_line = report_of(stream_with(late, None).finish()).journeys;
         assert_eq!(bounded.behind_horizon, spans_in_line);
         assert_eq!(bounded.journeys, everything.journeys);
+        // The JSON report says so; it has no such field when nothing came behind the horizon.
+        let json = |s: &Summary| {
+            let mut out = Vec::new();
+            crate::otel::json::Report::new(s, []).write(&mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let report: serde_json::Value = serde_json::from_str(&json(&bounded)).unwrap();
+        assert_eq!(report["behind_horizon"], spans_in_line);
+        assert!(!json(&everything).contains("behind_horizon"));
+        let mut text = Vec::new();
+        crate::otel::text::write_summary(&mut text, &bounded, &[]).unwrap();
+        assert!(String::from_utf8(text).unwrap().contains("behind the horizon"));
     }
 
     #[test]
