@@ -110,6 +110,38 @@ impl InstanceChecker {
         part
     }
 
+    /// A copy of the journeys `pick` says (by index), numbered from 0 in their order: context
+    /// for deciding other journeys apart (see [`split_off`](Self::split_off)).
+    pub fn extract(&self, pick: impl Fn(usize) -> bool) -> InstanceChecker {
+        let mut index = vec![None; self.journeys.len()];
+        let mut out = InstanceChecker::default();
+        for (i, journey) in self.journeys.iter().enumerate() {
+            if pick(i) {
+                index[i] = Some(out.journeys.len());
+                out.journeys.push(journey.clone());
+            }
+        }
+        let copy = |events: &[(Step, At)], into: &mut Vec<(Step, At)>| {
+            for &(step, at) in events {
+                if let Some(Some(j)) = index.get(at.journey) {
+                    into.push((step, At { journey: *j, ..at }));
+                }
+            }
+        };
+        copy(&self.preempted, &mut out.preempted);
+        copy(&self.scheduled, &mut out.scheduled);
+        out
+    }
+
+    /// Adds the journeys of `other` after these (numbered on from [`len`](Self::len)).
+    pub fn append(&mut self, other: InstanceChecker) {
+        let offset = self.journeys.len();
+        self.journeys.extend(other.journeys);
+        let shift = |(step, at): (Step, At)| (step, At { journey: at.journey + offset, ..at });
+        self.preempted.extend(other.preempted.into_iter().map(shift));
+        self.scheduled.extend(other.scheduled.into_iter().map(shift));
+    }
+
     /// How many journeys were added.
     pub fn len(&self) -> usize {
         self.journeys.len()

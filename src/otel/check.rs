@@ -406,6 +406,12 @@ pub struct Checker {
     api_times: Vec<(u64, u64)>,
     /// Parallel to `journeys`: the journey's number in its resource's step checker.
     step_seq: Vec<u64>,
+    /// Parallel to `journeys`: violations of instance rules found while deciding journeys it
+    /// relates to (which were let go since), added to its own when it is decided.
+    carried: Vec<Vec<Violation>>,
+    /// Journeys of the instances held only as context (see [`decide_part`](Self::decide_part)):
+    /// their members' indices start here.
+    context_from: usize,
     /// The end of each span in `others`, to let go of them behind the horizon.
     others_ends: Vec<(u64, (String, String))>,
     /// Per resource: its step checker let go of journeys' facts before it had a window.
@@ -475,6 +481,8 @@ impl Checker {
             times: Vec::new(),
             api_times: Vec::new(),
             step_seq: Vec::new(),
+            carried: Vec::new(),
+            context_from: usize::MAX,
             others_ends: Vec::new(),
             steps_forgot: Vec::new(),
             latest_end: 0,
@@ -659,6 +667,7 @@ impl Checker {
         let id = span.request_id.clone().unwrap_or_default();
         let seq = self.steps_of(resource).add_journey(&id, span.info.dropped_events > 0, &decoded);
         self.step_seq.push(seq);
+        self.carried.push(Vec::new());
         let instance = &mut self.instances[resource];
         instance.checker.add_journey(id, span.info, &decoded);
         instance.members.push((index, unreadable));
@@ -705,14 +714,14 @@ impl Checker {
     /// Decides the relations of the spans behind the horizon and lets go of them, when enough
     /// spans are held for a pass to be worth it.
     ///
-    /// The spans let go are those that ended before a time `x` at most the horizon before the
-    /// latest end seen, chosen so that every span still held starts at or after `x` (an API
-    /// span and its core children count as one): the rules that relate spans (R13 and R14
-    /// within an instance, which need the spans to overlap in time, and the cross-layer pairs,
-    /// whose API span encloses its children) then relate none of them to a span still held, and
-    /// deciding them apart gives what deciding everything at the end would. A span arriving
-    /// later that starts before `x` may relate to one let go: it is counted as behind the
-    /// horizon.
+    /// The spans let go are those that ended more than the horizon before the latest end seen
+    /// (an API span and its core children count as one, ending with the last of them). They are
+    /// decided with every span still held that started before the last of them ended as
+    /// context: the rules that relate spans (R13 and R14 within an instance, which need the
+    /// spans to overlap in time, and the cross-layer pairs, whose API span encloses its
+    /// children) find then what deciding everything at the end would, and a violation they find
+    /// for a span still held is carried to it. A span arriving later that starts before a span
+    /// let go ended may relate to it: it is counted as behind the horizon.
     fn maybe_decide(&mut self) {
         let Some(horizon) = self.options.horizon else { return };
         if self.keep != KeepEvents::Violating || self.options.workload.is_some() {
@@ -729,10 +738,13 @@ impl Checker {
         let mut api_iv = self.api_times.clone();
         let by_ids: HashMap<(&str, &str), usize> =
             self.apis.iter().enumerate().map(|(i, a)| ((a.trace_id.as_str(), a.span_id.as_str()), i)).collect();
+        let core_iv = |c: usize| -> (u64, u64) {
+            let (start, end) = self.times.get(c).copied().unwrap_or((0, u64::MAX));
+            (start, if c < limit { end } else { u64::MAX })
+        };
         let mut parent: Vec<Option<usize>> = vec![None; self.journeys.len()];
         for (c, core) in self.cores.iter().enumerate() {
-            let (start, end) = self.times.get(c).copied().unwrap_or((0, u64::MAX));
-            let end = if c < limit { end } else { u64::MAX };
+            let (start, end) = core_iv(c);
             if let Some(p) = core.parent_span_id.as_deref()
                 && let Some(&a) = by_ids.get(&(core.trace_id.as_str(), p))
                 && let Some(iv) = api_iv.get_mut(a)
@@ -741,46 +753,30 @@ impl Checker {
                 *iv = (iv.0.min(start), iv.1.max(end));
             }
         }
-        let core_iv = |c: usize| -> (u64, u64) {
-            let (start, end) = self.times.get(c).copied().unwrap_or((0, u64::MAX));
-            (start, if c < limit { end } else { u64::MAX })
-        };
-        let mut ends: Vec<(u64, u64)> = (0..self.journeys.len())
-            .filter(|&c| parent[c].is_none())
-            .map(|c| {
-                let (start, end) = core_iv(c);
-                (end, start)
-            })
-            .chain(api_iv.iter().map(|&(start, end)| (end, start)))
-            .collect();
-        ends.sort_unstable_by(|a, b| b.cmp(a));
-        let mut x = w;
-        for (end, start) in ends {
-            if end >= x {
-                x = x.min(start);
-            } else {
-                break;
-            }
-        }
         let take_j: Vec<bool> = (0..self.journeys.len())
             .map(|c| match parent[c] {
-                Some(a) => api_iv.get(a).is_some_and(|iv| iv.1 < x),
-                None => core_iv(c).1 < x,
+                Some(a) => api_iv.get(a).is_some_and(|iv| iv.1 < w),
+                None => core_iv(c).1 < w,
             })
             .collect();
-        let take_a: Vec<bool> = api_iv.iter().map(|iv| iv.1 < x).collect();
+        let take_a: Vec<bool> = api_iv.iter().map(|iv| iv.1 < w).collect();
         let n_taken = take_j.iter().chain(&take_a).filter(|&&t| t).count();
         self.next_pass = self.min_pass.max(held.saturating_sub(n_taken).saturating_mul(2));
         if n_taken == 0 {
             return;
         }
-        self.decide_part(&take_j, &take_a, x);
+        // The journeys held that may relate to one let go: those that started before the last
+        // of them ended.
+        let last_end = (0..self.journeys.len()).filter(|&c| take_j[c]).map(|c| core_iv(c).1).max().unwrap_or(0);
+        let context: Vec<bool> = (0..self.journeys.len()).map(|c| !take_j[c] && core_iv(c).0 < last_end).collect();
+        self.decide_part(&take_j, &take_a, &context, w);
     }
 
-    /// Decides the journeys and API spans `take_j` and `take_a` say on their own (see
+    /// Decides the journeys and API spans `take_j` and `take_a` say on their own, with the
+    /// journeys `context` says as context for the instance rules (see
     /// [`maybe_decide`](Self::maybe_decide)), keeps what the report needs of them and lets go
     /// of the rest.
-    fn decide_part(&mut self, take_j: &[bool], take_a: &[bool], x: u64) {
+    fn decide_part(&mut self, take_j: &[bool], take_a: &[bool], context: &[bool], x: u64) {
         let taken = |flags: &[bool], i: usize| flags.get(i).copied().unwrap_or(false);
         // Where each journey goes: its index in the part, or among those held.
         let mut new_index = Vec::with_capacity(take_j.len());
@@ -794,15 +790,34 @@ impl Checker {
                 in_held += 1;
             }
         }
+        // The context journeys, by their index among those held, numbered after the part's.
+        let mut context_of: Vec<usize> = Vec::new();
         let mut instances = Vec::with_capacity(self.instances.len());
         for instance in &mut self.instances {
             let flags: Vec<bool> = instance.members.iter().map(|(j, _)| taken(take_j, *j)).collect();
-            let checker = instance.checker.split_off(|k| flags.get(k).copied().unwrap_or(false));
+            let around: Vec<bool> = instance.members.iter().map(|(j, _)| taken(context, *j)).collect();
+            let mut checker = instance.checker.split_off(|k| flags.get(k).copied().unwrap_or(false));
+            if checker.is_empty() {
+                // Nothing of this instance is let go: nothing to decide here.
+                for member in &mut instance.members {
+                    member.0 = new_index.get(member.0).copied().unwrap_or(member.0);
+                }
+                continue;
+            }
             let (part, kept): (Vec<_>, Vec<_>) =
                 std::mem::take(&mut instance.members).into_iter().partition(|(j, _)| taken(take_j, *j));
             let remap = |(j, u): (usize, Vec<u32>)| (new_index.get(j).copied().unwrap_or(j), u);
-            instance.members = kept.into_iter().map(remap).collect();
-            instances.push(Instance { checker, members: part.into_iter().map(remap).collect() });
+            let kept: Vec<(usize, Vec<u32>)> = kept.into_iter().map(remap).collect();
+            let mut members: Vec<(usize, Vec<u32>)> = part.into_iter().map(remap).collect();
+            // The context: copies of the facts of the journeys held around those let go.
+            let kept_flags: Vec<bool> = flags.iter().zip(&around).filter(|(t, _)| !**t).map(|(_, a)| *a).collect();
+            checker.append(instance.checker.extract(|k| kept_flags.get(k).copied().unwrap_or(false)));
+            for ((j, u), _) in kept.iter().zip(&kept_flags).filter(|(_, a)| **a) {
+                members.push((in_part + context_of.len(), u.clone()));
+                context_of.push(*j);
+            }
+            instance.members = kept;
+            instances.push(Instance { checker, members });
         }
         // Their step facts: let go where no window needs them so far.
         for (c, held) in self.journeys.iter().enumerate() {
@@ -823,6 +838,7 @@ impl Checker {
         }
         let journeys = split(&mut self.journeys, take_j);
         let cores = split(&mut self.cores, take_j);
+        let carried = split(&mut self.carried, take_j);
         split(&mut self.times, take_j);
         split(&mut self.step_seq, take_j);
         let api = split(&mut self.api, take_a);
@@ -836,12 +852,23 @@ impl Checker {
             cores,
             apis,
             api,
+            carried,
+            context_from: in_part,
             others: std::mem::take(&mut self.others),
             api_seen: self.api_seen,
             ..Checker::new(self.options.clone(), self.keep.clone())
         };
-        let (checked, others) = part.decide(String::new(), Vec::new(), ReadCounts::default());
+        let (checked, others, found) = part.decide(String::new(), Vec::new(), ReadCounts::default());
         self.others = others;
+        // What the instance rules found for journeys still held: theirs when they are decided.
+        for (j, v) in found {
+            if let Some(&held) = j.checked_sub(in_part).and_then(|k| context_of.get(k))
+                && let Some(carried) = self.carried.get_mut(held)
+                && !carried.iter().any(|c| c.rule == v.rule && c.event_index == v.event_index)
+            {
+                carried.push(v);
+            }
+        }
         // Other spans that ended before `x`: no span held can be their child.
         if self.others_ends.iter().any(|(end, _)| *end < x) {
             let (gone, kept): (Vec<_>, Vec<_>) =
@@ -885,7 +912,7 @@ impl Checker {
         let decided = std::mem::take(&mut self.decided);
         let (api_seen, complete) = (self.api_seen, self.options.complete);
         let mut behind_horizon = self.behind_horizon;
-        let (mut checked, _) = self.decide(source_name, resources, counts);
+        let (mut checked, _, _) = self.decide(source_name, resources, counts);
         let offset = decided.api.len();
         for journey in &mut checked.journeys {
             if let Some(link) = journey.api_parent.as_mut() {
@@ -920,13 +947,9 @@ impl Checker {
     }
 
     /// Every rule over what the checker holds, as if nothing had been decided before; gives
-    /// back the other spans' ids.
-    fn decide(
-        self,
-        source_name: String,
-        resources: Vec<Resource>,
-        counts: ReadCounts,
-    ) -> (CheckedTrace, HashSet<(String, String)>) {
+    /// back the other spans' ids, and the instance rules' violations for the context journeys
+    /// (members numbered from `context_from`).
+    fn decide(self, source_name: String, resources: Vec<Resource>, counts: ReadCounts) -> Decision {
         let Checker {
             options,
             journeys: mut held,
@@ -940,6 +963,8 @@ impl Checker {
             summaries_kept,
             snapshots_kept,
             api_seen,
+            carried,
+            context_from,
             ..
         } = self;
         let mut steps = StepReport { summaries_kept, snapshots_kept, ..StepReport::default() };
@@ -951,9 +976,19 @@ impl Checker {
             steps.violations.extend(found.map(|v| (resource, v)));
         }
         let mut extra: Vec<Vec<Violation>> = vec![Vec::new(); held.len()];
+        for (more, carried) in extra.iter_mut().zip(carried) {
+            *more = carried;
+        }
+        let mut found = Vec::new();
         for instance in instances {
             for (j, v) in instance_rules(&held, instance) {
-                extra[j].push(v);
+                if j >= context_from {
+                    found.push((j, v));
+                } else if let Some(more) = extra.get_mut(j)
+                    && !more.iter().any(|c| c.rule == v.rule && c.event_index == v.event_index)
+                {
+                    more.push(v);
+                }
             }
         }
         let cross_options = CrossOptions {
@@ -1073,9 +1108,13 @@ impl Checker {
             retired: Retired::default(),
             behind_horizon: 0,
         };
-        (checked, others)
+        (checked, others, found)
     }
 }
+
+/// What [`Checker::decide`] gives: the checked part, the other spans' ids back, and the
+/// instance rules' violations for the context journeys.
+type Decision = (CheckedTrace, HashSet<(String, String)>, Vec<(usize, Violation)>);
 
 /// Moves the items of `v` that `take` flags (by index) out, in order; the rest stay in order.
 fn split<T>(v: &mut Vec<T>, take: &[bool]) -> Vec<T> {
@@ -1500,6 +1539,26 @@ mod tests {
         let mut text = Vec::new();
         crate::otel::text::write_summary(&mut text, &bounded, &[]).unwrap();
         assert!(String::from_utf8(text).unwrap().contains("behind the horizon"));
+    }
+
+    #[test]
+    fn relations_with_spans_still_held_are_decided_as_at_the_end() {
+        // Copies that overlap in time with the same request ids: every journey of a copy shares
+        // its id with a live one of the copy before (R14), across every pass's horizon.
+        let input = data("vllm/kv_pressure.otlp.jsonl");
+        let (first, last) = time_range(&input);
+        let shift = (last - first) / 2;
+        let long = shifted(&input, 30, shift);
+        let options = CheckOptions { horizon: Some(2 * (last - first)), ..CheckOptions::default() };
+        let mut stream = TraceStream::new("t", options).with_window(64);
+        (stream.checker.min_pass, stream.checker.next_pass) = (64, 64);
+        read_into("t", &long[..], &ReadOptions::default(), &mut stream, &mut |e| panic!("{e}"));
+        assert!(stream.checker.decided.journeys.len() > 100, "{}", stream.checker.decided.journeys.len());
+        let got = report_of(stream.finish());
+        let want = report_of(stream_with(&long, None).finish());
+        assert!(want.violations_by_rule().get(&RuleId::UniqueLiveIds).is_some_and(|&n| n > 100));
+        assert_eq!(got.behind_horizon, 0);
+        assert_eq!(totals(&got), totals(&want));
     }
 
     #[test]
