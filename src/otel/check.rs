@@ -373,9 +373,10 @@ struct Instance {
 }
 
 /// Checks journeys one span at a time: rules R1–R12 when a span is added, R13 and R14 per
-/// scheduler instance at [`finish`](Self::finish). Memory: the journeys kept whole (see
-/// [`KeepEvents`]), and for every other journey its ids, times and statistics plus what the
-/// instance rules need.
+/// scheduler instance (and the cross-layer rules) at [`finish`](Self::finish), or behind the
+/// horizon ([`CheckOptions::horizon`]) as the input goes on. Memory: the journeys kept whole
+/// (see [`KeepEvents`]), and for every other journey not yet decided its ids, times and
+/// statistics plus what the relation rules need; for one decided, its latency values.
 #[derive(Debug, Clone)]
 pub struct Checker {
     options: CheckOptions,
