@@ -180,9 +180,10 @@ pub struct RuleArgs {
     pub workload: Option<PathBuf>,
     /// How far back in trace time (seconds) the relations between spans stay open: a span's
     /// relations (R13, R14, the cross-layer pairs) are decided, and what is kept of it let go,
-    /// once the latest span end seen is this far past it and no span still held overlaps it. A
-    /// span that arrives later than that and may relate to one let go is counted as behind the
-    /// horizon, and the check is incomplete (exit 2). Ignored with --workload.
+    /// once the latest span end seen is this far past its end (spans still held are checked
+    /// against it first). A span that starts before that and arrives later may relate to one
+    /// let go: it is counted as behind the horizon, and the check is incomplete (exit 2). Set it
+    /// above the longest journey to check every relation. Ignored with --workload.
     #[arg(long, value_name = "SECONDS", default_value_t = CheckOptions::DEFAULT_HORIZON_NS as f64 / 1e9, value_parser = parse_seconds)]
     pub horizon: f64,
 }

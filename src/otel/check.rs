@@ -49,9 +49,10 @@ pub struct CheckOptions {
     pub workload: Option<Expected>,
     /// The horizon, in nanoseconds of trace time (`--horizon`): a streaming check that keeps
     /// only the violating journeys decides the relations of a span, and lets go of what it
-    /// kept of it, once the latest span end seen in the input is this far past it and nothing
-    /// still held overlaps it; a span that arrives earlier than what was decided is counted
-    /// as behind the horizon ([`CheckedTrace::behind_horizon`]). `None`: everything is kept
+    /// kept of it, once the latest span end seen in the input is this far past its end (with
+    /// the spans still held as context, see [`Checker`]); a span that arrives starting before
+    /// what was decided ended is counted as behind the horizon
+    /// ([`CheckedTrace::behind_horizon`]). `None`: everything is kept
     /// until the end (and always with a workload, whose rules need every span).
     pub horizon: Option<u64>,
 }
