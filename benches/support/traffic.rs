@@ -31,12 +31,35 @@ pub fn fixture_requests() -> Vec<(usize, ExportTraceServiceRequest)> {
     requests
 }
 
+/// How long the fixtures' requests last together in trace time (first span start to last span
+/// end, ns): shifting copy `n` by `n` times this much (and a second) lays the copies end to
+/// end, as a long run's traffic would be.
+#[allow(dead_code)]
+pub fn duration_ns(requests: &[(usize, ExportTraceServiceRequest)]) -> u64 {
+    let spans =
+        || requests.iter().flat_map(|(_, r)| &r.resource_spans).flat_map(|rs| &rs.scope_spans).flat_map(|ss| &ss.spans);
+    let first = spans().map(|s| s.start_time_unix_nano).min().unwrap_or(0);
+    let last = spans().map(|s| s.end_time_unix_nano).max().unwrap_or(0);
+    last.saturating_sub(first)
+}
+
 /// Copy number `copy` of the fixtures' requests: the resource `copy-<file>-<copy>`, and span
 /// ids counted on from `next_id`.
+#[allow(dead_code)]
 pub fn copy(
     requests: &[(usize, ExportTraceServiceRequest)],
     copy: u64,
     next_id: &mut u64,
+) -> Vec<ExportTraceServiceRequest> {
+    copy_at(requests, copy, next_id, 0)
+}
+
+/// [`copy`], `shift_ns` later in trace time (span and event times).
+pub fn copy_at(
+    requests: &[(usize, ExportTraceServiceRequest)],
+    copy: u64,
+    next_id: &mut u64,
+    shift_ns: u64,
 ) -> Vec<ExportTraceServiceRequest> {
     requests
         .iter()
@@ -55,6 +78,13 @@ pub fn copy(
                     for s in &mut ss.spans {
                         *next_id += 1;
                         s.span_id = next_id.to_be_bytes().to_vec();
+                        if shift_ns > 0 {
+                            s.start_time_unix_nano = s.start_time_unix_nano.saturating_add(shift_ns);
+                            s.end_time_unix_nano = s.end_time_unix_nano.saturating_add(shift_ns);
+                            for e in &mut s.events {
+                                e.time_unix_nano = e.time_unix_nano.saturating_add(shift_ns);
+                            }
+                        }
                     }
                 }
             }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use journey_spec::model::RuleId;
+use journey_spec::otel::CheckOptions;
 
 /// The EXIT STATUS section shared by the top-level help and `check`'s.
 pub const EXIT_STATUS: &str = "\
@@ -177,6 +178,14 @@ pub struct RuleArgs {
     /// caps against the journeys' totals.
     #[arg(long, value_name = "FILE")]
     pub workload: Option<PathBuf>,
+    /// How far back in trace time (seconds) the relations between spans stay open: a span's
+    /// relations (R13, R14, the cross-layer pairs) are decided, and what is kept of it let go,
+    /// once the latest span end seen is this far past its end (spans still held are checked
+    /// against it first). A span that starts before that and arrives later may relate to one
+    /// let go: it is counted as behind the horizon, and the check is incomplete (exit 2). Set it
+    /// above the longest journey to check every relation. Ignored with --workload.
+    #[arg(long, value_name = "SECONDS", default_value_t = CheckOptions::DEFAULT_HORIZON_NS as f64 / 1e9, value_parser = parse_seconds)]
+    pub horizon: f64,
 }
 
 /// `journey check`.

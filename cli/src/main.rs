@@ -102,6 +102,8 @@ fn rule_options(rules: &RuleArgs) -> Result<CheckOptions, expected::WorkloadErro
     let mut check = options(&rules.allow);
     check.profile = rules.profile.model();
     check.complete = rules.complete;
+    // `parse_seconds` bounds it to a day, so the nanoseconds fit.
+    check.horizon = Some((rules.horizon * 1e9) as u64);
     if let Some(path) = &rules.workload {
         check.workload = Some(expected::read(path)?);
     }
@@ -219,7 +221,7 @@ fn report(args: ReportArgs, out: &mut dyn Write) -> io::Result<u8> {
 
 /// The exit status of a check: input errors win over violations.
 fn exit_status(summary: &Summary) -> u8 {
-    if summary.input_errors > 0 {
+    if summary.input_errors > 0 || summary.behind_horizon > 0 {
         ERROR
     } else if summary.any_violation() {
         VIOLATION

@@ -172,6 +172,9 @@ pub struct CrossOptions {
     /// Span ids (trace hex, span hex) of the input's other spans (neither API nor core), so
     /// that a core span whose parent is one of them is told from one whose parent is absent.
     pub other_spans: HashSet<(String, String)>,
+    /// The input has an API layer even when `apis` holds none of its API spans (a streaming
+    /// check decides a part of the input at a time).
+    pub api_layer: bool,
 }
 
 /// Which span (or request) a finding is about.
@@ -272,7 +275,8 @@ pub fn check_layers(apis: &[ApiSide], cores: &[CoreSide], options: &CrossOptions
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); apis.len()];
     let mut parent_of = vec![None; cores.len()];
     let mut unpaired_core = 0;
-    let has_api_layer = !apis.is_empty() || options.workload.as_ref().is_some_and(|w| w.two_layers);
+    let has_api_layer =
+        options.api_layer || !apis.is_empty() || options.workload.as_ref().is_some_and(|w| w.two_layers);
     for (c, core) in cores.iter().enumerate() {
         let parent = core.parent_span_id.as_deref().and_then(|p| by_ids.get(&(core.trace_id.as_str(), p)).copied());
         match parent {

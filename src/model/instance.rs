@@ -51,9 +51,9 @@ pub struct InstanceViolation {
 #[derive(Debug, Clone, Default)]
 pub struct InstanceChecker {
     journeys: Vec<(RequestId, SpanInfo)>,
-    /// The earliest PREEMPTED of each step.
-    first_preempted: BTreeMap<Step, At>,
-    /// Every SCHEDULED event.
+    /// Every PREEMPTED event, in the order added.
+    preempted: Vec<(Step, At)>,
+    /// Every SCHEDULED event, in the order added.
     scheduled: Vec<(Step, At)>,
 }
 
@@ -70,16 +70,76 @@ impl InstanceChecker {
         for (event, e) in events.iter().enumerate() {
             let at = At { journey, event, ts: e.ts_monotonic };
             match e.kind {
-                EventKind::Preempted => {
-                    let slot = self.first_preempted.entry(e.step).or_insert(at);
-                    if at.ts < slot.ts {
-                        *slot = at;
-                    }
-                }
+                EventKind::Preempted => self.preempted.push((e.step, at)),
                 EventKind::Scheduled => self.scheduled.push((e.step, at)),
                 EventKind::Queued | EventKind::FirstToken | EventKind::Finished => {}
             }
         }
+    }
+
+    /// Moves the journeys whose index (the order of their [`add_journey`](Self::add_journey)
+    /// calls) `take` says into a checker of their own, keeping the order; the journeys left are
+    /// numbered on from 0 in their order. What a streaming check does with journeys whose
+    /// relations are decided: checks them apart and lets go of them.
+    pub fn split_off(&mut self, mut take: impl FnMut(usize) -> bool) -> InstanceChecker {
+        // Each journey's new index, and whether it goes.
+        let mut moves = Vec::with_capacity(self.journeys.len());
+        let (mut taken, mut kept) = (Vec::new(), Vec::new());
+        for (i, journey) in std::mem::take(&mut self.journeys).into_iter().enumerate() {
+            if take(i) {
+                moves.push((true, taken.len()));
+                taken.push(journey);
+            } else {
+                moves.push((false, kept.len()));
+                kept.push(journey);
+            }
+        }
+        self.journeys = kept;
+        let mut part = InstanceChecker { journeys: taken, ..InstanceChecker::default() };
+        let split = |events: &mut Vec<(Step, At)>, into: &mut Vec<(Step, At)>| {
+            let mut left = Vec::new();
+            for (step, mut at) in std::mem::take(events) {
+                let (goes, index) = moves.get(at.journey).copied().unwrap_or((false, at.journey));
+                at.journey = index;
+                if goes { into.push((step, at)) } else { left.push((step, at)) }
+            }
+            *events = left;
+        };
+        split(&mut self.preempted, &mut part.preempted);
+        split(&mut self.scheduled, &mut part.scheduled);
+        part
+    }
+
+    /// A copy of the journeys `pick` says (by index), numbered from 0 in their order: context
+    /// for deciding other journeys apart (see [`split_off`](Self::split_off)).
+    pub fn extract(&self, pick: impl Fn(usize) -> bool) -> InstanceChecker {
+        let mut index = vec![None; self.journeys.len()];
+        let mut out = InstanceChecker::default();
+        for (i, journey) in self.journeys.iter().enumerate() {
+            if pick(i) {
+                index[i] = Some(out.journeys.len());
+                out.journeys.push(journey.clone());
+            }
+        }
+        let copy = |events: &[(Step, At)], into: &mut Vec<(Step, At)>| {
+            for &(step, at) in events {
+                if let Some(Some(j)) = index.get(at.journey) {
+                    into.push((step, At { journey: *j, ..at }));
+                }
+            }
+        };
+        copy(&self.preempted, &mut out.preempted);
+        copy(&self.scheduled, &mut out.scheduled);
+        out
+    }
+
+    /// Adds the journeys of `other` after these (numbered on from [`len`](Self::len)).
+    pub fn append(&mut self, other: InstanceChecker) {
+        let offset = self.journeys.len();
+        self.journeys.extend(other.journeys);
+        let shift = |(step, at): (Step, At)| (step, At { journey: at.journey + offset, ..at });
+        self.preempted.extend(other.preempted.into_iter().map(shift));
+        self.scheduled.extend(other.scheduled.into_iter().map(shift));
     }
 
     /// How many journeys were added.
@@ -101,9 +161,17 @@ impl InstanceChecker {
     /// conflicts with, as indices of the [`add_journey`](Self::add_journey) calls (request ids
     /// alone are ambiguous when an id is reused).
     pub fn finish_by_journey(self) -> Vec<InstanceViolation> {
+        // The earliest PREEMPTED of each step (the first added among equal times).
+        let mut first_preempted: BTreeMap<Step, At> = BTreeMap::new();
+        for &(step, at) in &self.preempted {
+            let slot = first_preempted.entry(step).or_insert(at);
+            if at.ts < slot.ts {
+                *slot = at;
+            }
+        }
         let mut late = Vec::new();
         for (step, at) in &self.scheduled {
-            if let Some(p) = self.first_preempted.get(step)
+            if let Some(p) = first_preempted.get(step)
                 && at.ts > p.ts
             {
                 let (pid, _) = &self.journeys[p.journey];

@@ -290,6 +290,8 @@ struct JourneyFacts {
     /// The span lost events: its Running stretches cannot be trusted.
     partial: bool,
     facts: Vec<JourneyFact>,
+    /// The number of the [`StepChecker::add_journey`] call that added it.
+    seq: u64,
 }
 
 /// A journey event's time in monotonic nanoseconds (see the module documentation).
@@ -309,6 +311,8 @@ pub struct StepChecker {
     summaries: Vec<SummaryFacts>,
     snapshots: Vec<SnapshotFacts>,
     journeys: HashMap<String, Vec<JourneyFacts>>,
+    /// `add_journey` calls so far.
+    added: u64,
     violations: Vec<Violation>,
 }
 
@@ -572,8 +576,9 @@ impl StepChecker {
     }
 
     /// Keeps what the cross-check needs of one journey: its prompt length and the times of its
-    /// SCHEDULED, PREEMPTED and FINISHED events. `partial`: its span dropped events.
-    pub fn add_journey(&mut self, request_id: &str, partial: bool, events: &[JourneyEvent]) {
+    /// SCHEDULED, PREEMPTED and FINISHED events. `partial`: its span dropped events. Returns the
+    /// journey's number (counted from 0), for [`forget`](Self::forget).
+    pub fn add_journey(&mut self, request_id: &str, partial: bool, events: &[JourneyEvent]) -> u64 {
         let prompt = events.first().map_or(0, |e| e.progress.prefill_total);
         let facts = events
             .iter()
@@ -588,7 +593,32 @@ impl StepChecker {
                 preemptions: e.num_preemptions,
             })
             .collect();
-        self.journeys.entry(request_id.to_owned()).or_default().push(JourneyFacts { prompt, partial, facts });
+        let seq = self.added;
+        self.added = self.added.saturating_add(1);
+        self.journeys.entry(request_id.to_owned()).or_default().push(JourneyFacts { prompt, partial, facts, seq });
+        seq
+    }
+
+    /// Whether a window has been added (only then are the journeys' facts compared with anything
+    /// so far).
+    pub fn has_windows(&self) -> bool {
+        !self.windows.is_empty()
+    }
+
+    /// Lets go of the facts of journey number `seq` (as [`add_journey`](Self::add_journey)
+    /// returned it) with `request_id`: a streaming check that no longer expects a window to
+    /// need them.
+    pub fn forget(&mut self, request_id: &str, seq: u64) {
+        if let Some(facts) = self.journeys.get_mut(request_id) {
+            facts.retain(|f| f.seq != seq);
+            if facts.is_empty() {
+                self.journeys.remove(request_id);
+            }
+        }
+        // A map emptied keeps its table: give it back.
+        if self.journeys.len() < self.journeys.capacity() / 4 {
+            self.journeys.shrink_to_fit();
+        }
     }
 
     /// S1 across the windows and S3 against the journeys; every violation found.

@@ -22,6 +22,7 @@
 //! | `incomplete_journeys` | array | `path`, `request_id`, `trace_id`, `span_id`, `dropped_events`, `events` (kept) |
 //! | `stats` | object | statistics over the non-violating journeys (below) |
 //! | `violations_by_rule` | object | rule id → number of violations, for the rules that have any |
+//! | `behind_horizon` | int | present when not 0: spans and step windows that arrived behind the horizon (`--horizon`), after the spans they could relate to were decided; their relations were not checked, and the exit status is 2 |
 //! | `problems` | array | the input errors themselves (at most 1000 per input): `input` (the input as given), `path` (the file), `line` or `record` (`null` when none applies), `message` |
 //!
 //! Two-layer fields (`SPEC.md` §9–§10): `complete` (bool, `--complete` given), `api_spans`
@@ -109,6 +110,9 @@ pub struct Report<'a> {
     unpaired_api: u64,
     unpaired_core: u64,
     absent_requests: u64,
+    /// Present when not 0 (see [`Summary::behind_horizon`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    behind_horizon: u64,
     /// Present when the inputs had step windows (`SPEC.md` §12).
     #[serde(skip_serializing_if = "Option::is_none")]
     steps: Option<StepsOut<'a>>,
@@ -345,6 +349,7 @@ impl<'a> Report<'a> {
             unpaired_api: summary.unpaired_api,
             unpaired_core: summary.unpaired_core,
             absent_requests: summary.absent.len() as u64,
+            behind_horizon: summary.behind_horizon,
             steps: (summary.step_windows > 0).then(|| StepsOut {
                 windows: summary.step_windows,
                 summaries: summary.step_summaries,
@@ -370,4 +375,8 @@ impl<'a> Report<'a> {
         serde_json::to_writer(&mut out, self).map_err(io::Error::from)?;
         out.write_all(b"\n")
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -100,6 +100,13 @@ pub fn write_summary_with(
     if summary.input_errors > 0 {
         writeln!(out, "  {} while reading (see stderr)", plural(summary.input_errors, "problem", "problems"))?;
     }
+    if summary.behind_horizon > 0 {
+        writeln!(
+            out,
+            "  {} behind the horizon: came after the spans they could relate to were decided; relations not checked (--horizon)",
+            plural(summary.behind_horizon, "span", "spans")
+        )?;
+    }
     if summary.without_request_id > 0 {
         writeln!(
             out,

@@ -33,8 +33,13 @@
 //! never a pass. A record for a span already let go is **late**: it is left out and counted the
 //! same way, since checking it as a new journey would report a journey cut in two. Later records
 //! of a shed span are shed too (the last `max(max_pending, 65 536)` shed spans are remembered).
-//! What is kept of a span once it is let go is what `journey check` keeps: the journey in brief
-//! (ids, times, event kinds, statistics) and what the relation rules need of it.
+//! What is kept of a span once it is let go is what `journey check` keeps: until its relations
+//! are decided, the journey in brief (ids, times, event kinds, statistics) and what the
+//! relation rules need of it; once they are decided behind the horizon (`--horizon`, see
+//! [`CheckOptions::horizon`]), only its contribution to the totals and statistics (one value
+//! per distribution), and the journey itself when it violates a rule or lost events. A span
+//! that comes behind the horizon is counted (`behind_horizon` in the report,
+//! `journey_behind_horizon_total`) and makes the verdict incomplete, as a late record does.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Write};
@@ -173,7 +178,8 @@ pub enum Outcome {
     /// Every journey conforms, nothing was lost.
     Conforming,
     /// No journey violates a rule, but something was lost: records shed or late, bodies that
-    /// could not be decoded, journeys that dropped events, fewer journeys than expected.
+    /// could not be decoded, journeys that dropped events, spans behind the horizon, fewer
+    /// journeys than expected.
     Incomplete,
     /// At least one journey violates a rule.
     Violating,
@@ -420,7 +426,7 @@ impl Ingest {
         let short = self.short_of_expected();
         let lost_records = self.received.lost_records() > 0;
         let s = self.summary();
-        let lost = lost_records || s.input_errors > 0;
+        let lost = lost_records || s.input_errors > 0 || s.behind_horizon > 0;
         if s.any_violation() {
             Outcome::Violating
         } else if s.journeys == 0 && s.api_spans == 0 && !lost {
@@ -433,13 +439,13 @@ impl Ingest {
     }
 
     /// The exit status of `journey serve`, as `check`'s: 2 when input was lost or could not be
-    /// read (records shed or late, bodies not decoded, fewer journeys than expected), else 1
-    /// when a rule is broken, else 0.
+    /// read (records shed or late, bodies not decoded, spans behind the horizon, fewer journeys
+    /// than expected), else 1 when a rule is broken, else 0.
     pub fn exit_status(&mut self) -> u8 {
         let short = self.short_of_expected();
         let lost_records = self.received.lost_records() > 0;
         let s = self.summary();
-        if s.input_errors > 0 || lost_records || short {
+        if s.input_errors > 0 || s.behind_horizon > 0 || lost_records || short {
             2
         } else if s.any_violation() {
             1

@@ -11,6 +11,7 @@
 //! | `journey_rejected_requests_total` | counter | (bodies that could not be decoded) |
 //! | `journey_records_shed_total` | counter | (pending set full) |
 //! | `journey_late_records_total` | counter | (span already decided) |
+//! | `journey_behind_horizon_total` | counter | (spans that came after what they relate to was decided, `--horizon`) |
 //! | `journey_pending_spans` | gauge | |
 //! | `journey_queue_time_seconds` | histogram | QUEUED → first SCHEDULED |
 //! | `journey_time_to_first_token_seconds` | histogram | QUEUED → FIRST_TOKEN |
@@ -176,6 +177,12 @@ impl Metrics {
             "journey_late_records_total",
             "Span records left out because their span was already decided.",
             received.late_records,
+        );
+        counter(
+            &mut out,
+            "journey_behind_horizon_total",
+            "Spans and step windows that came behind the horizon (--horizon), after what they could relate to was decided.",
+            summary.behind_horizon,
         );
         let _ = writeln!(
             out,
