@@ -1316,12 +1316,8 @@ impl Scheduler {
         for (slot, s) in self.slots.iter().enumerate() {
             let Some(r) = &s.request else { continue };
             live += 1;
-            let h = Handle { slot: slot as u32, generation: s.generation };
             if place[slot] != 1 {
                 return fail(Invariant::OnePlace, format!("{} is in {} places", r.id, place[slot]));
-            }
-            if self.by_id.get(&r.id) != Some(&h) {
-                return fail(Invariant::IdIndex, format!("id index does not point at {}", r.id));
             }
             let expected = match r.status {
                 Status::Running => c.blocks_for(r.num_computed.min(c.max_model_len)),
@@ -1374,6 +1370,15 @@ impl Scheduler {
         }
         if live != self.by_id.len() {
             return fail(Invariant::IdIndex, format!("{live} live slots, {} ids", self.by_id.len()));
+        }
+        // Every live request is indexed under its id at its handle: walked from the index, which
+        // hashes nothing. The same condition as looking each live id up: with as many entries
+        // as live slots, every entry naming a distinct live request by its id (distinct keys
+        // cannot name one request, whose id is one of them) is every live request named once.
+        for (id, &h) in &self.by_id {
+            if self.request(h).is_none_or(|r| *r.id != **id) {
+                return fail(Invariant::IdIndex, format!("id index does not point {id} at a live request of that id"));
+            }
         }
         Ok(())
     }
