@@ -464,7 +464,14 @@ impl Scheduler {
         dst.step = *step;
         dst.slots.clone_from(slots);
         dst.free_slots.clone_from(free_slots);
-        dst.by_id.clone_from(by_id);
+        // Unchanged (the same entries in the same order: the same map) when `dst` was a sibling
+        // copy: then no reference count is touched (clearing and cloning the table would take
+        // two atomic operations per live request).
+        let same_index = dst.by_id.len() == by_id.len()
+            && dst.by_id.iter().zip(by_id).all(|((dk, dh), (k, h))| Arc::ptr_eq(dk, k) && dh == h);
+        if !same_index {
+            dst.by_id.clone_from(by_id);
+        }
         dst.waiting.clone_from(waiting);
         dst.running.clone_from(running);
         dst.pool.clone_from(pool);
