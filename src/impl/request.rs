@@ -202,7 +202,11 @@ impl Clone for Request {
             blocks,
             trace,
         } = source;
-        self.id.clone_from(id);
+        // A state is mostly forked into a sibling that holds the same ids: no reference count
+        // to touch then (two atomic operations per request and copy otherwise).
+        if !Arc::ptr_eq(&self.id, id) {
+            self.id.clone_from(id);
+        }
         self.prompt_len = *prompt_len;
         self.max_tokens = *max_tokens;
         self.max_total = *max_total;

@@ -284,7 +284,10 @@ pub struct Scheduler {
     step: u64,
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
-    by_id: HashMap<Arc<str>, Handle>,
+    /// Live requests by id. The ids come from outside, so the hasher is keyed at random per
+    /// process against hash flooding: aHash (`Cargo.toml` says why), not std's SipHash, which
+    /// cost a tenth of the explorer's instructions.
+    by_id: HashMap<Arc<str>, Handle, ahash::RandomState>,
     waiting: WaitingQueue,
     running: Vec<Handle>,
     pool: BlockPool,
@@ -435,7 +438,7 @@ impl Scheduler {
             step: 0,
             slots: Vec::new(),
             free_slots: Vec::new(),
-            by_id: HashMap::new(),
+            by_id: HashMap::default(),
             waiting: WaitingQueue::new(config.policy),
             running: Vec::new(),
             pool: BlockPool::new(num_blocks),
@@ -541,7 +544,14 @@ impl Scheduler {
         dst.step = *step;
         dst.slots.clone_from(slots);
         dst.free_slots.clone_from(free_slots);
-        dst.by_id.clone_from(by_id);
+        // Unchanged (the same entries in the same order: the same map) when `dst` was a sibling
+        // copy: then no reference count is touched (clearing and cloning the table would take
+        // two atomic operations per live request).
+        let same_index = dst.by_id.len() == by_id.len()
+            && dst.by_id.iter().zip(by_id).all(|((dk, dh), (k, h))| Arc::ptr_eq(dk, k) && dh == h);
+        if !same_index {
+            dst.by_id.clone_from(by_id);
+        }
         dst.waiting.clone_from(waiting);
         dst.running.clone_from(running);
         dst.pool.clone_from(pool);
@@ -1402,12 +1412,8 @@ impl Scheduler {
         for (slot, s) in self.slots.iter().enumerate() {
             let Some(r) = &s.request else { continue };
             live += 1;
-            let h = Handle { slot: slot as u32, generation: s.generation };
             if place[slot] != 1 {
                 return fail(Invariant::OnePlace, format!("{} is in {} places", r.id, place[slot]));
-            }
-            if self.by_id.get(&r.id) != Some(&h) {
-                return fail(Invariant::IdIndex, format!("id index does not point at {}", r.id));
             }
             let expected = match r.status {
                 Status::Running => c.blocks_for(r.num_computed.min(c.max_model_len)),
@@ -1460,6 +1466,17 @@ impl Scheduler {
         }
         if live != self.by_id.len() {
             return fail(Invariant::IdIndex, format!("{live} live slots, {} ids", self.by_id.len()));
+        }
+        // Every live request is indexed under its id at its handle: walked from the index, which
+        // hashes nothing. The same condition as looking each live id up: with as many entries
+        // as live slots, every entry naming a distinct live request by its id (distinct keys
+        // cannot name one request, whose id is one of them) is every live request named once.
+        for (id, &h) in &self.by_id {
+            // The index shares each request's id, so the pointers match; the text is compared
+            // when they do not.
+            if self.request(h).is_none_or(|r| !Arc::ptr_eq(&r.id, id) && *r.id != **id) {
+                return fail(Invariant::IdIndex, format!("id index does not point {id} at a live request of that id"));
+            }
         }
         Ok(())
     }
