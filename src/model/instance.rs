@@ -142,6 +142,22 @@ impl InstanceChecker {
         self.scheduled.extend(other.scheduled.into_iter().map(shift));
     }
 
+    /// Each journey's request id and span, in the order added.
+    pub fn journeys(&self) -> impl Iterator<Item = (&RequestId, &SpanInfo)> {
+        self.journeys.iter().map(|(id, span)| (id, span))
+    }
+
+    /// Every PREEMPTED event as (step, journey, event index, time), in the order added: what
+    /// R13 compares across journeys (by time within a step; among equal times, the first added).
+    pub fn preempted(&self) -> impl Iterator<Item = (Step, usize, usize, f64)> + '_ {
+        self.preempted.iter().map(|(step, at)| (*step, at.journey, at.event, at.ts))
+    }
+
+    /// Every SCHEDULED event as (step, journey, event index, time), in the order added.
+    pub fn scheduled(&self) -> impl Iterator<Item = (Step, usize, usize, f64)> + '_ {
+        self.scheduled.iter().map(|(step, at)| (*step, at.journey, at.event, at.ts))
+    }
+
     /// How many journeys were added.
     pub fn len(&self) -> usize {
         self.journeys.len()

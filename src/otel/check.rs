@@ -13,7 +13,9 @@
 //! assert!(checked.journeys.is_empty());
 //! ```
 
+use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::BuildHasher;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::TracesData;
@@ -22,8 +24,8 @@ use crate::model::api::{ApiEvent, ApiKind, ApiState, AttrValue, Endpoint, REASON
 use crate::model::cross::{About, ApiSide, CoreSide, CrossOptions, Expected, check_layers};
 use crate::model::ns::check_monotonic_ns;
 use crate::model::{
-    Detail, EventKind, InstanceChecker, JourneyChecker, JourneyEvent, Profile, RuleId, SpanInfo, State, StepChecker,
-    Verdict, Violation,
+    Detail, EventKind, InstanceChecker, JourneyChecker, JourneyEvent, Profile, RequestId, RuleId, SpanInfo, State,
+    Step, StepChecker, Verdict, Violation,
 };
 use crate::wire;
 
@@ -371,6 +373,138 @@ impl Held {
 struct Instance {
     checker: InstanceChecker,
     members: Vec<(usize, Vec<u32>)>,
+    /// What R13 and R14 need of the journeys let go behind the horizon.
+    let_go: LetGo,
+}
+
+/// What an instance keeps of the journeys it let go behind the horizon, so that a journey
+/// arriving behind it is still checked against them for R13 and R14 (see
+/// [`LetGo::check_late`]).
+///
+/// R14 keys each span by a keyed 128-bit fingerprint of its request id (two SipHash keys drawn
+/// at random per check): a false R14 violation would need two distinct ids to agree on both
+/// halves, about 2⁻¹²⁸ per pair of spans compared, which the keys keep out of an input's reach.
+#[derive(Debug, Clone, Default)]
+struct LetGo {
+    /// R14: the (start, end) of the first span let go with each id fingerprint.
+    ids: HashMap<u128, (u64, u64)>,
+    /// R14: those of further spans with the same fingerprint (an id reused).
+    more_ids: HashMap<u128, Vec<(u64, u64)>>,
+    /// R13: per step, what its let-go journeys did in it.
+    steps: HashMap<Step, StepFacts>,
+}
+
+/// R13's facts of one step over the journeys let go.
+#[derive(Debug, Clone, Default)]
+struct StepFacts {
+    /// The earliest PREEMPTED (the first let go among equal times): time, request id, and the
+    /// event's index among its journey's decoded events.
+    preempted: Option<(f64, RequestId, usize)>,
+    /// The time of the latest SCHEDULED.
+    scheduled: Option<f64>,
+}
+
+impl LetGo {
+    /// Notes what R13 and R14 need of the journeys of `part`, which are let go.
+    fn absorb(&mut self, part: &InstanceChecker, fingerprint: impl Fn(&str) -> u128) {
+        let ids: Vec<&RequestId> = part.journeys().map(|(id, _)| id).collect();
+        for (id, span) in part.journeys() {
+            if id.as_str().is_empty() {
+                continue;
+            }
+            if let (Some(start), Some(end)) = (span.start_unix_nano, span.end_unix_nano) {
+                let key = fingerprint(id.as_str());
+                match self.ids.entry(key) {
+                    Entry::Vacant(slot) => {
+                        slot.insert((start, end));
+                    }
+                    Entry::Occupied(_) => self.more_ids.entry(key).or_default().push((start, end)),
+                }
+            }
+        }
+        for (step, journey, event, ts) in part.preempted() {
+            let slot = &mut self.steps.entry(step).or_default().preempted;
+            if slot.as_ref().is_none_or(|(t, _, _)| ts < *t) {
+                let id = ids.get(journey).map(|id| (*id).clone()).unwrap_or_default();
+                *slot = Some((ts, id, event));
+            }
+        }
+        for (step, _, _, ts) in part.scheduled() {
+            let slot = &mut self.steps.entry(step).or_default().scheduled;
+            *slot = Some(slot.map_or(ts, |t| t.max(ts)));
+        }
+    }
+
+    /// Checks a journey arriving behind the horizon against the journeys let go, as
+    /// [`InstanceChecker`] would with them held: the R13 and R14 violations of the journey
+    /// itself, and whether a relation could not be checked — one that would make a journey let
+    /// go violating (a PREEMPTED before a let-go SCHEDULED of the same step; a span with the
+    /// same id that R14's order puts after one let go and overlaps it).
+    fn check_late(
+        &self,
+        key: u128,
+        id: &RequestId,
+        span: &SpanInfo,
+        decoded: &[JourneyEvent],
+        unreadable: &[u32],
+    ) -> (Vec<Violation>, bool) {
+        let mut found = Vec::new();
+        let mut unchecked = false;
+        for (k, e) in decoded.iter().enumerate() {
+            let Some(facts) = self.steps.get(&e.step) else { continue };
+            match e.kind {
+                EventKind::Scheduled => {
+                    if let Some((pts, pid, pev)) = &facts.preempted
+                        && e.ts_monotonic > *pts
+                    {
+                        found.push(Violation {
+                            rule: RuleId::NoAdmissionAfterPreemption,
+                            request_id: id.clone(),
+                            event_index: recorded_index(k, unreadable),
+                            detail: Detail::other(format!(
+                                "SCHEDULED at step {}, t={}, after request {:?} was PREEMPTED in the same step (event #{pev}, t={pts}; let go behind the horizon)",
+                                e.step,
+                                e.ts_monotonic,
+                                pid.as_str(),
+                            )),
+                        });
+                    }
+                }
+                EventKind::Preempted => unchecked |= facts.scheduled.is_some_and(|t| t > e.ts_monotonic),
+                EventKind::Queued | EventKind::FirstToken | EventKind::Finished => {}
+            }
+        }
+        if !id.as_str().is_empty()
+            && let (Some(start), Some(end)) = (span.start_unix_nano, span.end_unix_nano)
+        {
+            let first = self.ids.get(&key).into_iter();
+            let more = self.more_ids.get(&key).into_iter().flatten();
+            // R14 sorts the spans of an id by (start, end), then by arrival: the let-go ones
+            // come first among equals.
+            let mut live: Option<(u64, u64)> = None;
+            for &(s, e) in first.chain(more) {
+                if (s, e) <= (start, end) {
+                    if e > start && live.is_none_or(|(_, le)| e > le) {
+                        live = Some((s, e));
+                    }
+                } else if s < end {
+                    unchecked = true;
+                }
+            }
+            if let Some((s, e)) = live {
+                found.push(Violation {
+                    rule: RuleId::UniqueLiveIds,
+                    request_id: id.clone(),
+                    event_index: 0,
+                    detail: Detail::other(format!(
+                        "a span for request {:?} starts at {start} ns while another span for it, started at {s} ns, is live until {e} ns; the other span was let go behind the horizon",
+                        id.as_str()
+                    )),
+                });
+            }
+        }
+        (found, unchecked)
+    }
 }
 
 /// Checks journeys one span at a time: rules R1–R12 when a span is added, R13 and R14 per
@@ -432,6 +566,17 @@ pub struct Checker {
     next_pass: usize,
     /// The fewest spans held for a pass ([`MIN_PASS`]; smaller in tests).
     min_pass: usize,
+    /// The keys of the fingerprints of what was let go.
+    keys: [RandomState; 2],
+    /// Journeys and API spans that arrived behind the horizon and were checked against what was
+    /// kept of the spans let go.
+    late_checked: u64,
+    /// Fingerprints of the (trace, span) ids of the API spans and other spans let go: a core
+    /// span arriving later with one of them as its parent relates to a span let go.
+    let_go_parents_of: HashSet<u64>,
+    /// Fingerprints of the (trace, parent span) ids of the core spans let go: an API span
+    /// arriving later with one of them as its ids had a child let go.
+    let_go_children_of: HashSet<u64>,
 }
 
 /// What a streaming check decided behind the horizon: the violating journeys and API spans
@@ -494,7 +639,22 @@ impl Checker {
             decided: Decided::default(),
             next_pass: MIN_PASS,
             min_pass: MIN_PASS,
+            keys: [RandomState::new(), RandomState::new()],
+            late_checked: 0,
+            let_go_parents_of: HashSet::new(),
+            let_go_children_of: HashSet::new(),
         }
+    }
+
+    /// The fingerprint of a request id, for R14 (see [`LetGo`]).
+    fn id_fingerprint(keys: &[RandomState; 2], id: &str) -> u128 {
+        (u128::from(keys[0].hash_one(id)) << 64) | u128::from(keys[1].hash_one(id))
+    }
+
+    /// The fingerprint of a (trace, span) pair of ids: a false match only counts a span as
+    /// behind the horizon.
+    fn pair_fingerprint(&self, trace_id: &str, span_id: &str) -> u64 {
+        self.keys[0].hash_one((trace_id, span_id))
     }
 
     /// Calls `f` on each journey checked since the last call, in the order they were checked.
@@ -532,7 +692,12 @@ impl Checker {
             (e.time_unix_nano.unwrap_or(0), e.attribute(REASON).and_then(AttrValue::as_str).map(str::to_owned))
         });
         let request_id = api_span.request_id().map(str::to_owned);
-        let times = self.arrive(span.info.start_unix_nano, span.info.end_unix_nano);
+        let (times, late) = self.arrive(span.info.start_unix_nano, span.info.end_unix_nano);
+        self.late_checked += u64::from(late);
+        if late && self.let_go_children_of.contains(&self.pair_fingerprint(&hex(&span.trace_id), &hex(&span.span_id))) {
+            // A child of it was let go: the pair was not checked.
+            self.behind_horizon += 1;
+        }
         self.api_times.push(times);
         self.api_seen = true;
         self.apis.push(ApiSide {
@@ -650,9 +815,17 @@ impl Checker {
             }
             return;
         }
-        let times = self.arrive(span.info.start_unix_nano, span.info.end_unix_nano);
+        let (times, late) = self.arrive(span.info.start_unix_nano, span.info.end_unix_nano);
+        self.late_checked += u64::from(late);
         self.times.push(times);
-        self.cores.push(Self::core_side(&span));
+        let core = Self::core_side(&span);
+        // Behind the horizon: its API parent (or other parent span) was let go.
+        let mut unchecked = late
+            && core
+                .parent_span_id
+                .as_deref()
+                .is_some_and(|p| self.let_go_parents_of.contains(&self.pair_fingerprint(&core.trace_id, p)));
+        self.cores.push(core);
         let index = self.journeys.len();
         let resource = span.resource;
         if self.instances.len() <= resource {
@@ -669,7 +842,19 @@ impl Checker {
         let id = span.request_id.clone().unwrap_or_default();
         let seq = self.steps_of(resource).add_journey(&id, span.info.dropped_events > 0, &decoded);
         self.step_seq.push(seq);
-        self.carried.push(Vec::new());
+        let id = RequestId::from(id);
+        let mut carried = Vec::new();
+        if late && let Some(instance) = self.instances.get(resource) {
+            // Checked against the journeys of its instance let go, for R13 and R14.
+            let key = Self::id_fingerprint(&self.keys, id.as_str());
+            let (found, not_checked) = instance.let_go.check_late(key, &id, &span.info, &decoded, &unreadable);
+            carried = found;
+            unchecked |= not_checked;
+        }
+        if unchecked {
+            self.behind_horizon += 1;
+        }
+        self.carried.push(carried);
         let instance = &mut self.instances[resource];
         instance.checker.add_journey(id, span.info, &decoded);
         instance.members.push((index, unreadable));
@@ -703,14 +888,13 @@ impl Checker {
     }
 
     /// Notes a journey or API span arriving: its times, the clock, and whether it came behind
-    /// the horizon.
-    fn arrive(&mut self, start: Option<u64>, end: Option<u64>) -> (u64, u64) {
+    /// the horizon (starting before spans let go ended; the caller checks what it can against
+    /// what was kept of them).
+    fn arrive(&mut self, start: Option<u64>, end: Option<u64>) -> ((u64, u64), bool) {
         let (start, end) = self.time_of(start, end);
-        if start < self.decided_until {
-            self.behind_horizon += 1;
-        }
+        let late = start < self.decided_until;
         self.latest_end = self.latest_end.max(end);
-        (start, end)
+        ((start, end), late)
     }
 
     /// Decides the relations of the spans behind the horizon and lets go of them, when enough
@@ -795,6 +979,7 @@ impl Checker {
         // The context journeys, by their index among those held, numbered after the part's.
         let mut context_of: Vec<usize> = Vec::new();
         let mut instances = Vec::with_capacity(self.instances.len());
+        let keys = self.keys.clone();
         for instance in &mut self.instances {
             let flags: Vec<bool> = instance.members.iter().map(|(j, _)| taken(take_j, *j)).collect();
             let around: Vec<bool> = instance.members.iter().map(|(j, _)| taken(context, *j)).collect();
@@ -811,6 +996,7 @@ impl Checker {
             let remap = |(j, u): (usize, Vec<u32>)| (new_index.get(j).copied().unwrap_or(j), u);
             let kept: Vec<(usize, Vec<u32>)> = kept.into_iter().map(remap).collect();
             let mut members: Vec<(usize, Vec<u32>)> = part.into_iter().map(remap).collect();
+            instance.let_go.absorb(&checker, |id| Self::id_fingerprint(&keys, id));
             // The context: copies of the facts of the journeys held around those let go.
             let kept_flags: Vec<bool> = flags.iter().zip(&around).filter(|(t, _)| !**t).map(|(_, a)| *a).collect();
             checker.append(instance.checker.extract(|k| kept_flags.get(k).copied().unwrap_or(false)));
@@ -819,7 +1005,7 @@ impl Checker {
                 context_of.push(*j);
             }
             instance.members = kept;
-            instances.push(Instance { checker, members });
+            instances.push(Instance { checker, members, let_go: LetGo::default() });
         }
         // Their step facts: let go where no window needs them so far.
         for (c, held) in self.journeys.iter().enumerate() {
@@ -846,6 +1032,16 @@ impl Checker {
         let api = split(&mut self.api, take_a);
         let apis = split(&mut self.apis, take_a);
         split(&mut self.api_times, take_a);
+        for a in &apis {
+            let p = self.pair_fingerprint(&a.trace_id, &a.span_id);
+            self.let_go_parents_of.insert(p);
+        }
+        for c in &cores {
+            if let Some(parent) = c.parent_span_id.as_deref() {
+                let p = self.pair_fingerprint(&c.trace_id, parent);
+                self.let_go_children_of.insert(p);
+            }
+        }
         self.handed_out = self.handed_out.saturating_sub(journeys.len());
         let orphans = if self.api_seen { 0 } else { journeys.len() as u64 };
         let part = Checker {
@@ -876,6 +1072,8 @@ impl Checker {
             let (gone, kept): (Vec<_>, Vec<_>) =
                 std::mem::take(&mut self.others_ends).into_iter().partition(|(end, _)| *end < x);
             for (_, key) in gone {
+                let p = self.pair_fingerprint(&key.0, &key.1);
+                self.let_go_parents_of.insert(p);
                 self.others.remove(&key);
             }
             self.others_ends = kept;
@@ -1184,7 +1382,7 @@ fn check_span(span: Span, profile: Profile) -> JourneyReport {
 /// Event indices are mapped back from the decoded events the model saw to the journey's
 /// events, and R14's message names the other span.
 fn instance_rules(journeys: &[Held], instance: Instance) -> Vec<(usize, Violation)> {
-    let Instance { checker, members } = instance;
+    let Instance { checker, members, .. } = instance;
     if members.is_empty() {
         return Vec::new();
     }
@@ -1511,7 +1709,7 @@ mod tests {
     }
 
     #[test]
-    fn a_relation_across_the_horizon_is_reported_as_behind_it() {
+    fn a_late_r14_partner_behind_the_horizon_is_reported_as_an_r14_violation() {
         let input = data("vllm/basic.otlp.jsonl");
         let (first, last) = time_range(&input);
         let shift = last - first + 1_000_000_000;
@@ -1523,11 +1721,99 @@ mod tests {
         let everything = report_of(stream_with(&long, None).finish());
         assert!(everything.violations_by_rule().contains_key(&RuleId::UniqueLiveIds));
         assert_eq!(everything.behind_horizon, 0);
-        let bounded = report_of(stream_with(&long, Some(shift)).finish());
-        assert!(!bounded.violations_by_rule().contains_key(&RuleId::UniqueLiveIds));
-        let late = again.split_inclusive(|&b| b == b'\n').next_back().unwrap();
-        let spans_in_line = report_of(stream_with(late, None).finish()).journeys;
-        assert_eq!(bounded.behind_horizon, spans_in_line);
+        let stream = stream_with(&long, Some(shift));
+        assert!(stream.checker.decided_until > first, "nothing was let go");
+        let bounded = report_of(stream.finish());
+        // Checked against what was kept of the spans let go: found, and nothing left unchecked.
+        assert_eq!(bounded.behind_horizon, 0);
+        assert_eq!(totals(&bounded), totals(&everything));
+    }
+
+    /// `input` with every span of `resource_spans` entries for which `keep` says so, as lines
+    /// of one span each (the span's resource and scope kept).
+    fn spans_of(input: &[u8], mut keep: impl FnMut(&serde_json::Value) -> bool) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for line in input.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+            for rs in v["resourceSpans"].as_array().unwrap() {
+                for ss in rs["scopeSpans"].as_array().unwrap() {
+                    for span in ss["spans"].as_array().unwrap() {
+                        if !keep(span) {
+                            continue;
+                        }
+                        let one = serde_json::json!({"resourceSpans": [{
+                            "resource": rs["resource"].clone(),
+                            "scopeSpans": [{"scope": ss["scope"].clone(), "spans": [span.clone()]}],
+                        }]});
+                        let mut bytes = serde_json::to_vec(&one).unwrap();
+                        bytes.push(b'\n');
+                        out.push(bytes);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Copies of `vllm/basic` after `until`, under another resource (another instance): they
+    /// only move the horizon on.
+    fn filler(until: u64) -> (Vec<u8>, u64) {
+        let input = data("vllm/basic.otlp.jsonl");
+        let (first, last) = time_range(&input);
+        let shift = last - first + 1_000_000_000;
+        let copies = shifted(&input, 60, shift);
+        let moved = shifted(&copies, 2, until.saturating_sub(first) + 1_000_000_000);
+        let lines: Vec<&[u8]> = moved.split_inclusive(|&b| b == b'\n').collect();
+        let second = lines[lines.len() / 2..].concat();
+        (String::from_utf8(second).unwrap().replace("unknown_service", "filler").into_bytes(), shift)
+    }
+
+    #[test]
+    fn a_late_r13_conflict_across_the_horizon_is_found() {
+        let input = data("corrupted/R13.admitted-after-a-preemption-in-the-same-step.otlp.jsonl");
+        // The first span is PREEMPTED in step 10; the second is SCHEDULED in it just after.
+        let spans = spans_of(&input, |_| true);
+        let (_, last) = time_range(&input);
+        let (fill, horizon) = filler(last);
+        let check = |order: [usize; 2]| {
+            let long = [spans[order[0]].clone(), fill.clone(), spans[order[1]].clone()].concat();
+            let everything = report_of(stream_with(&long, None).finish());
+            assert_eq!(everything.violations_by_rule().get(&RuleId::NoAdmissionAfterPreemption), Some(&1));
+            let stream = stream_with(&long, Some(horizon));
+            assert!(stream.checker.decided_until > last, "the first span was not let go");
+            (report_of(stream.finish()), everything)
+        };
+        // The admission arrives late: checked against the let-go preemption, and found.
+        let (bounded, everything) = check([0, 1]);
+        assert_eq!(bounded.behind_horizon, 0);
+        assert_eq!(totals(&bounded), totals(&everything));
+        // The preemption arrives late: the admission let go would violate, which is not checked.
+        let (bounded, _) = check([1, 0]);
+        assert_eq!(bounded.behind_horizon, 1);
+        assert!(!bounded.violations_by_rule().contains_key(&RuleId::NoAdmissionAfterPreemption));
+    }
+
+    #[test]
+    fn a_late_core_span_whose_api_parent_was_let_go_is_behind_the_horizon() {
+        let input = data("vllm-head/api_r42.otlp.jsonl");
+        let api = spans_of(&input, |s| s["name"] == "llm_request" && s["parentSpanId"] == "afd6bf7817e7fe82");
+        let parent = api[0].clone();
+        let parent_id = serde_json::from_slice::<serde_json::Value>(&parent).unwrap()["resourceSpans"][0]["scopeSpans"]
+            [0]["spans"][0]["spanId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let child = spans_of(&input, |s| s["parentSpanId"] == parent_id.as_str());
+        assert_eq!(child.len(), 1);
+        let (_, last) = time_range(&input);
+        let (fill, horizon) = filler(last);
+        let long = [parent, fill, child[0].clone()].concat();
+        let everything = report_of(stream_with(&long, None).finish());
+        assert_eq!(everything.behind_horizon, 0);
+        assert_eq!(everything.pairs, 1);
+        let bounded = report_of(stream_with(&long, Some(horizon)).finish());
+        // The pair was not checked: counted, and the verdict is incomplete.
+        assert_eq!(bounded.behind_horizon, 1);
         assert_eq!(bounded.journeys, everything.journeys);
         // The JSON report says so; it has no such field when nothing came behind the horizon.
         let json = |s: &Summary| {
@@ -1536,11 +1822,33 @@ mod tests {
             String::from_utf8(out).unwrap()
         };
         let report: serde_json::Value = serde_json::from_str(&json(&bounded)).unwrap();
-        assert_eq!(report["behind_horizon"], spans_in_line);
+        assert_eq!(report["behind_horizon"], 1);
         assert!(!json(&everything).contains("behind_horizon"));
         let mut text = Vec::new();
         crate::otel::text::write_summary(&mut text, &bounded, &[]).unwrap();
         assert!(String::from_utf8(text).unwrap().contains("behind the horizon"));
+    }
+
+    #[test]
+    fn journeys_longer_than_the_horizon_check_as_if_everything_were_kept() {
+        // A long valid run whose journeys last much longer than the horizon: most spans arrive
+        // starting before what was let go ended, and are checked against what was kept of it.
+        let input = data("vllm/kv_pressure.otlp.jsonl");
+        let (first, last) = time_range(&input);
+        let shift = last - first + 1_000_000_000;
+        let long = shifted(&input, 40, shift);
+        let horizon = (last - first) / 20;
+        let options = CheckOptions { horizon: Some(horizon), ..CheckOptions::default() };
+        let mut stream = TraceStream::new("t", options).with_window(64);
+        (stream.checker.min_pass, stream.checker.next_pass) = (64, 64);
+        read_into("t", &long[..], &ReadOptions::default(), &mut stream, &mut |e| panic!("{e}"));
+        assert!(stream.checker.late_checked > 1000, "{} late", stream.checker.late_checked);
+        let got = report_of(stream.finish());
+        let want = report_of(stream_with(&long, None).finish());
+        assert_eq!(want.violating, 0);
+        assert_eq!(got.behind_horizon, 0);
+        assert_eq!(totals(&got), totals(&want));
+        assert_eq!(got.stats.preemptions, want.stats.preemptions);
     }
 
     #[test]
