@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::model::{EventKind, FinishStatus, Verdict};
 
-use super::check::{CheckedTrace, JourneyReport};
+use super::check::{CheckedTrace, JourneyReport, SettledJourney};
 use super::read::RecordedEvent;
 
 /// One input of the check.
@@ -62,6 +62,20 @@ pub struct IncompleteJourney {
     pub dropped_events: u32,
     /// Events kept.
     pub events: usize,
+}
+
+impl IncompleteJourney {
+    /// The entry of a journey settled without its events kept, from input `input`.
+    fn settled(input: usize, s: SettledJourney) -> Self {
+        IncompleteJourney {
+            input,
+            request_id: s.request_id,
+            trace_id: s.trace_id,
+            span_id: s.span_id,
+            dropped_events: s.span.dropped_events,
+            events: s.events,
+        }
+    }
 }
 
 /// A distribution of durations (seconds), summarised by nearest-rank percentiles.
@@ -319,14 +333,7 @@ impl Summary {
         self.stats.merge(&retired.stats);
         for s in retired.incomplete {
             self.incomplete += 1;
-            self.incomplete_journeys.push(IncompleteJourney {
-                input,
-                request_id: s.request_id,
-                trace_id: s.trace_id,
-                span_id: s.span_id,
-                dropped_events: s.span.dropped_events,
-                events: s.events,
-            });
+            self.incomplete_journeys.push(IncompleteJourney::settled(input, s));
         }
         for s in checked.settled {
             self.events += s.events as u64;
@@ -334,14 +341,7 @@ impl Summary {
             self.stats.add(&s.metrics);
             if s.span.dropped_events > 0 {
                 self.incomplete += 1;
-                self.incomplete_journeys.push(IncompleteJourney {
-                    input,
-                    request_id: s.request_id,
-                    trace_id: s.trace_id,
-                    span_id: s.span_id,
-                    dropped_events: s.span.dropped_events,
-                    events: s.events,
-                });
+                self.incomplete_journeys.push(IncompleteJourney::settled(input, s));
             } else {
                 self.conforming += 1;
             }
