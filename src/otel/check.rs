@@ -680,7 +680,9 @@ impl Generation {
 /// scheduler instance (and the cross-layer rules) at [`finish`](Self::finish), or behind the
 /// horizon ([`CheckOptions::horizon`]) as the input goes on. Memory: the journeys kept whole
 /// (see [`KeepEvents`]), and for every other journey not yet decided its ids, times and
-/// statistics plus what the relation rules need; for one decided, its latency values.
+/// statistics plus what the relation rules need; for one decided, its latency values, and
+/// until the facts horizon ([`CheckOptions::facts_horizon`]) is past it a few words of facts
+/// for the relation rules (see [`LetGo`]).
 #[derive(Debug, Clone)]
 pub struct Checker {
     options: CheckOptions,
