@@ -682,7 +682,7 @@ impl Generation {
 /// (see [`KeepEvents`]), and for every other journey not yet decided its ids, times and
 /// statistics plus what the relation rules need; for one decided, its latency values, and
 /// until the facts horizon ([`CheckOptions::facts_horizon`]) is past it a few words of facts
-/// for the relation rules (see [`LetGo`]).
+/// for the relation rules.
 #[derive(Debug, Clone)]
 pub struct Checker {
     options: CheckOptions,
