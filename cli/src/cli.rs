@@ -186,6 +186,15 @@ pub struct RuleArgs {
     /// above the longest journey to check every relation. Ignored with --workload.
     #[arg(long, value_name = "SECONDS", default_value_t = CheckOptions::DEFAULT_HORIZON_NS as f64 / 1e9, value_parser = parse_seconds)]
     pub horizon: f64,
+    /// How far back in trace time (seconds) the facts of the spans let go behind the horizon
+    /// stay (default: 64 horizons, 38400 with the default horizon): a span arriving behind the
+    /// horizon is still checked against what R13, R14 and the cross-layer pairs need of them (a
+    /// few words per span and step), until the latest span end seen is this far past their
+    /// letting go. A span that starts before what was dropped ended is counted as behind the
+    /// horizon (exit 2). It bounds memory by the spans of the last facts horizon; set it above
+    /// the longest journey to check every relation. At most 64 days.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_facts_seconds)]
+    pub facts_horizon: Option<f64>,
 }
 
 /// `journey check`.
@@ -518,6 +527,16 @@ fn parse_rule(s: &str) -> Result<RuleId, String> {
         let known: Vec<&str> = RuleId::ALL.iter().map(|r| r.as_str()).collect();
         format!("unknown rule {s:?}: expected an id ({}) or a rule name (see `journey rules`)", known.join(", "))
     })
+}
+
+/// Seconds of `--facts-horizon`: up to 64 days, the default with the longest horizon.
+fn parse_facts_seconds(s: &str) -> Result<f64, String> {
+    const MAX: f64 = 64.0 * 86_400.0;
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=MAX).contains(&v) => Ok(v),
+        Ok(_) => Err(format!("{s:?} is out of range: expected seconds between 0 and {MAX}")),
+        Err(e) => Err(format!("{s:?} is not a number of seconds: {e}")),
+    }
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {

@@ -104,6 +104,8 @@ fn rule_options(rules: &RuleArgs) -> Result<CheckOptions, expected::WorkloadErro
     check.complete = rules.complete;
     // `parse_seconds` bounds it to a day, so the nanoseconds fit.
     check.horizon = Some((rules.horizon * 1e9) as u64);
+    // `parse_facts_seconds` bounds it to 64 days, so the nanoseconds fit.
+    check.facts_horizon = rules.facts_horizon.map(|s| (s * 1e9) as u64);
     if let Some(path) = &rules.workload {
         check.workload = Some(expected::read(path)?);
     }

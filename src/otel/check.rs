@@ -13,8 +13,8 @@
 //! assert!(checked.journeys.is_empty());
 //! ```
 
-use std::collections::hash_map::{Entry, RandomState};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -57,12 +57,26 @@ pub struct CheckOptions {
     /// ([`CheckedTrace::behind_horizon`]). `None`: everything is kept
     /// until the end (and always with a workload, whose rules need every span).
     pub horizon: Option<u64>,
+    /// The facts horizon, in nanoseconds of trace time (`--facts-horizon`): with a horizon, what
+    /// R13, R14 and the cross-layer pairs need of the spans let go (a few words per span and
+    /// step) is kept so that a span arriving behind the horizon is still checked against them,
+    /// until the latest span end seen is about this far past their letting go (they are
+    /// dropped an eighth of it at a time); a span arriving that starts before what was dropped
+    /// ended is counted as behind the horizon. It bounds what a long run holds by the journeys
+    /// of the last facts horizon. `None`: [`FACTS_PER_HORIZON`](Self::FACTS_PER_HORIZON)
+    /// times the horizon.
+    pub facts_horizon: Option<u64>,
 }
 
 impl CheckOptions {
     /// The horizon `journey check` and `journey serve` use unless told otherwise
     /// (`--horizon 600`): ten minutes of trace time.
     pub const DEFAULT_HORIZON_NS: u64 = 600_000_000_000;
+
+    /// The facts horizon unless told otherwise, in horizons: 64 (10 h 40 min of trace time with
+    /// the default horizon), so that a journey arriving up to that long after it started is
+    /// still checked against what was let go.
+    pub const FACTS_PER_HORIZON: u64 = 64;
 }
 
 /// The step windows of one input, checked (rules S1–S3, `SPEC.md` §12).
@@ -373,90 +387,245 @@ impl Held {
 struct Instance {
     checker: InstanceChecker,
     members: Vec<(usize, Vec<u32>)>,
-    /// What R13 and R14 need of the journeys let go behind the horizon.
-    let_go: LetGo,
 }
 
-/// What an instance keeps of the journeys it let go behind the horizon, so that a journey
-/// arriving behind it is still checked against them for R13 and R14 (see
-/// [`LetGo::check_late`]).
+/// What an instance keeps, in one [`Generation`], of the journeys it let go behind the horizon,
+/// so that a journey arriving behind it is still checked against them for R13 and R14 (see
+/// [`Generation::check_late`]). Each table is a vector sorted by its key, merged into once per
+/// decision pass (the steps of an instance grow, so a pass's steps are mostly appended): a few
+/// words per entry, where hash tables of the same facts took several times that.
 ///
 /// R14 keys each span by a keyed 128-bit fingerprint of its request id (two SipHash keys drawn
 /// at random per check): a false R14 violation would need two distinct ids to agree on both
 /// halves, about 2⁻¹²⁸ per pair of spans compared, which the keys keep out of an input's reach.
 #[derive(Debug, Clone, Default)]
 struct LetGo {
-    /// R14: the (start, end) of the first span let go with each id fingerprint.
-    ids: HashMap<u128, (u64, u64)>,
-    /// R14: those of further spans with the same fingerprint (an id reused).
-    more_ids: HashMap<u128, Vec<(u64, u64)>>,
-    /// R13: per step, what its let-go journeys did in it.
-    steps: HashMap<Step, StepFacts>,
+    /// R14: (id fingerprint, start, end) of each span let go, sorted by fingerprint; spans with
+    /// the same fingerprint (an id reused) in the order they were let go.
+    ids: Vec<(u128, u64, u64)>,
+    /// R13: per step, the time of its latest SCHEDULED, sorted by step.
+    scheduled: Vec<(Step, f64)>,
+    /// R13: per step that had one, its earliest PREEMPTED (the first let go among equal times),
+    /// sorted by step.
+    preempted: Vec<PreemptedFact>,
+    /// The request ids of the PREEMPTED journeys of `preempted`, end to end (for the violation
+    /// text only): the `i`-th ends at `id_ends[i]`.
+    id_text: String,
+    id_ends: Vec<usize>,
 }
 
-/// R13's facts of one step over the journeys let go.
-#[derive(Debug, Clone, Default)]
-struct StepFacts {
-    /// The earliest PREEMPTED (the first let go among equal times): time, request id, and the
-    /// event's index among its journey's decoded events.
-    preempted: Option<(f64, RequestId, usize)>,
-    /// The time of the latest SCHEDULED.
-    scheduled: Option<f64>,
+/// R13's earliest PREEMPTED of one step over the journeys let go.
+#[derive(Debug, Clone, Copy)]
+struct PreemptedFact {
+    step: Step,
+    ts: f64,
+    /// The event's index among its journey's decoded events.
+    event: usize,
+    /// Its journey's request id: an index into [`LetGo::id_ends`].
+    id: usize,
+}
+
+/// Merges `new` into `v`, both sorted by `key` (stably): among equal keys, `v`'s come first.
+fn merge_sorted<T, K: Ord>(v: &mut Vec<T>, mut new: Vec<T>, key: impl Fn(&T) -> K) {
+    match (v.last(), new.first()) {
+        (_, None) => return,
+        (Some(a), Some(b)) if key(a) > key(b) => {}
+        _ => {
+            v.append(&mut new);
+            return;
+        }
+    }
+    let mut out = Vec::with_capacity(v.len().saturating_add(new.len()));
+    let mut a = std::mem::take(v).into_iter().peekable();
+    let mut b = new.into_iter().peekable();
+    loop {
+        let from_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => key(x) <= key(y),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        out.extend(if from_a { a.next() } else { b.next() });
+    }
+    *v = out;
 }
 
 impl LetGo {
     /// Notes what R13 and R14 need of the journeys of `part`, which are let go.
     fn absorb(&mut self, part: &InstanceChecker, fingerprint: impl Fn(&str) -> u128) {
         let ids: Vec<&RequestId> = part.journeys().map(|(id, _)| id).collect();
-        for (id, span) in part.journeys() {
-            if id.as_str().is_empty() {
-                continue;
+        let mut spans: Vec<(u128, u64, u64)> = part
+            .journeys()
+            .filter(|(id, _)| !id.as_str().is_empty())
+            .filter_map(|(id, span)| Some((fingerprint(id.as_str()), span.start_unix_nano?, span.end_unix_nano?)))
+            .collect();
+        spans.sort_by_key(|s| s.0);
+        merge_sorted(&mut self.ids, spans, |s| s.0);
+
+        // Per step, the earliest PREEMPTED of the part (the first among equal times).
+        let mut preempted: Vec<(Step, usize, usize, f64)> = part.preempted().collect();
+        preempted.sort_by_key(|p| p.0);
+        preempted.dedup_by(|later, kept| {
+            if later.0 != kept.0 {
+                return false;
             }
-            if let (Some(start), Some(end)) = (span.start_unix_nano, span.end_unix_nano) {
-                let key = fingerprint(id.as_str());
-                match self.ids.entry(key) {
-                    Entry::Vacant(slot) => {
-                        slot.insert((start, end));
-                    }
-                    Entry::Occupied(_) => self.more_ids.entry(key).or_default().push((start, end)),
+            if later.3 < kept.3 {
+                *kept = *later;
+            }
+            true
+        });
+        let mut last_journey = None;
+        let facts: Vec<PreemptedFact> = preempted
+            .into_iter()
+            .map(|(step, journey, event, ts)| {
+                if last_journey.is_none_or(|(j, _)| j != journey) {
+                    self.id_text.push_str(ids.get(journey).map_or("", |id| id.as_str()));
+                    self.id_ends.push(self.id_text.len());
+                    last_journey = Some((journey, self.id_ends.len().saturating_sub(1)));
                 }
+                let id = last_journey.map_or(0, |(_, i)| i);
+                PreemptedFact { step, ts, event, id }
+            })
+            .collect();
+        merge_sorted(&mut self.preempted, facts, |p| p.step);
+        self.preempted.dedup_by(|later, kept| {
+            if later.step != kept.step {
+                return false;
             }
-        }
-        for (step, journey, event, ts) in part.preempted() {
-            let slot = &mut self.steps.entry(step).or_default().preempted;
-            if slot.as_ref().is_none_or(|(t, _, _)| ts < *t) {
-                let id = ids.get(journey).map(|id| (*id).clone()).unwrap_or_default();
-                *slot = Some((ts, id, event));
+            if later.ts < kept.ts {
+                *kept = *later;
             }
-        }
-        for (step, _, _, ts) in part.scheduled() {
-            let slot = &mut self.steps.entry(step).or_default().scheduled;
-            *slot = Some(slot.map_or(ts, |t| t.max(ts)));
-        }
+            true
+        });
+
+        let mut scheduled: Vec<(Step, f64)> = part.scheduled().map(|(step, _, _, ts)| (step, ts)).collect();
+        scheduled.sort_by_key(|s| s.0);
+        merge_sorted(&mut self.scheduled, scheduled, |s| s.0);
+        self.scheduled.dedup_by(|later, kept| {
+            if later.0 != kept.0 {
+                return false;
+            }
+            kept.1 = kept.1.max(later.1);
+            true
+        });
     }
 
-    /// Checks a journey arriving behind the horizon against the journeys let go, as
-    /// [`InstanceChecker`] would with them held: the R13 and R14 violations of the journey
-    /// itself, and whether a relation could not be checked — one that would make a journey let
-    /// go violating (a PREEMPTED before a let-go SCHEDULED of the same step; a span with the
-    /// same id that R14's order puts after one let go and overlaps it).
+    /// The request id of a PREEMPTED fact.
+    fn id_of(&self, fact: &PreemptedFact) -> &str {
+        let end = self.id_ends.get(fact.id).copied().unwrap_or(0);
+        let start = fact.id.checked_sub(1).and_then(|i| self.id_ends.get(i)).copied().unwrap_or(0);
+        self.id_text.get(start..end).unwrap_or("")
+    }
+
+    fn preempted_at(&self, step: Step) -> Option<&PreemptedFact> {
+        self.preempted.binary_search_by_key(&step, |p| p.step).ok().and_then(|i| self.preempted.get(i))
+    }
+
+    fn scheduled_at(&self, step: Step) -> Option<f64> {
+        self.scheduled.binary_search_by_key(&step, |s| s.0).ok().and_then(|i| self.scheduled.get(i)).map(|s| s.1)
+    }
+
+    /// The (start, end) of the spans let go with this id fingerprint, in the order let go.
+    fn spans_of(&self, key: u128) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let from = self.ids.partition_point(|s| s.0 < key);
+        self.ids.get(from..).unwrap_or_default().iter().take_while(move |s| s.0 == key).map(|s| (s.1, s.2))
+    }
+
+    fn shrink(&mut self) {
+        self.ids.shrink_to_fit();
+        self.scheduled.shrink_to_fit();
+        self.preempted.shrink_to_fit();
+        self.id_text.shrink_to_fit();
+        self.id_ends.shrink_to_fit();
+    }
+}
+
+/// What was kept of the spans let go in a stretch of trace time (see [`Checker`]'s `facts`):
+/// the facts are dropped a generation at a time, once the newest trace time is
+/// [`CheckOptions::facts_horizon`] past the generation's last pass.
+#[derive(Debug, Clone, Default)]
+struct Generation {
+    /// The trace time (Unix ns) of the first decision pass that let go into it.
+    from: u64,
+    /// That of the last: every span it holds facts of ended before it.
+    until: u64,
+    /// Per resource (sorted by resource), what its instance let go.
+    instances: Vec<(usize, LetGo)>,
+    /// Fingerprints (sorted) of the (trace, span) ids of the API spans and other spans let go: a
+    /// core span arriving later with one of them as its parent relates to a span let go.
+    parents_of: Vec<u64>,
+    /// Fingerprints (sorted) of the (trace, parent span) ids of the core spans let go: an API
+    /// span arriving later with one of them as its ids had a child let go.
+    children_of: Vec<u64>,
+}
+
+impl Generation {
+    fn instance(&self, resource: usize) -> Option<&LetGo> {
+        self.instances.binary_search_by_key(&resource, |i| i.0).ok().and_then(|i| self.instances.get(i)).map(|i| &i.1)
+    }
+
+    fn instance_mut(&mut self, resource: usize) -> &mut LetGo {
+        let i = match self.instances.binary_search_by_key(&resource, |i| i.0) {
+            Ok(i) => i,
+            Err(i) => {
+                self.instances.insert(i, (resource, LetGo::default()));
+                i
+            }
+        };
+        &mut self.instances[i].1
+    }
+
+    fn add_fingerprints(set: &mut Vec<u64>, mut new: Vec<u64>) {
+        new.sort_unstable();
+        merge_sorted(set, new, |p| *p);
+        set.dedup();
+    }
+
+    fn shrink(&mut self) {
+        for (_, let_go) in &mut self.instances {
+            let_go.shrink();
+        }
+        self.instances.shrink_to_fit();
+        self.parents_of.shrink_to_fit();
+        self.children_of.shrink_to_fit();
+    }
+
+    /// Checks a journey of `resource` arriving behind the horizon against the journeys let go
+    /// of `generations`, as [`InstanceChecker`] would with them held: the R13 and R14
+    /// violations of the journey itself, and whether a relation could not be checked — one that
+    /// would make a journey let go violating (a PREEMPTED before a let-go SCHEDULED of the same
+    /// step; a span with the same id that R14's order puts after one let go and overlaps it).
     fn check_late(
-        &self,
+        generations: &VecDeque<Generation>,
+        resource: usize,
         key: u128,
         id: &RequestId,
         span: &SpanInfo,
         decoded: &[JourneyEvent],
         unreadable: &[u32],
     ) -> (Vec<Violation>, bool) {
+        let instances: Vec<&LetGo> = generations.iter().filter_map(|g| g.instance(resource)).collect();
         let mut found = Vec::new();
         let mut unchecked = false;
+        if instances.is_empty() {
+            return (found, unchecked);
+        }
         for (k, e) in decoded.iter().enumerate() {
-            let Some(facts) = self.steps.get(&e.step) else { continue };
             match e.kind {
                 EventKind::Scheduled => {
-                    if let Some((pts, pid, pev)) = &facts.preempted
-                        && e.ts_monotonic > *pts
+                    // The earliest over the generations, the first let go among equal times.
+                    let mut earliest: Option<(&LetGo, &PreemptedFact)> = None;
+                    for &let_go in &instances {
+                        if let Some(p) = let_go.preempted_at(e.step)
+                            && earliest.is_none_or(|(_, q)| p.ts < q.ts)
+                        {
+                            earliest = Some((let_go, p));
+                        }
+                    }
+                    if let Some((let_go, p)) = earliest
+                        && e.ts_monotonic > p.ts
                     {
+                        let (pev, pts) = (p.event, p.ts);
                         found.push(Violation {
                             rule: RuleId::NoAdmissionAfterPreemption,
                             request_id: id.clone(),
@@ -465,24 +634,24 @@ impl LetGo {
                                 "SCHEDULED at step {}, t={}, after request {:?} was PREEMPTED in the same step (event #{pev}, t={pts}; let go behind the horizon)",
                                 e.step,
                                 e.ts_monotonic,
-                                pid.as_str(),
+                                let_go.id_of(p),
                             )),
                         });
                     }
                 }
-                EventKind::Preempted => unchecked |= facts.scheduled.is_some_and(|t| t > e.ts_monotonic),
+                EventKind::Preempted => {
+                    unchecked |= instances.iter().any(|l| l.scheduled_at(e.step).is_some_and(|t| t > e.ts_monotonic));
+                }
                 EventKind::Queued | EventKind::FirstToken | EventKind::Finished => {}
             }
         }
         if !id.as_str().is_empty()
             && let (Some(start), Some(end)) = (span.start_unix_nano, span.end_unix_nano)
         {
-            let first = self.ids.get(&key).into_iter();
-            let more = self.more_ids.get(&key).into_iter().flatten();
             // R14 sorts the spans of an id by (start, end), then by arrival: the let-go ones
             // come first among equals.
             let mut live: Option<(u64, u64)> = None;
-            for &(s, e) in first.chain(more) {
+            for (s, e) in instances.iter().flat_map(|l| l.spans_of(key)) {
                 if (s, e) <= (start, end) {
                     if e > start && live.is_none_or(|(_, le)| e > le) {
                         live = Some((s, e));
@@ -511,7 +680,9 @@ impl LetGo {
 /// scheduler instance (and the cross-layer rules) at [`finish`](Self::finish), or behind the
 /// horizon ([`CheckOptions::horizon`]) as the input goes on. Memory: the journeys kept whole
 /// (see [`KeepEvents`]), and for every other journey not yet decided its ids, times and
-/// statistics plus what the relation rules need; for one decided, its latency values.
+/// statistics plus what the relation rules need; for one decided, its latency values, and
+/// until the facts horizon ([`CheckOptions::facts_horizon`]) is past it a few words of facts
+/// for the relation rules.
 #[derive(Debug, Clone)]
 pub struct Checker {
     options: CheckOptions,
@@ -571,12 +742,13 @@ pub struct Checker {
     /// Journeys and API spans that arrived behind the horizon and were checked against what was
     /// kept of the spans let go.
     late_checked: u64,
-    /// Fingerprints of the (trace, span) ids of the API spans and other spans let go: a core
-    /// span arriving later with one of them as its parent relates to a span let go.
-    let_go_parents_of: HashSet<u64>,
-    /// Fingerprints of the (trace, parent span) ids of the core spans let go: an API span
-    /// arriving later with one of them as its ids had a child let go.
-    let_go_children_of: HashSet<u64>,
+    /// What R13, R14 and the cross-layer pairs need of the spans let go, oldest first, in
+    /// generations of a stretch of trace time each (an eighth of the facts horizon), dropped
+    /// whole once the facts horizon ([`CheckOptions::facts_horizon`]) is past them.
+    facts: VecDeque<Generation>,
+    /// Every span that ended before this had its facts dropped (0: none): a span arriving that
+    /// starts before it may relate to one of them, and is counted as behind the horizon.
+    forgotten_until: u64,
 }
 
 /// What a streaming check decided behind the horizon: the violating journeys and API spans
@@ -641,8 +813,8 @@ impl Checker {
             min_pass: MIN_PASS,
             keys: [RandomState::new(), RandomState::new()],
             late_checked: 0,
-            let_go_parents_of: HashSet::new(),
-            let_go_children_of: HashSet::new(),
+            facts: VecDeque::new(),
+            forgotten_until: 0,
         }
     }
 
@@ -694,8 +866,14 @@ impl Checker {
         let request_id = api_span.request_id().map(str::to_owned);
         let (times, late) = self.arrive(span.info.start_unix_nano, span.info.end_unix_nano);
         self.late_checked += u64::from(late);
-        if late && self.let_go_children_of.contains(&self.pair_fingerprint(&hex(&span.trace_id), &hex(&span.span_id))) {
-            // A child of it was let go: the pair was not checked.
+        if late
+            && (times.0 < self.forgotten_until || {
+                let p = self.pair_fingerprint(&hex(&span.trace_id), &hex(&span.span_id));
+                self.facts.iter().any(|g| g.children_of.binary_search(&p).is_ok())
+            })
+        {
+            // A child of it was let go (or may have been, its facts dropped): the pair was not
+            // checked.
             self.behind_horizon += 1;
         }
         self.api_times.push(times);
@@ -819,12 +997,14 @@ impl Checker {
         self.late_checked += u64::from(late);
         self.times.push(times);
         let core = Self::core_side(&span);
-        // Behind the horizon: its API parent (or other parent span) was let go.
+        // Behind the horizon: its API parent (or other parent span) was let go, or what was let
+        // go that it may relate to was dropped.
         let mut unchecked = late
-            && core
-                .parent_span_id
-                .as_deref()
-                .is_some_and(|p| self.let_go_parents_of.contains(&self.pair_fingerprint(&core.trace_id, p)));
+            && (times.0 < self.forgotten_until
+                || core.parent_span_id.as_deref().is_some_and(|p| {
+                    let p = self.pair_fingerprint(&core.trace_id, p);
+                    self.facts.iter().any(|g| g.parents_of.binary_search(&p).is_ok())
+                }));
         self.cores.push(core);
         let index = self.journeys.len();
         let resource = span.resource;
@@ -844,10 +1024,11 @@ impl Checker {
         self.step_seq.push(seq);
         let id = RequestId::from(id);
         let mut carried = Vec::new();
-        if late && let Some(instance) = self.instances.get(resource) {
+        if late {
             // Checked against the journeys of its instance let go, for R13 and R14.
             let key = Self::id_fingerprint(&self.keys, id.as_str());
-            let (found, not_checked) = instance.let_go.check_late(key, &id, &span.info, &decoded, &unreadable);
+            let (found, not_checked) =
+                Generation::check_late(&self.facts, resource, key, &id, &span.info, &decoded, &unreadable);
             carried = found;
             unchecked |= not_checked;
         }
@@ -958,6 +1139,56 @@ impl Checker {
         self.decide_part(&take_j, &take_a, &context, w);
     }
 
+    /// How many facts of spans let go are held (entries of every table of every generation).
+    #[cfg(test)]
+    fn facts_held(&self) -> usize {
+        self.facts
+            .iter()
+            .map(|g| {
+                let instances: usize =
+                    g.instances.iter().map(|(_, l)| l.ids.len() + l.scheduled.len() + l.preempted.len()).sum();
+                instances + g.parents_of.len() + g.children_of.len()
+            })
+            .sum()
+    }
+
+    /// The facts horizon in nanoseconds ([`CheckOptions::facts_horizon`]), with a horizon.
+    fn facts_horizon(&self) -> Option<u64> {
+        let horizon = self.options.horizon?;
+        Some(self.options.facts_horizon.unwrap_or(horizon.saturating_mul(CheckOptions::FACTS_PER_HORIZON)))
+    }
+
+    /// The generation the facts of a decision pass letting go of the spans that ended before `x`
+    /// go into: the newest, or a new one once the newest spans an eighth of the facts horizon.
+    fn generation_at(&mut self, x: u64) -> &mut Generation {
+        let width = self.facts_horizon().unwrap_or(u64::MAX) / 8;
+        let facts = &mut self.facts;
+        let open = facts.back().is_some_and(|g| x.saturating_sub(g.from) < width.max(1));
+        if !open {
+            if let Some(g) = facts.back_mut() {
+                g.shrink();
+            }
+            facts.push_back(Generation { from: x, until: x, ..Generation::default() });
+        }
+        let len = facts.len();
+        let g = &mut facts[len.saturating_sub(1)];
+        g.until = g.until.max(x);
+        g
+    }
+
+    /// Drops the generations of facts the facts horizon is past: a span arriving later that
+    /// starts before the last of them was let go may relate to what they held, and is counted
+    /// as behind the horizon.
+    fn forget(&mut self) {
+        let Some(bound) = self.facts_horizon() else { return };
+        while let Some(g) = self.facts.front()
+            && g.until.saturating_add(bound) < self.latest_end
+        {
+            self.forgotten_until = self.forgotten_until.max(g.until);
+            self.facts.pop_front();
+        }
+    }
+
     /// Decides the journeys and API spans `take_j` and `take_a` say on their own, with the
     /// journeys `context` says as context for the instance rules (see
     /// [`maybe_decide`](Self::maybe_decide)), keeps what the report needs of them and lets go
@@ -980,7 +1211,10 @@ impl Checker {
         let mut context_of: Vec<usize> = Vec::new();
         let mut instances = Vec::with_capacity(self.instances.len());
         let keys = self.keys.clone();
-        for instance in &mut self.instances {
+        // Taken out while the instances absorb into it.
+        self.generation_at(x);
+        let mut generation = self.facts.pop_back().unwrap_or_default();
+        for (resource, instance) in self.instances.iter_mut().enumerate() {
             let flags: Vec<bool> = instance.members.iter().map(|(j, _)| taken(take_j, *j)).collect();
             let around: Vec<bool> = instance.members.iter().map(|(j, _)| taken(context, *j)).collect();
             let mut checker = instance.checker.split_off(|k| flags.get(k).copied().unwrap_or(false));
@@ -996,7 +1230,7 @@ impl Checker {
             let remap = |(j, u): (usize, Vec<u32>)| (new_index.get(j).copied().unwrap_or(j), u);
             let kept: Vec<(usize, Vec<u32>)> = kept.into_iter().map(remap).collect();
             let mut members: Vec<(usize, Vec<u32>)> = part.into_iter().map(remap).collect();
-            instance.let_go.absorb(&checker, |id| Self::id_fingerprint(&keys, id));
+            generation.instance_mut(resource).absorb(&checker, |id| Self::id_fingerprint(&keys, id));
             // The context: copies of the facts of the journeys held around those let go.
             let kept_flags: Vec<bool> = flags.iter().zip(&around).filter(|(t, _)| !**t).map(|(_, a)| *a).collect();
             checker.append(instance.checker.extract(|k| kept_flags.get(k).copied().unwrap_or(false)));
@@ -1005,8 +1239,9 @@ impl Checker {
                 context_of.push(*j);
             }
             instance.members = kept;
-            instances.push(Instance { checker, members, let_go: LetGo::default() });
+            instances.push(Instance { checker, members });
         }
+        self.facts.push_back(generation);
         // Their step facts: let go where no window needs them so far.
         for (c, held) in self.journeys.iter().enumerate() {
             if !taken(take_j, c) {
@@ -1032,16 +1267,14 @@ impl Checker {
         let api = split(&mut self.api, take_a);
         let apis = split(&mut self.apis, take_a);
         split(&mut self.api_times, take_a);
-        for a in &apis {
-            let p = self.pair_fingerprint(&a.trace_id, &a.span_id);
-            self.let_go_parents_of.insert(p);
-        }
-        for c in &cores {
-            if let Some(parent) = c.parent_span_id.as_deref() {
-                let p = self.pair_fingerprint(&c.trace_id, parent);
-                self.let_go_children_of.insert(p);
-            }
-        }
+        let parents: Vec<u64> = apis.iter().map(|a| self.pair_fingerprint(&a.trace_id, &a.span_id)).collect();
+        let children: Vec<u64> = cores
+            .iter()
+            .filter_map(|c| Some(self.pair_fingerprint(&c.trace_id, c.parent_span_id.as_deref()?)))
+            .collect();
+        let generation = self.generation_at(x);
+        Generation::add_fingerprints(&mut generation.parents_of, parents);
+        Generation::add_fingerprints(&mut generation.children_of, children);
         self.handed_out = self.handed_out.saturating_sub(journeys.len());
         let orphans = if self.api_seen { 0 } else { journeys.len() as u64 };
         let part = Checker {
@@ -1071,14 +1304,16 @@ impl Checker {
         if self.others_ends.iter().any(|(end, _)| *end < x) {
             let (gone, kept): (Vec<_>, Vec<_>) =
                 std::mem::take(&mut self.others_ends).into_iter().partition(|(end, _)| *end < x);
+            let mut parents = Vec::with_capacity(gone.len());
             for (_, key) in gone {
-                let p = self.pair_fingerprint(&key.0, &key.1);
-                self.let_go_parents_of.insert(p);
+                parents.push(self.pair_fingerprint(&key.0, &key.1));
                 self.others.remove(&key);
             }
+            Generation::add_fingerprints(&mut self.generation_at(x).parents_of, parents);
             self.others_ends = kept;
         }
         self.decided_until = self.decided_until.max(x);
+        self.forget();
         let decided = &mut self.decided;
         decided.orphans_unlayered += orphans;
         let CheckedTrace { journeys, settled, api, absent, layers, .. } = checked;
@@ -1706,6 +1941,110 @@ mod tests {
                 .map(|v| Distribution::of(v.clone()).map(|d| (d.count, d.min, d.p50, d.p90, d.p99, d.max)))
         };
         assert_eq!(dist(&got), dist(&want));
+    }
+
+    /// A stream of `input` whose decision passes come every `min_pass` spans held.
+    fn stream_of(input: &[u8], options: CheckOptions, min_pass: usize) -> TraceStream {
+        let mut stream = TraceStream::new("t", options).with_window(64);
+        (stream.checker.min_pass, stream.checker.next_pass) = (min_pass, min_pass);
+        read_into("t", input, &ReadOptions::default(), &mut stream, &mut |e| panic!("{e}"));
+        stream
+    }
+
+    #[test]
+    fn behind_the_facts_horizon_what_is_kept_of_journeys_let_go_is_flat() {
+        let input = data("vllm/kv_pressure.otlp.jsonl");
+        let (first, last) = time_range(&input);
+        let shift = last - first + 1_000_000_000;
+        let copies = 40;
+        let per_copy = input.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+        // Each copy in later steps and monotonic times too, as one instance's long run is.
+        fn advance(v: &mut serde_json::Value, copy: u64, shift: u64) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    let key = map.get("key").and_then(|k| k.as_str()).map(str::to_owned);
+                    match (key.as_deref(), map.get_mut("value")) {
+                        (Some("scheduler.step"), Some(value)) => {
+                            let step: u64 = value["intValue"].as_str().unwrap().parse().unwrap();
+                            value["intValue"] = (step + copy * 1_000_000).to_string().into();
+                        }
+                        (Some("ts.monotonic"), Some(value)) => {
+                            let t = value["doubleValue"].as_f64().unwrap();
+                            value["doubleValue"] = (t + (copy * shift) as f64 / 1e9).into();
+                        }
+                        _ => map.values_mut().for_each(|v| advance(v, copy, shift)),
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter_mut().for_each(|v| advance(v, copy, shift)),
+                _ => {}
+            }
+        }
+        let lines: Vec<Vec<u8>> = shifted(&input, copies, shift)
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .enumerate()
+            .map(|(i, l)| {
+                let mut v: serde_json::Value = serde_json::from_slice(l).unwrap();
+                advance(&mut v, (i / per_copy) as u64, shift);
+                let mut line = serde_json::to_vec(&v).unwrap();
+                line.push(b'\n');
+                line
+            })
+            .collect();
+        // The facts held after each copy, with facts horizon `facts`.
+        let run = |facts: Option<u64>| {
+            let options = CheckOptions { horizon: Some(shift), facts_horizon: facts, ..CheckOptions::default() };
+            let mut stream = stream_of(b"", options, 64);
+            let mut held = Vec::new();
+            for copy in lines.chunks(per_copy) {
+                read_into("t", &copy.concat()[..], &ReadOptions::default(), &mut stream, &mut |e| panic!("{e}"));
+                held.push(stream.checker.facts_held());
+            }
+            (held, report_of(stream.finish()))
+        };
+        // Facts kept as long as the input lasts: they grow with the copies.
+        let (all, everything) = run(Some(u64::MAX / 2));
+        let total = *all.last().unwrap();
+        assert!(total > 0 && all[copies as usize / 2] < total * 3 / 4, "{all:?}");
+        assert_eq!(
+            everything.violations_by_rule(),
+            report_of(stream_with(&lines.concat(), None).finish()).violations_by_rule()
+        );
+        // Four copies' worth of facts horizon: flat, about (4 + 1/8) copies' worth plus a pass.
+        let (bounded, got) = run(Some(4 * shift));
+        let per = total / copies as usize;
+        let late = bounded[copies as usize / 2..].iter().copied().max().unwrap();
+        assert!(late <= 8 * per && 8 * per < total / 4, "held {bounded:?}, {per} per copy, {total} in all");
+        assert!(bounded.last().unwrap() * 4 < total);
+        // Nothing arrived behind what was dropped: the same verdicts.
+        assert_eq!(got.behind_horizon, 0);
+        assert_eq!(everything.behind_horizon, 0);
+        assert_eq!(totals(&got), totals(&everything));
+    }
+
+    #[test]
+    fn a_late_span_behind_the_facts_horizon_is_behind_the_horizon() {
+        // As in `a_late_r13_conflict_across_the_horizon_is_found`, with the facts of the first
+        // span dropped before the second arrives: not a pass, behind the horizon.
+        let input = data("corrupted/R13.admitted-after-a-preemption-in-the-same-step.otlp.jsonl");
+        let spans = spans_of(&input, |_| true);
+        let (_, last) = time_range(&input);
+        let (fill, horizon) = filler(last);
+        let long = [spans[0].clone(), fill, spans[1].clone()].concat();
+        let check = |facts: Option<u64>| {
+            let options = CheckOptions { horizon: Some(horizon), facts_horizon: facts, ..CheckOptions::default() };
+            let stream = stream_of(&long, options, MIN_PASS);
+            assert!(stream.checker.decided_until > last, "the first span was not let go");
+            (stream.checker.forgotten_until, report_of(stream.finish()))
+        };
+        let (forgotten, kept) = check(None);
+        assert_eq!(forgotten, 0);
+        assert_eq!(kept.behind_horizon, 0);
+        assert_eq!(kept.violations_by_rule().get(&RuleId::NoAdmissionAfterPreemption), Some(&1));
+        let (forgotten, dropped) = check(Some(horizon));
+        assert!(forgotten > last, "the first span's facts were not dropped");
+        assert_eq!(dropped.behind_horizon, 1);
+        assert!(!dropped.violations_by_rule().contains_key(&RuleId::NoAdmissionAfterPreemption));
     }
 
     #[test]
