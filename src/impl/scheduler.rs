@@ -1354,25 +1354,28 @@ impl Scheduler {
         }
         // Who has each block ever handed out: nobody yet, the free list, or a request. Blocks
         // never handed out are free without being listed (and take no memory here either).
-        #[derive(Clone, Copy)]
-        enum Owner<'a> {
-            Nobody,
-            FreeList,
-            Request(&'a str),
-        }
+        // As one word each (small to clear and to scan): `NOBODY`, `FREE_LIST`, or the holder's
+        // slot plus `HELD`.
+        const NOBODY: u32 = 0;
+        const FREE_LIST: u32 = 1;
+        const HELD: u32 = 2;
+        let holder = |o: u32| {
+            let slot = o.checked_sub(HELD).map(|k| k as usize);
+            slot.and_then(|k| self.slots.get(k)).and_then(|s| s.request.as_ref()).map_or("?", |r| &*r.id)
+        };
         let (issued, total) = (self.pool.issued(), self.pool.total());
         // On the stack when small (the explorer checks tiny schedulers per transition).
         const SMALL: usize = 32;
-        let (mut owner_small, mut owner_heap) = ([Owner::Nobody; SMALL], Vec::new());
-        let owner: &mut [Owner] = if issued <= SMALL {
+        let (mut owner_small, mut owner_heap) = ([NOBODY; SMALL], Vec::new());
+        let owner: &mut [u32] = if issued <= SMALL {
             &mut owner_small[..issued]
         } else {
-            owner_heap.resize(issued, Owner::Nobody);
+            owner_heap.resize(issued, NOBODY);
             &mut owner_heap
         };
         for b in self.pool.recycled() {
             match owner.get_mut(b.0 as usize) {
-                Some(o @ Owner::Nobody) => *o = Owner::FreeList,
+                Some(o @ &mut NOBODY) => *o = FREE_LIST,
                 Some(_) => return fail(Invariant::FreeList, format!("block {} is free twice", b.0)),
                 None if (b.0 as usize) < total => {
                     return fail(Invariant::FreeList, format!("block {} is free twice (never used)", b.0));
@@ -1436,14 +1439,14 @@ impl Scheduler {
             }
             for b in &r.blocks {
                 match owner.get_mut(b.0 as usize) {
-                    Some(o @ Owner::Nobody) => *o = Owner::Request(&r.id),
-                    Some(Owner::FreeList) => {
+                    Some(o @ &mut NOBODY) => *o = HELD.saturating_add(slot as u32),
+                    Some(&mut FREE_LIST) => {
                         return fail(Invariant::BlockOwnership, format!("block {} is free and held by {}", b.0, r.id));
                     }
-                    Some(Owner::Request(other)) => {
+                    Some(&mut other) => {
                         return fail(
                             Invariant::BlockOwnership,
-                            format!("block {} is held by {} and by {other}", b.0, r.id),
+                            format!("block {} is held by {} and by {}", b.0, r.id, holder(other)),
                         );
                     }
                     None if (b.0 as usize) < total => {
@@ -1461,7 +1464,7 @@ impl Scheduler {
                 }
             }
         }
-        if let Some(b) = owner.iter().position(|o| matches!(o, Owner::Nobody)) {
+        if let Some(b) = owner.iter().position(|o| *o == NOBODY) {
             return fail(Invariant::BlockOwnership, format!("block {b} is neither free nor held"));
         }
         if live != self.by_id.len() {
@@ -1516,7 +1519,7 @@ mod tests {
     #[test]
     fn every_invariant_is_checked() {
         type Corrupt = fn(&mut Scheduler);
-        let cases: [(&str, Corrupt); 11] = [
+        let cases: [(&str, Corrupt); 12] = [
             ("budget", |s| s.out.total_tokens = 65),
             ("sum of scheduled", |s| s.out.total_tokens += 1),
             ("max_num_seqs", |s| s.config.max_num_seqs = 1),
@@ -1539,6 +1542,10 @@ mod tests {
             }),
             ("past its caps", |s| slot(s, "w").num_output = 8),
             ("free and held by a (never used)", |s| slot(s, "a").blocks[0] = BlockId(10)),
+            ("held by b and by a", |s| {
+                let b = slot(s, "a").blocks[0];
+                slot(s, "b").blocks[0] = b;
+            }),
         ];
         for (what, corrupt) in cases {
             let mut s = busy();
