@@ -43,9 +43,19 @@ impl Clone for WaitingQueue {
     }
 
     fn clone_from(&mut self, source: &WaitingQueue) {
+        // A deque's `clone_from` refills it element by element; a copy is mostly made into a
+        // sibling state whose queue is the same, which a comparison of the slices finds.
         match (self, source) {
-            (WaitingQueue::Fcfs(d), WaitingQueue::Fcfs(s)) => d.clone_from(s),
-            (WaitingQueue::Priority(d), WaitingQueue::Priority(s)) => d.clone_from(s),
+            (WaitingQueue::Fcfs(d), WaitingQueue::Fcfs(s)) => {
+                if d != s {
+                    d.clone_from(s);
+                }
+            }
+            (WaitingQueue::Priority(d), WaitingQueue::Priority(s)) => {
+                if d != s {
+                    d.clone_from(s);
+                }
+            }
             (d, s) => *d = s.clone(),
         }
     }

@@ -1219,13 +1219,22 @@ impl Scheduler {
     /// Frees a finished request's blocks and slot; returns its id (`None` for a stale handle).
     /// The caller removes it from the running list or the waiting queue.
     fn retire(&mut self, h: Handle) -> Option<Arc<str>> {
+        self.retire_indexed(h, true)
+    }
+
+    /// [`retire`](Self::retire), taking the request's id out of the index only when `indexed`
+    /// (`false`: the caller took it out already).
+    #[inline]
+    fn retire_indexed(&mut self, h: Handle, indexed: bool) -> Option<Arc<str>> {
         let slot = self.slots.get_mut(h.slot()).filter(|s| s.generation == h.generation)?;
         let mut r = slot.request.take()?;
         slot.generation = slot.generation.wrapping_add(1);
         self.free_slots.push(h.slot);
         self.unreported_finishes += 1;
         self.pool.release(&mut r.blocks);
-        self.by_id.remove(&r.id);
+        if indexed {
+            self.by_id.remove(&r.id);
+        }
         Some(r.id)
     }
 
@@ -1254,9 +1263,19 @@ impl Scheduler {
         let status = FinishStatus::from(reason);
         self.finished.clear();
         for id in ids {
-            let Some(h) = self.by_id.get(id).copied() else { continue };
-            let Some(r) = self.request(h) else { continue };
+            // One lookup: the entry is taken out of the index here rather than looked up here
+            // and removed by `retire`. Put back when it does not name a live request of its id
+            // (only in a corrupted state), so that everything then happens as it did before.
+            let Some((key, h)) = self.by_id.remove_entry(id) else { continue };
+            let Some(r) = self.request(h) else {
+                self.by_id.insert(key, h);
+                continue;
+            };
+            let unindexed = Arc::ptr_eq(&key, &r.id) || *key == *r.id;
             let (running, priority, arrival) = (r.status == Status::Running, r.priority, r.arrival);
+            if !unindexed {
+                self.by_id.insert(key, h);
+            }
             if running {
                 self.running.retain(|x| *x != h);
             } else {
@@ -1265,7 +1284,7 @@ impl Scheduler {
             if let Some(r) = self.slots[h.slot()].request.as_ref() {
                 hooks.finished(h, r, step.0, status);
             }
-            if let Some(id) = self.retire(h) {
+            if let Some(id) = self.retire_indexed(h, !unindexed) {
                 self.finished.push(Finished { handle: h, id, status, step });
             }
         }
