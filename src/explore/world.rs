@@ -1026,8 +1026,8 @@ impl World {
             if e.kind == EventKind::Finished
                 && let Some(checker) = r.checker.take()
             {
-                let checker = Rc::try_unwrap(checker).unwrap_or_else(|shared| (*shared).clone());
-                let mut verdict = checker.finish();
+                // Shared with other states: judged in place, not copied to be consumed.
+                let mut verdict = checker.verdict();
                 if let Verdict::Violating(vs) = &mut verdict {
                     for v in vs {
                         v.request_id = RequestId(request_id(*i));
