@@ -861,7 +861,8 @@ impl World {
         pool: &mut Pool,
     ) -> Vec<(Action, Result<Box<World>, Failure>)> {
         let shapes = &config.shapes;
-        let mut out = Vec::new();
+        // Room for the usual number of children from the start (one list per expanded state).
+        let mut out = Vec::with_capacity(16);
         let first = contained(|| {
             let mut w = pool.fork(self, clock)?;
             let mid = w.schedule(shapes)?;
