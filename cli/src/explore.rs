@@ -33,8 +33,12 @@ pub fn run(args: ExploreArgs, out: &mut dyn Write) -> io::Result<u8> {
     let mut status = StatusLine::new();
     let report = explore(&config, &mut |p| {
         status.show(|| {
-            let rate = p.states as f64 / p.elapsed.as_secs_f64().max(1e-9);
-            format!("depth {}, {} states, {} transitions, {rate:.0} states/s", p.depth, p.states, p.transitions)
+            let secs = p.elapsed.as_secs_f64().max(1e-9);
+            let (rate, per_transition) = (p.states as f64 / secs, p.transitions as f64 / secs);
+            format!(
+                "depth {}, {} states, {} transitions, {rate:.0} states/s, {per_transition:.0} transitions/s",
+                p.depth, p.states, p.transitions
+            )
         });
     });
     drop(status);
@@ -45,14 +49,15 @@ pub fn run(args: ExploreArgs, out: &mut dyn Write) -> io::Result<u8> {
     let name = if report.name.is_empty() { args.config.display().to_string() } else { report.name.clone() };
     writeln!(
         out,
-        "{name}: {} unique states, max depth {} of {}{}, {} transitions in {:.2} s ({:.0} states/s)",
+        "{name}: {} unique states, max depth {} of {}{}, {} transitions in {:.2} s ({:.0} states/s, {:.0} transitions/s)",
         report.unique_states,
         report.max_depth,
         config.depth,
         if report.exhausted { " (every state)" } else { "" },
         report.transitions,
         report.elapsed.as_secs_f64(),
-        report.states_per_second()
+        report.states_per_second(),
+        report.transitions_per_second()
     )?;
     let Some(c) = &report.counterexample else {
         let missing = report.coverage.missing();

@@ -25,6 +25,7 @@ fn explore_reports_the_states_of_a_configuration_file() {
     assert_eq!(o.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout.starts_with("tiny: "), "{stdout}");
     assert!(stdout.contains("unique states, max depth 6 of 6"), "{stdout}");
+    assert!(stdout.contains(" states/s, ") && stdout.contains(" transitions/s)"), "{stdout}");
     let states: usize = stdout.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("a count");
     // The library's count for the same bounds.
     let mut config = journey_spec::explore::ExploreConfig::from_json(CONFIG).expect("valid");

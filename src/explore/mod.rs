@@ -592,9 +592,11 @@ impl Search<'_> {
         if !self.config.drain || self.drained.contains(&fp) {
             return Ok(());
         }
-        let mut walked = vec![fp];
+        // Room for a drain of a few steps from the start (one per new state).
+        let mut walked = Vec::with_capacity(16);
+        walked.push(fp);
         let mut w = contained(|| self.pool.fork(w, &self.clock)).map_err(|f| (Vec::new(), f))?;
-        let mut taken = Vec::new();
+        let mut taken = Vec::with_capacity(16);
         let drained = &self.drained;
         let walk = drain_walk(
             &mut w,
@@ -622,7 +624,8 @@ impl Search<'_> {
 
     /// The actions of `w` other than steps, in their fixed order.
     fn plain_actions(&self, w: &World) -> Vec<Action> {
-        let mut out = Vec::new();
+        // At its size from the start: this runs once per expanded state.
+        let mut out = Vec::with_capacity(self.config.shapes.len() + 3 * w.num_live() + 3);
         if w.added() < self.config.max_requests {
             out.extend((0..self.config.shapes.len()).map(|s| Action::Add { shape: s as u8 }));
         }

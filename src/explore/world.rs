@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::r#impl::emitter::TickClock;
@@ -62,8 +63,11 @@ struct Req {
     placeholders: u64,
     /// Async scheduling: a reset marked the request's next token to be thrown away.
     discard: bool,
-    /// The model, fed the emitted events; `None` once the journey finished conforming.
-    checker: Option<JourneyChecker>,
+    /// The model, fed the emitted events; `None` once the journey finished conforming. Shared
+    /// between a state and its copies until an event is pushed into it (copy on write): most
+    /// transitions emit events for few of the requests, and a copy of a state is made per
+    /// transition.
+    checker: Option<Rc<JourneyChecker>>,
 }
 
 /// Async scheduling: a batch in flight as the projection sees it.
@@ -374,7 +378,7 @@ impl World {
             discard: false,
             // Without its id: a checker is copied with every state, and an empty id costs no
             // allocation; the id is put into a violation when one is reported.
-            checker: Some(JourneyChecker::new(String::new()).with_profile(self.profile())),
+            checker: Some(Rc::new(JourneyChecker::new(String::new()).with_profile(self.profile()))),
         });
         self.expect(i, Label::Queued, step, shapes);
         Ok(())
@@ -857,7 +861,8 @@ impl World {
         pool: &mut Pool,
     ) -> Vec<(Action, Result<Box<World>, Failure>)> {
         let shapes = &config.shapes;
-        let mut out = Vec::new();
+        // Room for the usual number of children from the start (one list per expanded state).
+        let mut out = Vec::with_capacity(16);
         let first = contained(|| {
             let mut w = pool.fork(self, clock)?;
             let mid = w.schedule(shapes)?;
@@ -1009,7 +1014,7 @@ impl World {
                 return Err(Failure::Journey(format!("{}: an event after FINISHED: {e}", request_id(*i))));
             };
             let from = checker.state();
-            checker.push(e).map_err(|mut v| {
+            Rc::make_mut(checker).push(e).map_err(|mut v| {
                 v.request_id = RequestId(request_id(*i));
                 Failure::Journey(v.to_string())
             })?;
@@ -1022,7 +1027,8 @@ impl World {
             if e.kind == EventKind::Finished
                 && let Some(checker) = r.checker.take()
             {
-                let mut verdict = checker.finish();
+                // Shared with other states: judged in place, not copied to be consumed.
+                let mut verdict = checker.verdict();
                 if let Verdict::Violating(vs) = &mut verdict {
                     for v in vs {
                         v.request_id = RequestId(request_id(*i));

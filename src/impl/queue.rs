@@ -1,6 +1,6 @@
 //! The waiting queue under both policies.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use super::config::Policy;
 use super::request::Handle;
@@ -10,14 +10,30 @@ use super::request::Handle;
 /// - fcfs: a deque; new requests join the back, preempted ones the front.
 /// - priority: ordered by `(priority, arrival)`, lower first; preempted requests simply rejoin
 ///   at their place (a priority queue has no front to prepend to, as in vLLM). Arrival numbers
-///   are unique, so the id tie-break of `SPEC.md` §6 is never needed.
+///   are unique, so the id tie-break of `SPEC.md` §6 is never needed. Kept as a deque sorted
+///   ascending (an ordered set's order, without its duplicates): the next request is at the
+///   front, a new arrival of the worst priority joins at the back, and a copy is one
+///   `clone_from` into the capacity it already has (an ordered set reallocates every node on
+///   every copy, which the explorer makes per transition).
 #[derive(Debug)]
 pub(crate) enum WaitingQueue {
     Fcfs(VecDeque<Handle>),
-    Priority(BTreeSet<(i64, u64, Handle)>),
+    Priority(VecDeque<(i64, u64, Handle)>),
 }
 
-// By hand for `clone_from`, which reuses the fcfs deque (the explorer's copies of a state).
+/// Inserts `e` at its place in the ascending deque `q`, unless it is there already (a set's
+/// insert).
+#[inline]
+fn insert_sorted(q: &mut VecDeque<(i64, u64, Handle)>, e: (i64, u64, Handle)) {
+    // The common case first: an arrival later than all, at no better priority, goes last.
+    if q.back().is_none_or(|b| *b < e) {
+        q.push_back(e);
+    } else if let Err(i) = q.binary_search(&e) {
+        q.insert(i, e);
+    }
+}
+
+// By hand for `clone_from`, which reuses the deques (the explorer's copies of a state).
 impl Clone for WaitingQueue {
     fn clone(&self) -> WaitingQueue {
         match self {
@@ -27,9 +43,19 @@ impl Clone for WaitingQueue {
     }
 
     fn clone_from(&mut self, source: &WaitingQueue) {
+        // A deque's `clone_from` refills it element by element; a copy is mostly made into a
+        // sibling state whose queue is the same, which a comparison of the slices finds.
         match (self, source) {
-            (WaitingQueue::Fcfs(d), WaitingQueue::Fcfs(s)) => d.clone_from(s),
-            (WaitingQueue::Priority(d), WaitingQueue::Priority(s)) => d.clone_from(s),
+            (WaitingQueue::Fcfs(d), WaitingQueue::Fcfs(s)) => {
+                if d != s {
+                    d.clone_from(s);
+                }
+            }
+            (WaitingQueue::Priority(d), WaitingQueue::Priority(s)) => {
+                if d != s {
+                    d.clone_from(s);
+                }
+            }
             (d, s) => *d = s.clone(),
         }
     }
@@ -39,7 +65,7 @@ impl WaitingQueue {
     pub(crate) fn new(policy: Policy) -> WaitingQueue {
         match policy {
             Policy::Fcfs => WaitingQueue::Fcfs(VecDeque::new()),
-            Policy::Priority => WaitingQueue::Priority(BTreeSet::new()),
+            Policy::Priority => WaitingQueue::Priority(VecDeque::new()),
         }
     }
 
@@ -47,9 +73,7 @@ impl WaitingQueue {
     pub(crate) fn push_back(&mut self, h: Handle, priority: i64, arrival: u64) {
         match self {
             WaitingQueue::Fcfs(q) => q.push_back(h),
-            WaitingQueue::Priority(q) => {
-                q.insert((priority, arrival, h));
-            }
+            WaitingQueue::Priority(q) => insert_sorted(q, (priority, arrival, h)),
         }
     }
 
@@ -58,9 +82,7 @@ impl WaitingQueue {
     pub(crate) fn push_front(&mut self, h: Handle, priority: i64, arrival: u64) {
         match self {
             WaitingQueue::Fcfs(q) => q.push_front(h),
-            WaitingQueue::Priority(q) => {
-                q.insert((priority, arrival, h));
-            }
+            WaitingQueue::Priority(q) => insert_sorted(q, (priority, arrival, h)),
         }
     }
 
@@ -68,7 +90,7 @@ impl WaitingQueue {
     pub(crate) fn peek(&self) -> Option<Handle> {
         match self {
             WaitingQueue::Fcfs(q) => q.front().copied(),
-            WaitingQueue::Priority(q) => q.first().map(|e| e.2),
+            WaitingQueue::Priority(q) => q.front().map(|e| e.2),
         }
     }
 
@@ -77,18 +99,22 @@ impl WaitingQueue {
     pub(crate) fn pop(&mut self) -> Option<Handle> {
         match self {
             WaitingQueue::Fcfs(q) => q.pop_front(),
-            WaitingQueue::Priority(q) => q.pop_first().map(|e| e.2),
+            WaitingQueue::Priority(q) => q.pop_front().map(|e| e.2),
         }
     }
 
-    /// Removes `h` wherever it is (an abort of a waiting request). O(n) under fcfs.
+    /// Removes `h` wherever it is (an abort of a waiting request). O(n) under fcfs; under
+    /// priority found in O(log n), moved out in O(n) at worst.
     pub(crate) fn remove(&mut self, h: Handle, priority: i64, arrival: u64) -> bool {
         match self {
             WaitingQueue::Fcfs(q) => match q.iter().position(|x| *x == h) {
                 Some(i) => q.remove(i).is_some(),
                 None => false,
             },
-            WaitingQueue::Priority(q) => q.remove(&(priority, arrival, h)),
+            WaitingQueue::Priority(q) => match q.binary_search(&(priority, arrival, h)) {
+                Ok(i) => q.remove(i).is_some(),
+                Err(_) => false,
+            },
         }
     }
 
@@ -112,7 +138,7 @@ impl WaitingQueue {
 /// allocates nothing (the explorer walks it several times per transition).
 pub(crate) enum Iter<'a> {
     Fcfs(std::collections::vec_deque::Iter<'a, Handle>),
-    Priority(std::collections::btree_set::Iter<'a, (i64, u64, Handle)>),
+    Priority(std::collections::vec_deque::Iter<'a, (i64, u64, Handle)>),
 }
 
 impl Iterator for Iter<'_> {
@@ -130,6 +156,50 @@ impl Iterator for Iter<'_> {
         match self {
             Iter::Fcfs(q) => q.size_hint(),
             Iter::Priority(q) => q.size_hint(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The priority queue behaves as the ordered set it replaced: the same order, the same
+    /// answers from peek, pop and remove, duplicates ignored, under a long mixed sequence.
+    #[test]
+    fn priority_queue_is_an_ordered_set() {
+        let mut q = WaitingQueue::new(Policy::Priority);
+        let mut set: BTreeSet<(i64, u64, Handle)> = BTreeSet::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..5_000 {
+            let r = next();
+            let e = ((r % 5) as i64 - 2, (r >> 8) % 64, Handle { slot: ((r >> 16) % 8) as u32, generation: 0 });
+            match (r >> 32) % 4 {
+                0 => {
+                    q.push_back(e.2, e.0, e.1);
+                    set.insert(e);
+                }
+                1 => {
+                    q.push_front(e.2, e.0, e.1);
+                    set.insert(e);
+                }
+                2 => assert_eq!(q.pop(), set.pop_first().map(|e| e.2)),
+                _ => assert_eq!(q.remove(e.2, e.0, e.1), set.remove(&e)),
+            }
+            assert_eq!(q.peek(), set.first().map(|e| e.2));
+            assert_eq!(q.len(), set.len());
+            assert!(q.iter().eq(set.iter().map(|e| e.2)));
+            let mut copy = WaitingQueue::new(Policy::Fcfs);
+            copy.clone_from(&q);
+            assert!(copy.iter().eq(q.iter()));
         }
     }
 }

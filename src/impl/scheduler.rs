@@ -1219,13 +1219,22 @@ impl Scheduler {
     /// Frees a finished request's blocks and slot; returns its id (`None` for a stale handle).
     /// The caller removes it from the running list or the waiting queue.
     fn retire(&mut self, h: Handle) -> Option<Arc<str>> {
+        self.retire_indexed(h, true)
+    }
+
+    /// [`retire`](Self::retire), taking the request's id out of the index only when `indexed`
+    /// (`false`: the caller took it out already).
+    #[inline]
+    fn retire_indexed(&mut self, h: Handle, indexed: bool) -> Option<Arc<str>> {
         let slot = self.slots.get_mut(h.slot()).filter(|s| s.generation == h.generation)?;
         let mut r = slot.request.take()?;
         slot.generation = slot.generation.wrapping_add(1);
         self.free_slots.push(h.slot);
         self.unreported_finishes += 1;
         self.pool.release(&mut r.blocks);
-        self.by_id.remove(&r.id);
+        if indexed {
+            self.by_id.remove(&r.id);
+        }
         Some(r.id)
     }
 
@@ -1254,9 +1263,19 @@ impl Scheduler {
         let status = FinishStatus::from(reason);
         self.finished.clear();
         for id in ids {
-            let Some(h) = self.by_id.get(id).copied() else { continue };
-            let Some(r) = self.request(h) else { continue };
+            // One lookup: the entry is taken out of the index here rather than looked up here
+            // and removed by `retire`. Put back when it does not name a live request of its id
+            // (only in a corrupted state), so that everything then happens as it did before.
+            let Some((key, h)) = self.by_id.remove_entry(id) else { continue };
+            let Some(r) = self.request(h) else {
+                self.by_id.insert(key, h);
+                continue;
+            };
+            let unindexed = Arc::ptr_eq(&key, &r.id) || *key == *r.id;
             let (running, priority, arrival) = (r.status == Status::Running, r.priority, r.arrival);
+            if !unindexed {
+                self.by_id.insert(key, h);
+            }
             if running {
                 self.running.retain(|x| *x != h);
             } else {
@@ -1265,7 +1284,7 @@ impl Scheduler {
             if let Some(r) = self.slots[h.slot()].request.as_ref() {
                 hooks.finished(h, r, step.0, status);
             }
-            if let Some(id) = self.retire(h) {
+            if let Some(id) = self.retire_indexed(h, !unindexed) {
                 self.finished.push(Finished { handle: h, id, status, step });
             }
         }
@@ -1354,25 +1373,28 @@ impl Scheduler {
         }
         // Who has each block ever handed out: nobody yet, the free list, or a request. Blocks
         // never handed out are free without being listed (and take no memory here either).
-        #[derive(Clone, Copy)]
-        enum Owner<'a> {
-            Nobody,
-            FreeList,
-            Request(&'a str),
-        }
+        // As one word each (small to clear and to scan): `NOBODY`, `FREE_LIST`, or the holder's
+        // slot plus `HELD`.
+        const NOBODY: u32 = 0;
+        const FREE_LIST: u32 = 1;
+        const HELD: u32 = 2;
+        let holder = |o: u32| {
+            let slot = o.checked_sub(HELD).map(|k| k as usize);
+            slot.and_then(|k| self.slots.get(k)).and_then(|s| s.request.as_ref()).map_or("?", |r| &*r.id)
+        };
         let (issued, total) = (self.pool.issued(), self.pool.total());
         // On the stack when small (the explorer checks tiny schedulers per transition).
         const SMALL: usize = 32;
-        let (mut owner_small, mut owner_heap) = ([Owner::Nobody; SMALL], Vec::new());
-        let owner: &mut [Owner] = if issued <= SMALL {
+        let (mut owner_small, mut owner_heap) = ([NOBODY; SMALL], Vec::new());
+        let owner: &mut [u32] = if issued <= SMALL {
             &mut owner_small[..issued]
         } else {
-            owner_heap.resize(issued, Owner::Nobody);
+            owner_heap.resize(issued, NOBODY);
             &mut owner_heap
         };
         for b in self.pool.recycled() {
             match owner.get_mut(b.0 as usize) {
-                Some(o @ Owner::Nobody) => *o = Owner::FreeList,
+                Some(o @ &mut NOBODY) => *o = FREE_LIST,
                 Some(_) => return fail(Invariant::FreeList, format!("block {} is free twice", b.0)),
                 None if (b.0 as usize) < total => {
                     return fail(Invariant::FreeList, format!("block {} is free twice (never used)", b.0));
@@ -1436,14 +1458,14 @@ impl Scheduler {
             }
             for b in &r.blocks {
                 match owner.get_mut(b.0 as usize) {
-                    Some(o @ Owner::Nobody) => *o = Owner::Request(&r.id),
-                    Some(Owner::FreeList) => {
+                    Some(o @ &mut NOBODY) => *o = HELD.saturating_add(slot as u32),
+                    Some(&mut FREE_LIST) => {
                         return fail(Invariant::BlockOwnership, format!("block {} is free and held by {}", b.0, r.id));
                     }
-                    Some(Owner::Request(other)) => {
+                    Some(&mut other) => {
                         return fail(
                             Invariant::BlockOwnership,
-                            format!("block {} is held by {} and by {other}", b.0, r.id),
+                            format!("block {} is held by {} and by {}", b.0, r.id, holder(other)),
                         );
                     }
                     None if (b.0 as usize) < total => {
@@ -1461,7 +1483,7 @@ impl Scheduler {
                 }
             }
         }
-        if let Some(b) = owner.iter().position(|o| matches!(o, Owner::Nobody)) {
+        if let Some(b) = owner.iter().position(|o| *o == NOBODY) {
             return fail(Invariant::BlockOwnership, format!("block {b} is neither free nor held"));
         }
         if live != self.by_id.len() {
@@ -1516,7 +1538,7 @@ mod tests {
     #[test]
     fn every_invariant_is_checked() {
         type Corrupt = fn(&mut Scheduler);
-        let cases: [(&str, Corrupt); 11] = [
+        let cases: [(&str, Corrupt); 12] = [
             ("budget", |s| s.out.total_tokens = 65),
             ("sum of scheduled", |s| s.out.total_tokens += 1),
             ("max_num_seqs", |s| s.config.max_num_seqs = 1),
@@ -1539,6 +1561,10 @@ mod tests {
             }),
             ("past its caps", |s| slot(s, "w").num_output = 8),
             ("free and held by a (never used)", |s| slot(s, "a").blocks[0] = BlockId(10)),
+            ("held by b and by a", |s| {
+                let b = slot(s, "a").blocks[0];
+                slot(s, "b").blocks[0] = b;
+            }),
         ];
         for (what, corrupt) in cases {
             let mut s = busy();

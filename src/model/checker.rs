@@ -269,29 +269,41 @@ impl JourneyChecker {
 
     /// Ends the journey (its span has ended) and gives the verdict.
     pub fn finish(mut self) -> Verdict {
+        let violations = std::mem::take(&mut self.violations);
+        self.verdict_with(violations)
+    }
+
+    /// The verdict [`finish`](Self::finish) would give, leaving the checker as it is (for a
+    /// checker shared with others, which `finish` would have to copy first).
+    pub fn verdict(&self) -> Verdict {
+        self.verdict_with(self.violations.clone())
+    }
+
+    /// [`finish`](Self::finish) with the violations found so far taken out.
+    fn verdict_with(&self, mut violations: Vec<Violation>) -> Verdict {
         if let (Some(end), Some((t, index))) = (self.span.end_unix_nano, self.unbounded_latest)
             && t > end
         {
-            self.violations.push(Violation {
+            violations.push(Violation {
                 rule: RuleId::TimeOrder,
                 request_id: self.request_id.clone(),
                 event_index: index,
                 detail: Detail::OutsideSpan { time_unix_nano: t, edge: SpanEdge::End, span_unix_nano: end },
             });
-            self.violations.sort_by_key(|v| v.event_index);
+            violations.sort_by_key(|v| v.event_index);
         }
         let dropped = self.span.dropped_events;
         if dropped == 0
             && let Err(detail) = lifecycle::check_end::<Core>(self.state, self.events)
         {
-            self.violations.push(Violation {
+            violations.push(Violation {
                 rule: Core::RULES.end,
                 request_id: self.request_id.clone(),
                 event_index: self.events,
                 detail,
             });
         }
-        Verdict::from_violations(self.violations, dropped)
+        Verdict::from_violations(violations, dropped)
     }
 
     /// The span lost its oldest events: start from a state in which `first` is legal, with the
