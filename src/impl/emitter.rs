@@ -247,6 +247,22 @@ struct Tracked {
     checker: crate::model::JourneyChecker,
 }
 
+impl Tracked {
+    /// A copy without the span (the explorer's forks have no tracer): every other field as is.
+    #[cfg(feature = "explore")]
+    fn copy_untraced(&self) -> Tracked {
+        Tracked {
+            generation: self.generation,
+            id: Arc::clone(&self.id),
+            span: None,
+            first_token_emitted: self.first_token_emitted,
+            hiwater: self.hiwater,
+            #[cfg(debug_assertions)]
+            checker: self.checker.clone(),
+        }
+    }
+}
+
 /// Emits journey events on one core span per request and into the legacy buffer.
 ///
 /// ```
@@ -384,21 +400,7 @@ impl Emitter {
         if self.tracer.is_some() {
             return None;
         }
-        let tracked = self
-            .tracked
-            .iter()
-            .map(|t| {
-                t.as_ref().map(|t| Tracked {
-                    generation: t.generation,
-                    id: Arc::clone(&t.id),
-                    span: None,
-                    first_token_emitted: t.first_token_emitted,
-                    hiwater: t.hiwater,
-                    #[cfg(debug_assertions)]
-                    checker: t.checker.clone(),
-                })
-            })
-            .collect();
+        let tracked = self.tracked.iter().map(|t| t.as_ref().map(Tracked::copy_untraced)).collect();
         Some(Emitter {
             tracer: None,
             clock: Box::new(clock),
@@ -434,15 +436,6 @@ impl Emitter {
             return false;
         }
         dst.tracer = None;
-        let copy = |t: &Tracked| Tracked {
-            generation: t.generation,
-            id: Arc::clone(&t.id),
-            span: None,
-            first_token_emitted: t.first_token_emitted,
-            hiwater: t.hiwater,
-            #[cfg(debug_assertions)]
-            checker: t.checker.clone(),
-        };
         dst.tracked.truncate(tracked.len());
         for (d, t) in dst.tracked.iter_mut().zip(tracked) {
             match (d, t) {
@@ -464,11 +457,11 @@ impl Emitter {
                     #[cfg(debug_assertions)]
                     d.checker.clone_from(checker);
                 }
-                (d, t) => *d = t.as_ref().map(copy),
+                (d, t) => *d = t.as_ref().map(Tracked::copy_untraced),
             }
         }
         let have = dst.tracked.len();
-        dst.tracked.extend(tracked.iter().skip(have).map(|t| t.as_ref().map(copy)));
+        dst.tracked.extend(tracked.iter().skip(have).map(|t| t.as_ref().map(Tracked::copy_untraced)));
         dst.live = *live;
         dst.buffer.clone_from(buffer);
         dst.buffer_enabled = *buffer_enabled;
