@@ -14,16 +14,18 @@ cd "$(dirname "$0")/.."
 
 workload=${1:?usage: benches/callgrind.sh <workload> [tracing...]}
 shift
-out=target/callgrind
+# Cargo's build directory: `CARGO_TARGET_DIR` when set (a second worktree, say), else `target`.
+target=${CARGO_TARGET_DIR:-target}
+out=$target/callgrind
 mkdir -p "$out"
 
 # Two builds of the same example; cargo keeps both feature sets' artefacts, so switching back
 # and forth only re-links. `-p journey-spec`: without it the workspace's default members are
 # built together, and the CLI's dependency on the library switches `tracing` back on.
 cargo build --quiet -p journey-spec --release --example cost_probe --no-default-features
-cp target/release/examples/cost_probe "$out/cost_probe-compiled-out"
+cp "$target/release/examples/cost_probe" "$out/cost_probe-compiled-out"
 cargo build --quiet -p journey-spec --release --example cost_probe
-cp target/release/examples/cost_probe "$out/cost_probe-compiled-in"
+cp "$target/release/examples/cost_probe" "$out/cost_probe-compiled-in"
 
 count() { # binary tracing -> instructions
     local file="$out/$workload.${1#cost_probe-}.$2.callgrind"

@@ -4,10 +4,12 @@
 # every journey) as OTLP JSON Lines, then `journey check` reads it with /usr/bin/time.
 set -euo pipefail
 requests=${REQUESTS:-200000}
-dir=${DIR:-target/peak-memory}
+# Cargo's build directory: `CARGO_TARGET_DIR` when set, else `target`.
+target=${CARGO_TARGET_DIR:-target}
+dir=${DIR:-$target/peak-memory}
 mkdir -p "$dir"
 cargo build --release --quiet --bin journey
-j=target/release/journey
+j=$target/release/journey
 [ -f "$dir/big.jsonl" ] || "$j" simulate --requests "$requests" --out "$dir/big.jsonl"
 ls -l "$dir/big.jsonl"
 /usr/bin/time -f "check: %M KB peak RSS, %e s" "$j" check "$dir/big.jsonl" > /dev/null

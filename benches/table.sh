@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 printf '%-40s %12s %10s %25s %14s\n' benchmark median_ns mad_ns "sample_range_ns" per_element_ns
-find target/criterion -path '*/new/benchmark.json' | sort | while read -r b; do
+find "${CARGO_TARGET_DIR:-target}/criterion" -path '*/new/benchmark.json' | sort | while read -r b; do
     dir=$(dirname "$b")
     id=$(jq -r .full_id "$b")
     [[ "$id" == "${1:-}"* ]] || continue
