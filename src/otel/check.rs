@@ -680,7 +680,8 @@ impl Generation {
 /// scheduler instance (and the cross-layer rules) at [`finish`](Self::finish), or behind the
 /// horizon ([`CheckOptions::horizon`]) as the input goes on. Memory: the journeys kept whole
 /// (see [`KeepEvents`]), and for every other journey not yet decided its ids, times and
-/// statistics plus what the relation rules need; for one decided, its latency values, and
+/// statistics plus what the relation rules need; for one decided, its latency values (up to
+/// [`Samples::EXACT_LIMIT`](super::summary::Samples::EXACT_LIMIT), then bucket counts), and
 /// until the facts horizon ([`CheckOptions::facts_horizon`]) is past it a few words of facts
 /// for the relation rules.
 #[derive(Debug, Clone)]
@@ -1938,7 +1939,7 @@ mod tests {
         assert_eq!(got.stats.preemptions, want.stats.preemptions);
         let dist = |s: &Summary| {
             [&s.stats.queue_time, &s.stats.time_to_first_token, &s.stats.end_to_end]
-                .map(|v| Distribution::of(v.clone()).map(|d| (d.count, d.min, d.p50, d.p90, d.p99, d.max)))
+                .map(|v| Distribution::of_samples(v).map(|d| (d.count, d.min, d.p50, d.p90, d.p99, d.max)))
         };
         assert_eq!(dist(&got), dist(&want));
     }

@@ -51,7 +51,9 @@
 //! `stats`: `queue_time_s` (QUEUED → first SCHEDULED), `time_to_first_token_s` (QUEUED →
 //! FIRST_TOKEN), `end_to_end_s` (QUEUED → FINISHED), each `null` or an object with `count`,
 //! `min`, `p50`, `p90`, `p99`, `max`, `mean` (nearest-rank percentiles of `ts.monotonic`
-//! differences); `preemptions`, an array of `{"preemptions": n, "journeys": count}` in increasing
+//! differences; past [`Samples::EXACT_LIMIT`](super::summary::Samples::EXACT_LIMIT) journeys
+//! the percentiles and mean come from buckets, within ±0.05%, and the object says
+//! `"approximate":true`); `preemptions`, an array of `{"preemptions": n, "journeys": count}` in increasing
 //! `n`; `finish_status`, an object with a count for each of `stopped`, `length`, `aborted`,
 //! `error`, `ignored`; `unfinished` (journeys without FINISHED); `other_events` (non-journey span
 //! events, ignored); `duplicate_events` (merged away); `without_request_id`.
@@ -309,9 +311,9 @@ impl<'a> Report<'a> {
                 })
                 .collect(),
             stats: Stats {
-                queue_time_s: Distribution::of(summary.stats.queue_time.clone()),
-                time_to_first_token_s: Distribution::of(summary.stats.time_to_first_token.clone()),
-                end_to_end_s: Distribution::of(summary.stats.end_to_end.clone()),
+                queue_time_s: Distribution::of_samples(&summary.stats.queue_time),
+                time_to_first_token_s: Distribution::of_samples(&summary.stats.time_to_first_token),
+                end_to_end_s: Distribution::of_samples(&summary.stats.end_to_end),
                 preemptions: summary
                     .stats
                     .preemptions

@@ -1,10 +1,12 @@
 //! The totals and statistics of a check over one or more inputs: what `journey check` reports.
 //!
 //! A [`Summary`] takes one [`CheckedTrace`] at a time and keeps only what the report needs:
-//! counters, one number per journey for each latency distribution (exact values, 8 bytes each,
-//! so that the percentiles are the nearest-rank ones whatever the input), and the events of
-//! violating journeys (for their timelines). Memory grows with the number of journeys (24 bytes
-//! per journey for the three distributions), not with the size of the inputs.
+//! counters, one number per journey for each latency distribution ([`Samples`]: exact values,
+//! 8 bytes each, so that the percentiles are the nearest-rank ones, up to
+//! [`Samples::EXACT_LIMIT`] journeys; past that, counts in buckets of ±0.05% whose number does
+//! not grow with the journeys), and the events of violating journeys (for their timelines).
+//! Memory grows with the number of journeys (24 bytes per journey for the three distributions)
+//! up to that limit, then no more; never with the size of the inputs.
 
 use std::collections::BTreeMap;
 
@@ -95,6 +97,11 @@ pub struct Distribution {
     pub max: f64,
     /// The arithmetic mean.
     pub mean: f64,
+    /// Whether the percentiles come from [`Samples`]' buckets (more than
+    /// [`Samples::EXACT_LIMIT`] values): then each is within ±0.05% of the nearest-rank value
+    /// (`count`, `min` and `max` stay exact). Written to JSON only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub approximate: bool,
 }
 
 impl Distribution {
@@ -118,7 +125,212 @@ impl Distribution {
             p99: rank(99.0),
             max: values[n - 1],
             mean: values.iter().sum::<f64>() / n as f64,
+            approximate: false,
         })
+    }
+
+    /// Summarises `samples`: exactly as [`of`](Self::of) while they hold every value, else
+    /// from their buckets (marked [`approximate`](Self::approximate)).
+    pub fn of_samples(samples: &Samples) -> Option<Distribution> {
+        let Some(b) = &samples.buckets else {
+            return Distribution::of(samples.exact.clone());
+        };
+        let n = b.count;
+        let rank = |p: f64| {
+            let r = ((p / 100.0 * n as f64).ceil() as u64).clamp(1, n);
+            let mut seen = 0u64;
+            for (&key, &c) in &b.counts {
+                seen = seen.saturating_add(c);
+                if seen >= r {
+                    return Buckets::value(key).clamp(b.min, b.max);
+                }
+            }
+            b.max
+        };
+        (n > 0).then(|| Distribution {
+            count: usize::try_from(n).unwrap_or(usize::MAX),
+            min: b.min,
+            p50: rank(50.0),
+            p90: rank(90.0),
+            p99: rank(99.0),
+            max: b.max,
+            mean: b.sum / n as f64,
+            approximate: true,
+        })
+    }
+}
+
+/// The values of one duration (seconds), for [`Distribution`]: every value as given while
+/// there are at most [`EXACT_LIMIT`](Self::EXACT_LIMIT), so that the percentiles are the
+/// nearest-rank ones; past that, a count per bucket of values that agree in sign, exponent and
+/// the top 10 bits of the mantissa (a bucket spans 2⁻¹⁰ of its values, so a value reported
+/// from its middle is within ±0.05%), with the count, minimum, maximum and sum kept as they
+/// are. The buckets depend on the values only, not on the order they came in, so two samples
+/// of the same values merged in any order summarise alike (the mean's last bits aside). NaNs
+/// are left out.
+///
+/// ```
+/// use journey_spec::otel::summary::{Distribution, Samples};
+/// let mut s = Samples::default();
+/// (1..=100).for_each(|v| s.push(f64::from(v)));
+/// let d = Distribution::of_samples(&s).unwrap();
+/// assert_eq!((d.p50, d.p99, d.approximate), (50.0, 99.0, false));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Samples {
+    /// The values, while they are kept (`buckets` is `None`).
+    exact: Vec<f64>,
+    buckets: Option<Buckets>,
+}
+
+impl Extend<f64> for Samples {
+    fn extend<I: IntoIterator<Item = f64>>(&mut self, values: I) {
+        values.into_iter().for_each(|v| self.push(v));
+    }
+}
+
+impl FromIterator<f64> for Samples {
+    fn from_iter<I: IntoIterator<Item = f64>>(values: I) -> Samples {
+        let mut s = Samples::default();
+        s.extend(values);
+        s
+    }
+}
+
+/// [`Samples`] past their limit.
+#[derive(Debug, Clone, PartialEq)]
+struct Buckets {
+    /// Values by [`Buckets::key`].
+    counts: BTreeMap<i64, u64>,
+    count: u64,
+    min: f64,
+    max: f64,
+    sum: f64,
+}
+
+impl Buckets {
+    /// Mantissa bits a bucket keeps.
+    const BITS: u32 = 10;
+
+    /// The bucket of `v` (not NaN): ordered as the values are.
+    fn key(v: f64) -> i64 {
+        if v == 0.0 {
+            return 0;
+        }
+        // The bits of a non-negative double are ordered as its value; +1 keeps 0 for zero.
+        let magnitude = (v.abs().to_bits() >> (52 - Self::BITS)) as i64 + 1;
+        if v > 0.0 { magnitude } else { -magnitude }
+    }
+
+    /// The value reported for bucket `key`: the middle of its span (its lower end when the
+    /// span reaches infinity).
+    fn value(key: i64) -> f64 {
+        if key == 0 {
+            return 0.0;
+        }
+        let m = key.unsigned_abs() - 1;
+        let lo = f64::from_bits(m << (52 - Self::BITS));
+        let hi = f64::from_bits((m + 1) << (52 - Self::BITS));
+        let mid = if hi.is_finite() { lo + (hi - lo) / 2.0 } else { lo };
+        if key > 0 { mid } else { -mid }
+    }
+
+    fn empty() -> Buckets {
+        Buckets { counts: BTreeMap::new(), count: 0, min: f64::INFINITY, max: f64::NEG_INFINITY, sum: 0.0 }
+    }
+
+    fn add(&mut self, v: f64, n: u64) {
+        *self.counts.entry(Self::key(v)).or_default() += n;
+        self.count = self.count.saturating_add(n);
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        self.sum += v * n as f64;
+    }
+
+    fn merge(&mut self, other: &Buckets) {
+        for (k, c) in &other.counts {
+            *self.counts.entry(*k).or_default() += c;
+        }
+        self.count = self.count.saturating_add(other.count);
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+    }
+}
+
+impl Samples {
+    /// Values kept exactly, per duration; past this the samples are counted in buckets (about
+    /// 8 MiB per duration at the limit; the buckets of one duration number at most a few
+    /// thousand for durations between a microsecond and a day).
+    pub const EXACT_LIMIT: usize = 1 << 20;
+
+    /// Adds `v` (a NaN is left out).
+    pub fn push(&mut self, v: f64) {
+        if v.is_nan() {
+            return;
+        }
+        match &mut self.buckets {
+            Some(b) => b.add(v, 1),
+            None => {
+                self.exact.push(v);
+                self.spill_if_full();
+            }
+        }
+    }
+
+    /// Adds every value of `other`.
+    pub fn merge(&mut self, other: &Samples) {
+        match (&mut self.buckets, &other.buckets) {
+            (Some(b), Some(o)) => b.merge(o),
+            (Some(b), None) => other.exact.iter().for_each(|v| b.add(*v, 1)),
+            (None, Some(o)) => {
+                let mut b = o.clone();
+                self.exact.drain(..).for_each(|v| b.add(v, 1));
+                self.exact = Vec::new();
+                self.buckets = Some(b);
+            }
+            (None, None) => {
+                self.exact.extend_from_slice(&other.exact);
+                self.spill_if_full();
+            }
+        }
+    }
+
+    /// Past the limit, the exact values go into buckets and their memory is given back.
+    fn spill_if_full(&mut self) {
+        if self.exact.len() > Self::EXACT_LIMIT {
+            let mut b = Buckets::empty();
+            std::mem::take(&mut self.exact).into_iter().for_each(|v| b.add(v, 1));
+            self.buckets = Some(b);
+        }
+    }
+
+    /// How many values were added.
+    pub fn len(&self) -> usize {
+        match &self.buckets {
+            Some(b) => usize::try_from(b.count).unwrap_or(usize::MAX),
+            None => self.exact.len(),
+        }
+    }
+
+    /// Whether no value was added.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether every value is kept as given (at most [`EXACT_LIMIT`](Self::EXACT_LIMIT)).
+    pub fn is_exact(&self) -> bool {
+        self.buckets.is_none()
+    }
+
+    /// The values with how often each occurs: each value once, in the order added, while they
+    /// are exact; else each bucket's middle value (within its minimum and maximum) and count, in
+    /// ascending order.
+    pub fn counts(&self) -> Box<dyn Iterator<Item = (f64, u64)> + '_> {
+        match &self.buckets {
+            None => Box::new(self.exact.iter().map(|v| (*v, 1))),
+            Some(b) => Box::new(b.counts.iter().map(|(k, c)| (Buckets::value(*k).clamp(b.min, b.max), *c))),
+        }
     }
 }
 
@@ -178,11 +390,11 @@ impl JourneyMetrics {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stats {
     /// QUEUED → first SCHEDULED, seconds, one value per journey that has both.
-    pub queue_time: Vec<f64>,
+    pub queue_time: Samples,
     /// QUEUED → FIRST_TOKEN, seconds.
-    pub time_to_first_token: Vec<f64>,
+    pub time_to_first_token: Samples,
     /// QUEUED → FINISHED, seconds.
-    pub end_to_end: Vec<f64>,
+    pub end_to_end: Samples,
     /// Number of journeys by number of preemptions.
     pub preemptions: BTreeMap<u64, u64>,
     /// Number of journeys by finish status (statuses no journey had are absent).
@@ -210,9 +422,9 @@ impl Stats {
 
     /// Adds the values and counts of `other`.
     fn merge(&mut self, other: &Stats) {
-        self.queue_time.extend_from_slice(&other.queue_time);
-        self.time_to_first_token.extend_from_slice(&other.time_to_first_token);
-        self.end_to_end.extend_from_slice(&other.end_to_end);
+        self.queue_time.merge(&other.queue_time);
+        self.time_to_first_token.merge(&other.time_to_first_token);
+        self.end_to_end.merge(&other.end_to_end);
         for (k, n) in &other.preemptions {
             *self.preemptions.entry(*k).or_default() += n;
         }
@@ -414,5 +626,81 @@ impl Summary {
     /// Every violation, with its journey and the index of its input.
     pub fn violations(&self) -> impl Iterator<Item = (usize, &JourneyReport, &crate::model::Violation)> {
         self.violating_journeys.iter().flat_map(|(input, j)| j.verdict.violations().iter().map(move |v| (*input, j, v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Durations spread over six decades, in an order that is not sorted.
+    fn durations(n: usize) -> impl Iterator<Item = f64> {
+        (0..n).map(|i| {
+            let x = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11;
+            1e-4 * 10f64.powf(6.0 * x as f64 / (1u64 << 53) as f64)
+        })
+    }
+
+    #[test]
+    fn below_the_limit_samples_summarise_exactly() {
+        let values: Vec<f64> = durations(10_000).chain([f64::NAN]).collect();
+        let s: Samples = values.iter().copied().collect();
+        assert!(s.is_exact());
+        assert_eq!(s.len(), 10_000);
+        assert_eq!(Distribution::of_samples(&s), Distribution::of(values));
+        assert_eq!(Distribution::of_samples(&Samples::default()), None);
+    }
+
+    #[test]
+    fn bucket_keys_are_ordered_as_the_values_and_their_values_are_within_half_a_bucket() {
+        let mut values: Vec<f64> = durations(5_000).flat_map(|v| [v, -v]).collect();
+        values.extend([0.0, -0.0, f64::MIN_POSITIVE, 5e-324, -5e-324, 1e300, -1e300, 86_400.0]);
+        values.sort_by(f64::total_cmp);
+        for w in values.windows(2) {
+            assert!(Buckets::key(w[0]) <= Buckets::key(w[1]), "{} then {}", w[0], w[1]);
+        }
+        for v in values.into_iter().filter(|v| v.is_normal()) {
+            let r = Buckets::value(Buckets::key(v));
+            assert!(((r - v) / v).abs() <= 1.0 / f64::from(1u32 << (Buckets::BITS + 1)), "{v} -> {r}");
+        }
+    }
+
+    /// Past the limit the values are given back and counted in buckets: count, min and max
+    /// exact, the percentiles within ±0.05% of the nearest-rank ones, the same whatever the
+    /// order the samples are merged in.
+    #[test]
+    fn past_the_limit_samples_are_bounded_and_close() {
+        let n = Samples::EXACT_LIMIT + 1_000;
+        let values: Vec<f64> = durations(n).collect();
+        let all: Samples = values.iter().copied().collect();
+        assert!(!all.is_exact() && all.exact.capacity() == 0);
+        let buckets = all.buckets.as_ref().map_or(0, |b| b.counts.len());
+        // Six decades are 20 binades of 2^10 buckets each, at most.
+        assert!(buckets <= 21 << Buckets::BITS, "{buckets} buckets");
+        let exact = Distribution::of(values.clone()).unwrap();
+        let approx = Distribution::of_samples(&all).unwrap();
+        assert!(approx.approximate && !exact.approximate);
+        assert_eq!((approx.count, approx.min, approx.max), (exact.count, exact.min, exact.max));
+        for (a, e) in
+            [(approx.p50, exact.p50), (approx.p90, exact.p90), (approx.p99, exact.p99), (approx.mean, exact.mean)]
+        {
+            assert!(((a - e) / e).abs() <= 5e-4, "{a} against {e}");
+        }
+        // Merged in either order from two parts, one of them past the limit.
+        let (head, tail) = values.split_at(Samples::EXACT_LIMIT + 1);
+        let (a, b): (Samples, Samples) = (head.iter().copied().collect(), tail.iter().copied().collect());
+        assert!(!a.is_exact() && b.is_exact());
+        let (mut ab, mut ba) = (a.clone(), b.clone());
+        ab.merge(&b);
+        ba.merge(&a);
+        let summary = |s: &Samples| Distribution::of_samples(s).map(|d| (d.count, d.min, d.p50, d.p90, d.p99, d.max));
+        assert_eq!(summary(&ab), summary(&all));
+        assert_eq!(summary(&ba), summary(&all));
+        let weighted: u64 = all.counts().map(|(_, c)| c).sum();
+        assert_eq!(weighted as usize, n);
+        // The JSON object says so, and only then.
+        let json = |d: &Distribution| serde_json::to_string(d).unwrap_or_default();
+        assert!(json(&approx).contains(r#""approximate":true"#), "{}", json(&approx));
+        assert!(!json(&exact).contains("approximate"), "{}", json(&exact));
     }
 }

@@ -11,7 +11,7 @@ use crate::model::{EventKind, FinishStatus, JourneyEvent, Layer, RuleId, State, 
 
 use super::check::{ApiReport, JourneyReport};
 use super::read::RecordedEvent;
-use super::summary::{Distribution, Summary};
+use super::summary::{Distribution, Samples, Summary};
 
 /// A duration in seconds, in the unit that suits it: `850 µs`, `12.40 ms`, `3.201 s`.
 ///
@@ -321,12 +321,14 @@ fn write_stats(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
     }
     writeln!(out, "\nstatistics over {} that break no rule (ts.monotonic)", plural(judged, "journey", "journeys"))?;
     writeln!(out, "  {:<22} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10}", "", "n", "min", "p50", "p90", "p99", "max")?;
+    let mut approximate = false;
     for (name, values) in [
         ("queue time", &s.queue_time),
         ("time to first token", &s.time_to_first_token),
         ("end-to-end latency", &s.end_to_end),
     ] {
-        match Distribution::of(values.clone()) {
+        approximate |= !values.is_exact();
+        match Distribution::of_samples(values) {
             Some(d) => writeln!(
                 out,
                 "  {name:<22} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10}",
@@ -339,6 +341,13 @@ fn write_stats(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
             )?,
             None => writeln!(out, "  {name:<22} {:>6}", 0)?,
         }
+    }
+    if approximate {
+        writeln!(
+            out,
+            "  (percentiles from buckets, within ±0.05%: more than {} values of one duration)",
+            Samples::EXACT_LIMIT
+        )?;
     }
     writeln!(out, "  preemptions per request")?;
     let bins = preemption_bins(&s.preemptions);

@@ -54,16 +54,21 @@ impl Histogram {
 
     /// Records one value (NaN is left out).
     pub fn observe(&mut self, v: f64) {
+        self.observe_n(v, 1);
+    }
+
+    /// Records `n` observations of `v`.
+    pub fn observe_n(&mut self, v: f64, n: u64) {
         if v.is_nan() {
             return;
         }
         if let Some(i) = self.bounds.iter().position(|b| v <= *b)
             && let Some(c) = self.counts.get_mut(i)
         {
-            *c += 1;
+            *c = c.saturating_add(n);
         }
-        self.count += 1;
-        self.sum += v;
+        self.count = self.count.saturating_add(n);
+        self.sum += v * n as f64;
     }
 
     /// How many values were recorded.
@@ -114,9 +119,9 @@ impl Metrics {
     pub fn of(summary: &Summary) -> Metrics {
         let mut m = Metrics::default();
         let stats = &summary.stats;
-        stats.queue_time.iter().for_each(|v| m.queue_time.observe(*v));
-        stats.time_to_first_token.iter().for_each(|v| m.time_to_first_token.observe(*v));
-        stats.end_to_end.iter().for_each(|v| m.e2e_latency.observe(*v));
+        stats.queue_time.counts().for_each(|(v, n)| m.queue_time.observe_n(v, n));
+        stats.time_to_first_token.counts().for_each(|(v, n)| m.time_to_first_token.observe_n(v, n));
+        stats.end_to_end.counts().for_each(|(v, n)| m.e2e_latency.observe_n(v, n));
         for (rule, n) in summary.violations_by_rule() {
             if let Some(i) = RuleId::ALL.iter().position(|r| *r == rule)
                 && let Some(c) = m.violations.get_mut(i)

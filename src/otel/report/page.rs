@@ -14,7 +14,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::model::{FinishStatus, RuleId};
-use crate::otel::summary::{Distribution, Stats};
+use crate::otel::summary::{Distribution, Samples, Stats};
 use crate::otel::text::duration;
 
 use super::compare::{Comparison, compare};
@@ -197,7 +197,7 @@ fn load_section(p: &mut String, runs: &[(&str, &RunData)]) {
 }
 
 /// The three duration metrics: JSON report name, title, values.
-fn metrics(s: &Stats) -> [(&'static str, &'static str, &[f64]); 3] {
+fn metrics(s: &Stats) -> [(&'static str, &'static str, &Samples); 3] {
     [
         ("queue_time_s", "queue time", &s.queue_time),
         ("time_to_first_token_s", "time to first token", &s.time_to_first_token),
@@ -231,7 +231,7 @@ fn distributions(p: &mut String, runs: &[(&str, &RunData)]) {
     let stats: Vec<&Stats> = runs.iter().map(|(_, r)| &r.summary.stats).collect();
     for m in 0..3 {
         let (name, title, _) = metrics(stats[0])[m];
-        let sets: Vec<&[f64]> = stats.iter().map(|s| metrics(s)[m].2).collect();
+        let sets: Vec<&Samples> = stats.iter().map(|s| metrics(s)[m].2).collect();
         let scale = HistogramScale::of(&sets);
         let _ = write!(p, r#"<div class="dist"><h3>{title}</h3><div class="side">"#);
         for (k, values) in sets.iter().enumerate() {
@@ -290,7 +290,7 @@ fn stats_table(p: &mut String, runs: &[(&str, &RunData)]) {
                 r#"<tr><th>{}</th><td><span class="run-tag run-{k}">{tag}</span></td>"#,
                 if k == 0 { title } else { "" }
             );
-            match Distribution::of(values.to_vec()) {
+            match Distribution::of_samples(values) {
                 Some(d) => {
                     p.push_str("<td>");
                     stat(p, k, &format!("{name}.count"), &d.count.to_string(), &d.count.to_string());

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::load::Load;
-use crate::otel::summary::Distribution;
+use crate::otel::summary::{Distribution, Samples};
 
 /// Escapes text for HTML and SVG content and attribute values.
 pub(super) fn esc(s: &str) -> String {
@@ -143,12 +143,12 @@ pub(super) struct HistogramScale {
 /// Bins of a histogram of `values` on `[0, hi]`.
 pub(super) const BINS: usize = 40;
 
-pub(super) fn bin_counts(values: &[f64], hi: f64) -> Vec<u64> {
+pub(super) fn bin_counts(values: &Samples, hi: f64) -> Vec<u64> {
     let mut counts = vec![0u64; BINS];
-    for v in values.iter().filter(|v| v.is_finite()) {
+    for (v, n) in values.counts().filter(|(v, _)| v.is_finite()) {
         let i = if hi > 0.0 { ((v / hi) * BINS as f64).floor().max(0.0) as usize } else { 0 };
         if let Some(c) = counts.get_mut(i.min(BINS - 1)) {
-            *c += 1;
+            *c = c.saturating_add(n);
         }
     }
     counts
@@ -156,8 +156,8 @@ pub(super) fn bin_counts(values: &[f64], hi: f64) -> Vec<u64> {
 
 impl HistogramScale {
     /// A scale that fits every set of values.
-    pub fn of(sets: &[&[f64]]) -> HistogramScale {
-        let hi = sets.iter().flat_map(|s| s.iter()).copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
+    pub fn of(sets: &[&Samples]) -> HistogramScale {
+        let hi = sets.iter().flat_map(|s| s.counts()).map(|(v, _)| v).filter(|v| v.is_finite()).fold(0.0, f64::max);
         let hi = if hi > 0.0 { hi } else { 1e-3 };
         let most = sets.iter().flat_map(|s| bin_counts(s, hi)).max().unwrap_or(0);
         HistogramScale { hi, most }
@@ -165,7 +165,7 @@ impl HistogramScale {
 }
 
 /// A histogram of durations (seconds) with the median, p90 and p99 marked.
-pub(super) fn histogram(chart: &str, title: &str, values: &[f64], scale: HistogramScale, tone: &str) -> String {
+pub(super) fn histogram(chart: &str, title: &str, values: &Samples, scale: HistogramScale, tone: &str) -> String {
     let f = Frame { width: 360.0, height: 190.0, left: 40.0, right: 12.0, top: 22.0, bottom: 34.0 };
     let mut out = String::new();
     f.open(&mut out, chart, title);
@@ -184,7 +184,7 @@ pub(super) fn histogram(chart: &str, title: &str, values: &[f64], scale: Histogr
             h = f.height - f.bottom - y,
         );
     }
-    if let Some(d) = Distribution::of(values.to_vec()) {
+    if let Some(d) = Distribution::of_samples(values) {
         for (name, v) in [("p50", d.p50), ("p90", d.p90), ("p99", d.p99)] {
             let x = f.x(v, 0.0, scale.hi);
             let _ = write!(
@@ -354,7 +354,7 @@ mod tests {
 
     #[test]
     fn bins_put_the_largest_value_in_the_last_bin() {
-        let c = bin_counts(&[0.0, 0.5, 1.0, f64::NAN], 1.0);
+        let c = bin_counts(&[0.0, 0.5, 1.0, f64::NAN].into_iter().collect(), 1.0);
         assert_eq!((c[0], c[BINS / 2], c[BINS - 1], c.iter().sum::<u64>()), (1, 1, 1, 3));
     }
 
