@@ -12,8 +12,9 @@ use super::request::Handle;
 ///   at their place (a priority queue has no front to prepend to, as in vLLM). Arrival numbers
 ///   are unique, so the id tie-break of `SPEC.md` §6 is never needed. An ordered set: insert,
 ///   pop and remove stay O(log n) however long the queue grows (a sorted deque, tried for the
-///   explorer's cheaper copies, made a 200,000-request priority simulation 19% slower and gave
-///   the explorer no measurable gain in the release build).
+///   explorer's cheaper copies, made a 400,000-request priority simulation with every request
+///   waiting at once take twice as long, and gave the explorer no measurable gain in the
+///   release build).
 #[derive(Debug)]
 pub(crate) enum WaitingQueue {
     Fcfs(VecDeque<Handle>),

@@ -285,8 +285,7 @@ impl Samples {
             (Some(b), None) => other.exact.iter().for_each(|v| b.add(*v, 1)),
             (None, Some(o)) => {
                 let mut b = o.clone();
-                self.exact.drain(..).for_each(|v| b.add(v, 1));
-                self.exact = Vec::new();
+                std::mem::take(&mut self.exact).into_iter().for_each(|v| b.add(v, 1));
                 self.buckets = Some(b);
             }
             (None, None) => {
